@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Parley needs to build, run and test. Only what is missing
+# is installed; `apt-get update` runs once, and only when something is missing.
+set -euo pipefail
+PKGS=(
+  build-essential cmake ninja-build ccache pkg-config
+  libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
+  libsqlite3-dev sqlite3 libsodium-dev libssl-dev libjwt-dev libjansson-dev
+  libspdlog-dev libfmt-dev libcli11-dev
+)
+if [[ "${1:-}" == "--test" ]]; then
+  PKGS+=(libgtest-dev libgmock-dev libbenchmark-dev nodejs npm curl procps)
+fi
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,61 @@
+#include "api/metrics.h"
+
+#include <sstream>
+
+namespace parley::api {
+
+void Metrics::observe_request(const std::string& route, const std::string& method, int status, double seconds) {
+  std::lock_guard g(mu_);
+  ++requests_[{route, method, status}];
+  std::size_t i = 0;
+  while (i < kLatencyBuckets.size() && seconds > kLatencyBuckets[i]) ++i;
+  ++latency_[i];
+  latency_sum_ += seconds;
+  ++latency_count_;
+}
+
+void Metrics::observe_commit(std::size_t jobs) {
+  std::lock_guard g(mu_);
+  std::size_t i = 0;
+  while (i < kBatchBuckets.size() && static_cast<double>(jobs) > kBatchBuckets[i]) ++i;
+  ++batch_[i];
+  batch_sum_ += jobs;
+  ++batch_count_;
+}
+
+namespace {
+template <class Buckets, class Counts>
+void histogram(std::ostringstream& o, const char* name, const Buckets& bounds, const Counts& counts, double sum,
+               std::uint64_t count) {
+  std::uint64_t cum = 0;
+  for (std::size_t i = 0; i < bounds.size(); ++i) {
+    cum += counts[i];
+    o << name << "_bucket{le=\"" << bounds[i] << "\"} " << cum << "\n";
+  }
+  o << name << "_bucket{le=\"+Inf\"} " << count << "\n" << name << "_sum " << sum << "\n" << name << "_count "
+    << count << "\n";
+}
+}  // namespace
+
+std::string Metrics::render() const {
+  std::ostringstream o;
+  std::lock_guard g(mu_);
+  o << "# HELP parley_http_requests_total HTTP requests by route pattern, method and status.\n"
+       "# TYPE parley_http_requests_total counter\n";
+  for (const auto& [k, v] : requests_)
+    o << "parley_http_requests_total{route=\"" << std::get<0>(k) << "\",method=\"" << std::get<1>(k)
+      << "\",status=\"" << std::get<2>(k) << "\"} " << v << "\n";
+  o << "# HELP parley_http_request_duration_seconds Time from request read to response ready.\n"
+       "# TYPE parley_http_request_duration_seconds histogram\n";
+  histogram(o, "parley_http_request_duration_seconds", kLatencyBuckets, latency_, latency_sum_, latency_count_);
+  o << "# HELP parley_messages_stored_total Messages committed to storage.\n"
+       "# TYPE parley_messages_stored_total counter\n"
+       "parley_messages_stored_total "
+    << messages_stored_.load() << "\n";
+  o << "# HELP parley_db_commit_batch_size Write jobs per storage transaction (group commit).\n"
+       "# TYPE parley_db_commit_batch_size histogram\n";
+  histogram(o, "parley_db_commit_batch_size", kBatchBuckets, batch_, static_cast<double>(batch_sum_), batch_count_);
+  return o.str();
+}
+
+}  // namespace parley::api

@@ -1,0 +1,35 @@
+#pragma once
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <tuple>
+
+namespace parley::api {
+
+// Process metrics, rendered in the Prometheus text format at /metrics. Label sets are
+// bounded: routes are patterns (not raw paths) and statuses are the few the API answers.
+class Metrics {
+ public:
+  void observe_request(const std::string& route, const std::string& method, int status, double seconds);
+  void observe_commit(std::size_t jobs);
+  void message_stored() { messages_stored_.fetch_add(1, std::memory_order_relaxed); }
+  std::string render() const;
+
+ private:
+  static constexpr std::array<double, 12> kLatencyBuckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                          0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
+  static constexpr std::array<double, 9> kBatchBuckets{1, 2, 4, 8, 16, 32, 64, 128, 256};
+  mutable std::mutex mu_;
+  std::map<std::tuple<std::string, std::string, int>, std::uint64_t> requests_;
+  std::array<std::uint64_t, kLatencyBuckets.size() + 1> latency_{};
+  double latency_sum_ = 0;
+  std::uint64_t latency_count_ = 0;
+  std::array<std::uint64_t, kBatchBuckets.size() + 1> batch_{};
+  std::uint64_t batch_sum_ = 0, batch_count_ = 0;
+  std::atomic<std::uint64_t> messages_stored_{0};
+};
+
+}  // namespace parley::api

@@ -1,0 +1,352 @@
+#include "api/rest.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/json.hpp>
+#include <boost/url/parse.hpp>
+#include <chrono>
+
+#include "api/json_render.h"
+#include "api/router.h"
+#include "auth/password.h"
+#include "chat/validation.h"
+#include "common/error.h"
+
+namespace parley::api {
+namespace json = boost::json;
+using chat::Seq;
+
+Response error_response(int status, std::string_view code, std::string_view message) {
+  Response r;
+  r.status = status;
+  r.body = json::serialize(json::object{{"error", json::object{{"code", code}, {"message", message}}}});
+  return r;
+}
+
+namespace {
+
+int status_of(ErrorKind k) {
+  switch (k) {
+    case ErrorKind::BadInput: return 400;
+    case ErrorKind::Unauthorized: return 401;
+    case ErrorKind::Forbidden: return 403;
+    case ErrorKind::NotFound: return 404;
+    case ErrorKind::Conflict: return 409;
+    case ErrorKind::TooLarge: return 413;
+    case ErrorKind::RateLimited: return 429;
+    case ErrorKind::Unavailable: return 503;
+  }
+  return 500;
+}
+
+Response json_response(int status, const json::value& v) {
+  Response r;
+  r.status = status;
+  r.body = json::serialize(v);
+  return r;
+}
+
+// A parsed request as the handlers see it.
+struct Ctx {
+  const Request& req;
+  std::vector<std::string> params;
+  json::object query_params;  // decoded query parameters (last one wins)
+  Id user = 0;                // authenticated caller (0 on public routes)
+
+  Id param_id(std::size_t i) const {
+    auto id = parse_id(params.at(i));
+    if (!id) bad_input("malformed id in path: " + params.at(i));
+    return *id;
+  }
+  json::object body() const {
+    json::error_code ec;
+    json::value v = json::parse(req.body, ec);
+    if (ec || !v.is_object()) throw Error(ErrorKind::BadInput, "invalid_json", "the body must be a JSON object");
+    return std::move(v.as_object());
+  }
+  std::optional<std::string> query(std::string_view name) const {
+    auto it = query_params.find(name);
+    if (it == query_params.end()) return std::nullopt;
+    return std::string(it->value().as_string());
+  }
+  std::optional<Seq> query_seq(std::string_view name) const {
+    auto s = query(name);
+    if (!s) return std::nullopt;
+    if (*s == "0") return 0;
+    auto v = parse_id(*s);
+    if (!v) bad_input(std::string(name) + " must be a non-negative integer");
+    return *v;
+  }
+  int query_int(std::string_view name, int def, int lo, int hi) const {
+    auto s = query(name);
+    if (!s) return def;
+    auto v = parse_id(*s);
+    if (!v || *v < lo || *v > hi)
+      bad_input(std::string(name) + " must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
+    return static_cast<int>(*v);
+  }
+};
+
+std::string field_string(const json::object& o, std::string_view name) {
+  auto it = o.find(name);
+  if (it == o.end() || !it->value().is_string()) bad_input(std::string(name) + " must be a string");
+  return std::string(it->value().as_string());
+}
+
+std::optional<std::string> optional_string(const json::object& o, std::string_view name) {
+  auto it = o.find(name);
+  if (it == o.end() || it->value().is_null()) return std::nullopt;
+  if (!it->value().is_string()) bad_input(std::string(name) + " must be a string");
+  return std::string(it->value().as_string());
+}
+
+Id id_value(const json::value& v, std::string_view name) {
+  if (!v.is_string()) bad_input(std::string(name) + " must hold id strings");
+  auto id = parse_id(v.as_string());
+  if (!id) bad_input(std::string(name) + " holds a malformed id");
+  return *id;
+}
+
+std::vector<Id> id_array(const json::object& o, std::string_view name, bool required) {
+  auto it = o.find(name);
+  if (it == o.end() || it->value().is_null()) {
+    if (required) bad_input(std::string(name) + " must be an array of ids");
+    return {};
+  }
+  if (!it->value().is_array()) bad_input(std::string(name) + " must be an array of ids");
+  std::vector<Id> out;
+  for (const auto& v : it->value().as_array()) out.push_back(id_value(v, name));
+  return out;
+}
+
+}  // namespace
+
+using Handler = std::function<Response(Ctx&)>;
+struct RouteInfo {
+  bool auth = true;
+  Handler fn;
+};
+
+struct RestApi::Impl {
+  chat::ChatService& chat;
+  chat::Store& store;
+  const auth::JwtCodec& jwt;
+  RateLimiter& limiter;
+  Metrics& metrics;
+  Router<RouteInfo> router;
+
+  Impl(chat::ChatService& c, chat::Store& s, const auth::JwtCodec& j, RateLimiter& l, Metrics& m)
+      : chat(c), store(s), jwt(j), limiter(l), metrics(m) {
+    add_routes();
+  }
+
+  Response auth_answer(int status, const chat::User& u) {
+    return json_response(status, json::object{{"user", to_json(u)}, {"token", jwt.issue(u.id, now_ms())}});
+  }
+
+  void add_routes() {
+    auto pub = [this](const char* m, const char* p, Handler h) { router.add(m, p, RouteInfo{false, std::move(h)}); };
+    auto api = [this](const char* m, const char* p, Handler h) { router.add(m, p, RouteInfo{true, std::move(h)}); };
+
+    pub("GET", "/healthz", [](Ctx&) { return json_response(200, json::object{{"status", "ok"}}); });
+    pub("GET", "/readyz", [this](Ctx&) {
+      bool ok = store.healthy();
+      return json_response(ok ? 200 : 503, json::object{{"status", ok ? "ready" : "unavailable"}});
+    });
+    pub("GET", "/metrics", [this](Ctx&) {
+      Response r;
+      r.body = metrics.render();
+      r.content_type = "text/plain; version=0.0.4";
+      return r;
+    });
+
+    pub("POST", "/api/auth/register", [this](Ctx& c) {
+      auto b = c.body();
+      std::string username = chat::normalize_username(field_string(b, "username"));
+      std::string password = field_string(b, "password");
+      chat::check_password(password);
+      auto user = chat.create_user(username, auth::hash_password(password));
+      return auth_answer(201, user);
+    });
+    pub("POST", "/api/auth/login", [this](Ctx& c) {
+      auto b = c.body();
+      std::string username = field_string(b, "username");
+      std::string password = field_string(b, "password");
+      auto found = chat.user_auth(username);
+      bool ok = auth::verify_password(found ? found->password_hash : auth::dummy_password_hash(), password);
+      if (!found || !ok) throw Error(ErrorKind::Unauthorized, "invalid_credentials", "wrong username or password");
+      return auth_answer(200, found->user);
+    });
+    api("GET", "/api/me", [this](Ctx& c) { return json_response(200, to_json(chat.get_user(c.user))); });
+    api("GET", "/api/users", [this](Ctx& c) {
+      int limit = c.query_int("limit", chat::kDefaultUserSearchLimit, 1, chat::kMaxUserSearchLimit);
+      auto users = chat.search_users(c.query("query").value_or(""), limit);
+      return json_response(200, json::object{{"users", to_json(users)}});
+    });
+
+    api("POST", "/api/chatrooms", [this](Ctx& c) {
+      auto b = c.body();
+      auto type = optional_string(b, "type").value_or("group");
+      auto members = id_array(b, "member_ids", type == "direct");
+      if (type == "direct") {
+        if (members.size() != 1) bad_input("a direct room takes exactly one member_ids entry");
+        auto [view, created] = chat.create_direct(c.user, members[0]);
+        return json_response(created ? 201 : 200, to_json(view));
+      }
+      if (type != "group") bad_input("type must be \"group\" or \"direct\"");
+      auto name = optional_string(b, "name");
+      if (!name) bad_input("name must be a string");
+      return json_response(201, to_json(chat.create_group(c.user, *name, members)));
+    });
+    api("GET", "/api/chatrooms", [this](Ctx& c) {
+      json::array rooms;
+      for (const auto& r : chat.list_rooms(c.user)) rooms.push_back(to_json(r));
+      return json_response(200, json::object{{"chatrooms", std::move(rooms)}});
+    });
+    api("GET", "/api/chatrooms/:id", [this](Ctx& c) {
+      return json_response(200, to_json(chat.get_room(c.user, c.param_id(0))));
+    });
+    api("POST", "/api/chatrooms/:id/members", [this](Ctx& c) {
+      Id room = c.param_id(0);
+      auto b = c.body();
+      auto it = b.find("user_id");
+      if (it == b.end()) bad_input("user_id must be an id string");
+      Id user = id_value(it->value(), "user_id");
+      return json_response(200, to_json(chat.add_member(c.user, room, user).room));
+    });
+    api("DELETE", "/api/chatrooms/:id/members/:user_id", [this](Ctx& c) {
+      Id room = c.param_id(0);
+      Id user = c.param_id(1);
+      chat.remove_member(c.user, room, user);
+      Response r;
+      r.status = 204;
+      return r;
+    });
+
+    api("POST", "/api/chatrooms/:id/messages", [this](Ctx& c) {
+      Id room = c.param_id(0);
+      auto b = c.body();
+      std::string content = field_string(b, "content");
+      auto cmid = optional_string(b, "client_msg_id");
+      auto res = chat.send(c.user, room, content, cmid);
+      if (res.created) metrics.message_stored();
+      return json_response(res.created ? 201 : 200, to_json(res.message));
+    });
+    api("GET", "/api/chatrooms/:id/messages", [this](Ctx& c) {
+      Id room = c.param_id(0);
+      int limit = c.query_int("limit", chat::kDefaultHistoryLimit, 1, chat::kMaxHistoryLimit);
+      auto page = chat.history(c.user, room, c.query_seq("after_seq"), c.query_seq("before_seq"), limit);
+      json::array msgs;
+      for (const auto& m : page.messages) msgs.push_back(to_json(m));
+      return json_response(200, json::object{{"messages", std::move(msgs)}, {"has_more", page.has_more}});
+    });
+    api("GET", "/api/messages/unread-counts", [this](Ctx& c) {
+      auto u = chat.unread_counts(c.user);
+      json::object counts;
+      for (auto [room, n] : u.rooms) counts[format_id(room)] = n;
+      return json_response(200, json::object{{"unread_counts", std::move(counts)}, {"total", u.total}});
+    });
+    api("GET", "/api/messages/latest", [this](Ctx& c) {
+      json::array out;
+      for (const auto& [room, m] : chat.latest(c.user))
+        out.push_back(json::object{{"room_id", format_id(room)}, {"message", to_json(m)}});
+      return json_response(200, json::object{{"latest", std::move(out)}});
+    });
+    api("POST", "/api/messages/read", [this](Ctx& c) {
+      auto b = c.body();
+      auto ids = id_array(b, "message_ids", true);
+      json::array rooms;
+      for (const auto& r : chat.read_bulk(c.user, ids)) rooms.push_back(to_json(r));
+      return json_response(200, json::object{{"rooms", std::move(rooms)}});
+    });
+    api("GET", "/api/messages/:id", [this](Ctx& c) {
+      return json_response(200, to_json(chat.get_message(c.user, c.param_id(0))));
+    });
+    api("POST", "/api/messages/:id/read", [this](Ctx& c) {
+      return json_response(200, to_json(chat.read_one(c.user, c.param_id(0))));
+    });
+    api("POST", "/api/chatrooms/:id/mark-all-read", [this](Ctx& c) {
+      auto r = chat.mark_all_read(c.user, c.param_id(0));
+      auto o = to_json(r);
+      o["marked"] = r.marked;
+      return json_response(200, o);
+    });
+    api("GET", "/api/chatrooms/:id/first-unread", [this](Ctx& c) {
+      auto f = chat.first_unread(c.user, c.param_id(0));
+      return json_response(200, json::object{{"message", to_json(f.message)}, {"unread_count", f.unread_count}});
+    });
+    api("GET", "/api/messages/:id/read-by-who", [this](Ctx& c) {
+      auto r = chat.read_by_who(c.user, c.param_id(0));
+      json::array read_by, unread_by;
+      for (const auto& rd : r.read_by)
+        read_by.push_back(json::object{{"user_id", format_id(rd.user.id)},
+                                       {"username", rd.user.username},
+                                       {"read_at", format_rfc3339(rd.read_at)}});
+      for (const auto& u : r.unread_by)
+        unread_by.push_back(json::object{{"user_id", format_id(u.id)}, {"username", u.username}});
+      return json_response(200, json::object{{"message_id", format_id(r.message.id)},
+                                             {"room_id", format_id(r.message.room_id)},
+                                             {"read_by", std::move(read_by)},
+                                             {"unread_by", std::move(unread_by)},
+                                             {"read_count", r.read_by.size()},
+                                             {"member_count", r.member_count}});
+    });
+  }
+};
+
+RestApi::RestApi(chat::ChatService& chat, chat::Store& store, const auth::JwtCodec& jwt, RateLimiter& limiter,
+                 Metrics& metrics)
+    : impl_(std::make_unique<Impl>(chat, store, jwt, limiter, metrics)) {}
+RestApi::~RestApi() = default;
+
+std::optional<Id> RestApi::authenticate(std::string_view token) const { return impl_->jwt.verify(token, now_ms()); }
+
+Response RestApi::handle(const Request& req) {
+  auto start = std::chrono::steady_clock::now();
+  std::string route_label = "unmatched";
+  Response resp;
+  try {
+    auto url = boost::urls::parse_origin_form(req.target);
+    if (!url) throw Error(ErrorKind::BadInput, "invalid_request", "malformed request target");
+    std::vector<std::string> path;
+    for (auto seg : url->segments()) path.push_back(seg);
+    auto m = impl_->router.match(req.method, path);
+    if (!m.route) {
+      if (m.method_mismatch) resp = error_response(405, "method_not_allowed", "method not allowed on this path");
+      else resp = error_response(404, "not_found", "no such route");
+    } else {
+      route_label = m.route->pattern;
+      Ctx ctx{req, std::move(m.params), {}, 0};
+      for (auto p : url->params()) ctx.query_params[p.key] = p.has_value ? p.value : std::string();
+      std::string limiter_key = "ip:" + req.remote_ip;
+      bool metered = route_label.rfind("/api/", 0) == 0;
+      if (m.route->handler.auth) {
+        std::string_view a = req.authorization;
+        constexpr std::string_view kBearer = "Bearer ";
+        if (a.size() <= kBearer.size() || a.substr(0, kBearer.size()) != kBearer)
+          throw Error(ErrorKind::Unauthorized, "unauthorized", "missing bearer token");
+        auto uid = authenticate(a.substr(kBearer.size()));
+        if (!uid) throw Error(ErrorKind::Unauthorized, "unauthorized", "invalid or expired token");
+        ctx.user = *uid;
+        limiter_key = "u:" + format_id(*uid);
+      }
+      if (metered) {
+        if (int wait = impl_->limiter.acquire(limiter_key)) {
+          resp = error_response(429, "rate_limited", "too many requests");
+          resp.headers.emplace_back("Retry-After", std::to_string(wait));
+        }
+      }
+      if (resp.body.empty()) resp = m.route->handler.fn(ctx);
+    }
+  } catch (const Error& e) {
+    resp = error_response(status_of(e.kind()), e.code(), e.what());
+  } catch (const std::exception& e) {
+    spdlog::error("unexpected error on {} {}: {}", req.method, route_label, e.what());
+    resp = error_response(500, "internal", "internal error");
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  impl_->metrics.observe_request(route_label, req.method, resp.status, secs);
+  return resp;
+}
+
+}  // namespace parley::api

@@ -1,0 +1,33 @@
+#pragma once
+#include <memory>
+
+#include "api/http_types.h"
+#include "api/metrics.h"
+#include "api/rate_limiter.h"
+#include "auth/jwt.h"
+#include "chat/service.h"
+
+namespace parley::api {
+
+// The REST API of CONTRACT.md. handle() is blocking (storage, password hashing): the server
+// calls it on the storage pool, never on an IO thread. It never throws: every failure is an
+// HTTP answer with the JSON error shape.
+class RestApi {
+ public:
+  RestApi(chat::ChatService& chat, chat::Store& store, const auth::JwtCodec& jwt, RateLimiter& limiter,
+          Metrics& metrics);
+  ~RestApi();
+  Response handle(const Request& req);
+
+  // The user id of a bearer token / query token, or nullopt.
+  std::optional<Id> authenticate(std::string_view token) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The one JSON error shape.
+Response error_response(int status, std::string_view code, std::string_view message);
+
+}  // namespace parley::api

@@ -1,0 +1,108 @@
+#include "app/config.h"
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+namespace parley::app {
+namespace {
+
+// "HOST:PORT" or "[V6]:PORT".
+bool split_listen(const std::string& s, std::string& host, unsigned short& port) {
+  std::size_t colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 >= s.size()) return false;
+  host = s.substr(0, colon);
+  if (host.front() == '[') {
+    if (host.back() != ']') return false;
+    host = host.substr(1, host.size() - 2);
+  }
+  std::string p = s.substr(colon + 1);
+  if (p.size() > 5) return false;
+  unsigned long v = 0;
+  for (char c : p) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<unsigned long>(c - '0');
+  }
+  if (v > 65535) return false;
+  port = static_cast<unsigned short>(v);
+  if (host == "localhost") host = "127.0.0.1";
+  return !host.empty();
+}
+
+}  // namespace
+
+ParseOutcome parse_config(int argc, char** argv, Config& c) {
+  CLI::App app{"parley — a real-time chat server", "parley"};
+  app.require_subcommand(1, 1);
+  auto* serve = app.add_subcommand("serve", "start the server");
+  std::string listen = "127.0.0.1:8080";
+  auto env = [](const char* flag) { return std::string("PARLEY_") + flag; };
+  serve->add_option("--listen", listen, "HOST:PORT to listen on (port 0 picks a free port)")->envname(env("LISTEN"));
+  serve->add_option("--db", c.db_url, "sqlite:PATH | sqlite::memory: | postgres://…")->envname(env("DB"));
+  serve->add_option("--bus", c.bus_url, "empty (in-process) or redis://HOST:PORT")->envname(env("BUS"));
+  serve->add_option("--jwt-secret-file", c.jwt_secret_file, "HS256 key file (>= 32 bytes)")
+      ->envname(env("JWT_SECRET_FILE"));
+  serve->add_option("--jwt-ttl", c.jwt_ttl_seconds, "token lifetime in seconds")
+      ->envname(env("JWT_TTL"))
+      ->check(CLI::Range(std::int64_t{60}, std::int64_t{30} * 24 * 3600));
+  serve->add_option("--allowed-origin", c.allowed_origins, "allowed browser Origin (repeatable)")
+      ->envname(env("ALLOWED_ORIGIN"))
+      ->delimiter(',');
+  serve->add_flag("--allow-insecure-sidebar", c.allow_insecure_sidebar, "accept /ws?user_id= without a token")
+      ->envname(env("ALLOW_INSECURE_SIDEBAR"));
+  serve->add_option("--ws-cooldown-ms", c.ws_cooldown_ms, "min ms between WebSocket connects per user/endpoint")
+      ->envname(env("WS_COOLDOWN_MS"))
+      ->check(CLI::Range(0, 60000));
+  serve->add_option("--log-level", c.log_level, "trace|debug|info|warn|error")
+      ->envname(env("LOG_LEVEL"))
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  serve->add_option("--io-threads", c.io_threads, "IO threads (0: one per core)")
+      ->envname(env("IO_THREADS"))
+      ->check(CLI::Range(0, 64));
+  serve->add_option("--storage-threads", c.storage_threads, "threads running storage and handlers")
+      ->envname(env("STORAGE_THREADS"))
+      ->check(CLI::Range(1, 256));
+  serve->add_option("--group-commit-max", c.group_commit_max, "write jobs per transaction (1 turns group commit off)")
+      ->envname(env("GROUP_COMMIT_MAX"))
+      ->check(CLI::Range(1, 10000));
+  serve->add_option("--rate-limit-per-sec", c.rate_limit_per_sec, "API requests per second per user or IP (0: off)")
+      ->envname(env("RATE_LIMIT_PER_SEC"))
+      ->check(CLI::Range(0.0, 1e6));
+  serve->add_option("--rate-limit-burst", c.rate_limit_burst, "API request burst per user or IP")
+      ->envname(env("RATE_LIMIT_BURST"))
+      ->check(CLI::Range(1.0, 1e6));
+  serve->add_option("--rate-limit-max-keys", c.rate_limit_max_keys, "rate-limit buckets kept (LRU)")
+      ->envname(env("RATE_LIMIT_MAX_KEYS"))
+      ->check(CLI::Range(1, 10000000));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    std::cout << app.help(serve->parsed() ? "serve" : "");
+    return ParseOutcome::ExitOk;
+  } catch (const CLI::ParseError& e) {
+    std::string msg = e.what();
+    for (auto& ch : msg)
+      if (ch == '\n') ch = ' ';
+    std::cerr << "parley: configuration error: " << msg << std::endl;
+    return ParseOutcome::ExitUsage;
+  }
+  auto usage = [](const std::string& m) {
+    std::cerr << "parley: configuration error: " << m << std::endl;
+    return ParseOutcome::ExitUsage;
+  };
+  if (!split_listen(listen, c.listen_host, c.listen_port))
+    return usage("--listen must be HOST:PORT, got \"" + listen + "\"");
+  bool sqlite = c.db_url.rfind("sqlite:", 0) == 0 && c.db_url.size() > 7;
+  bool postgres = c.db_url.rfind("postgres://", 0) == 0 || c.db_url.rfind("postgresql://", 0) == 0;
+  if (!sqlite && !postgres)
+    return usage("--db must be sqlite:PATH, sqlite::memory: or postgres://…, got \"" + c.db_url + "\"");
+  if (postgres && c.jwt_secret_file.empty())
+    return usage("--jwt-secret-file is required with PostgreSQL (every instance must share the key)");
+  if (!c.bus_url.empty() && c.bus_url.rfind("redis://", 0) != 0)
+    return usage("--bus must be empty or redis://HOST:PORT, got \"" + c.bus_url + "\"");
+  for (const auto& o : c.allowed_origins)
+    if (o.rfind("http://", 0) != 0 && o.rfind("https://", 0) != 0)
+      return usage("--allowed-origin must be an http:// or https:// origin, got \"" + o + "\"");
+  return ParseOutcome::Run;
+}
+
+}  // namespace parley::app

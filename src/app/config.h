@@ -1,0 +1,37 @@
+// app/: the binary — typed, validated configuration, wiring of the components, start-up and
+// graceful shutdown. The only place that knows every layer.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace parley::app {
+
+// Every setting of `parley serve`, validated (see CONTRACT.md "Process and configuration").
+struct Config {
+  std::string listen_host = "127.0.0.1";
+  unsigned short listen_port = 8080;
+  std::string db_url = "sqlite:./data/parley.db";
+  std::string bus_url;
+  std::string jwt_secret_file;
+  std::int64_t jwt_ttl_seconds = 24 * 3600;       // 60 .. 30 days
+  std::vector<std::string> allowed_origins;
+  bool allow_insecure_sidebar = false;
+  int ws_cooldown_ms = 500;                       // 0 .. 60,000
+  std::string log_level = "info";
+  int io_threads = 0;                             // 0: one per core; at most 64
+  int storage_threads = 16;                       // 1 .. 256
+  int group_commit_max = 256;                     // 1 (off) .. 10,000
+  double rate_limit_per_sec = 50;                 // 0 (off) .. 1,000,000
+  double rate_limit_burst = 100;                  // 1 .. 1,000,000
+  int rate_limit_max_keys = 100000;               // 1 .. 10,000,000
+};
+
+enum class ParseOutcome { Run, ExitOk, ExitUsage };
+
+// Parses argv (flags win over PARLEY_* environment variables). On a bad value prints one
+// line to stderr and returns ExitUsage (the caller exits 2).
+ParseOutcome parse_config(int argc, char** argv, Config& out);
+
+}  // namespace parley::app

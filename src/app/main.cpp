@@ -1,0 +1,161 @@
+// parley: the chat server binary. Wires the components (config → store → chat → api → net),
+// runs the IO threads and shuts down gracefully on SIGTERM/SIGINT.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "api/metrics.h"
+#include "api/rate_limiter.h"
+#include "api/rest.h"
+#include "app/config.h"
+#include "auth/jwt.h"
+#include "chat/service.h"
+#include "net/http_server.h"
+#include "storage/open_store.h"
+
+namespace fs = std::filesystem;
+using namespace parley;
+
+namespace {
+
+struct StartupError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// The HS256 key: the file's bytes without a trailing newline; when no file is named, a key
+// kept next to the SQLite file (created 0600 on first start), or a fresh one for memory.
+std::string load_jwt_key(const app::Config& c) {
+  std::string path = c.jwt_secret_file;
+  if (path.empty()) {
+    std::string db = storage::sqlite_path(c.db_url);
+    if (db.empty()) return auth::random_key_hex(32);
+    path = db + ".jwt-key";
+    if (!fs::exists(path)) {
+      std::string key = auth::random_key_hex(32);
+      std::string tmp = path + ".tmp";
+      ::umask(077);
+      {
+        std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+        f << key << "\n";
+        if (!f) throw StartupError("cannot write JWT key file " + tmp);
+      }
+      fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace);
+      fs::rename(tmp, path);
+      ::umask(022);
+      return key;
+    }
+  }
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw StartupError("cannot read --jwt-secret-file " + path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  std::string key = ss.str();
+  if (!key.empty() && key.back() == '\n') key.pop_back();
+  if (!key.empty() && key.back() == '\r') key.pop_back();
+  if (key.size() < 32)
+    throw StartupError("the JWT key in " + path + " is " + std::to_string(key.size()) +
+                       " bytes; at least 32 are required");
+  return key;
+}
+
+int serve(const app::Config& cfg) {
+  auto logger = spdlog::stderr_color_mt("parley");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+
+  if (!cfg.bus_url.empty()) throw StartupError("--bus redis:// is not supported by this build yet");
+  std::string db_path = storage::sqlite_path(cfg.db_url);
+  if (!db_path.empty()) {
+    auto parent = fs::path(db_path).parent_path();
+    std::error_code ec;
+    if (!parent.empty()) fs::create_directories(parent, ec);
+    if (ec) throw StartupError("cannot create the database directory " + parent.string() + ": " + ec.message());
+  }
+  std::string key = load_jwt_key(cfg);
+
+  api::Metrics metrics;
+  storage::StoreConfig sc;
+  sc.db_url = cfg.db_url;
+  sc.threads = static_cast<std::size_t>(cfg.storage_threads);
+  sc.group_commit_max = static_cast<std::size_t>(cfg.group_commit_max);
+  sc.on_commit = [&metrics](std::size_t n) { metrics.observe_commit(n); };
+  auto store = storage::open_store(sc);
+
+  chat::ChatService chat(*store);
+  auth::JwtCodec jwt(key, cfg.jwt_ttl_seconds);
+  api::RateLimiter limiter(cfg.rate_limit_per_sec, cfg.rate_limit_burst,
+                           static_cast<std::size_t>(cfg.rate_limit_max_keys));
+  api::RestApi rest(chat, *store, jwt, limiter, metrics);
+
+  int io_threads = cfg.io_threads > 0 ? cfg.io_threads : std::max(1u, std::thread::hardware_concurrency());
+  boost::asio::io_context ioc(io_threads);
+  boost::asio::thread_pool pool(static_cast<std::size_t>(cfg.storage_threads));
+  net::HttpServer server(ioc, pool, rest, net::HttpOptions{});
+  std::string bound = server.listen(cfg.listen_host, cfg.listen_port);
+  server.start();
+  std::printf("parley: listening on http://%s\n", bound.c_str());
+  std::fflush(stdout);
+  spdlog::info("listening on http://{} db={} io_threads={} storage_threads={}", bound, cfg.db_url, io_threads,
+               cfg.storage_threads);
+
+  // Shutdown: stop accepting, let requests in flight finish (at most 8 s), then stop.
+  boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
+  boost::asio::steady_timer drain(ioc);
+  auto deadline = std::make_shared<std::chrono::steady_clock::time_point>();
+  std::function<void()> poll_drained = [&] {
+    if (server.open_connections() == 0 || std::chrono::steady_clock::now() > *deadline) {
+      ioc.stop();
+      return;
+    }
+    drain.expires_after(std::chrono::milliseconds(20));
+    drain.async_wait([&](const boost::system::error_code&) { poll_drained(); });
+  };
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    spdlog::info("signal {}: shutting down", sig);
+    *deadline = std::chrono::steady_clock::now() + std::chrono::seconds(8);
+    server.stop();
+    poll_drained();
+  });
+
+  std::vector<std::thread> threads;
+  for (int i = 1; i < io_threads; ++i) threads.emplace_back([&] { ioc.run(); });
+  ioc.run();
+  for (auto& t : threads) t.join();
+  pool.join();
+  store.reset();  // the writer drains its queue and closes the database
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  app::Config cfg;
+  switch (app::parse_config(argc, argv, cfg)) {
+    case app::ParseOutcome::ExitOk: return 0;
+    case app::ParseOutcome::ExitUsage: return 2;
+    case app::ParseOutcome::Run: break;
+  }
+  try {
+    return serve(cfg);
+  } catch (const StartupError& e) {
+    std::cerr << "parley: configuration error: " << e.what() << std::endl;
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "parley: cannot start: " << e.what() << std::endl;
+    return 1;
+  }
+}

@@ -1,0 +1,402 @@
+#include "chat/service.h"
+
+#include <algorithm>
+#include <limits>
+#include <map>
+#include <set>
+
+#include "chat/read_state.h"
+#include "chat/validation.h"
+#include "common/error.h"
+
+namespace parley::chat {
+namespace {
+
+constexpr Seq kNoUpperBound = std::numeric_limits<Seq>::max();
+
+RoomRow require_room(Tx& tx, Id room, bool lock = false) {
+  auto r = lock ? tx.lock_room_by_id(room) : tx.room_by_id(room);
+  if (!r) not_found("room not found");
+  return *r;
+}
+
+// The caller's active membership of the room, or 403.
+MemberRow require_member(Tx& tx, Id room, Id user) {
+  auto m = tx.member(room, user);
+  if (!m || !m->active) forbidden("not a member of this room");
+  return *m;
+}
+
+RoomView view_of(Tx& tx, const RoomRow& room, Seq read_seq) {
+  RoomView v;
+  v.room = room;
+  for (auto& m : tx.active_members(room.id)) v.members.push_back(std::move(m.user));
+  v.unread_count = unread_count(room.last_seq, read_seq);
+  if (room.last_seq > 0) v.last_message = tx.message_by_seq(room.id, room.last_seq);
+  return v;
+}
+
+// Moves (user, room)'s read watermark towards target and records the move.
+ReadResult move_watermark(Tx& tx, const RoomRow& room, MemberRow member, Seq target, TimeMs now) {
+  ReadResult r;
+  r.room_id = room.id;
+  r.last_seq = room.last_seq;
+  r.at = now;
+  Seq next = advance_watermark(member.read_seq, target, room.last_seq);
+  if (next != member.read_seq) {
+    r.moved = true;
+    r.marked = next - member.read_seq;
+    member.read_seq = next;
+    member.delivered_seq = std::max(member.delivered_seq, next);  // a read implies delivered
+    tx.upsert_member(member);
+    tx.insert_read_move(room.id, member.user_id, next, now);
+  }
+  r.up_to_seq = member.read_seq;
+  r.unread_count = unread_count(room.last_seq, member.read_seq);
+  return r;
+}
+
+// Makes user an active member (a join or re-join) with the join watermark.
+void join(Tx& tx, const RoomRow& room, Id user, TimeMs now) {
+  auto old = tx.member(room.id, user);
+  MemberRow m;
+  m.room_id = room.id;
+  m.user_id = user;
+  m.read_seq = join_watermark(old ? std::optional<Seq>(old->read_seq) : std::nullopt, room.last_seq);
+  m.delivered_seq = std::max(old ? old->delivered_seq : 0, m.read_seq);
+  m.active = true;
+  m.joined_at = now;
+  tx.upsert_member(m);
+  if (m.read_seq > 0) tx.insert_read_move(room.id, user, m.read_seq, now);
+}
+
+}  // namespace
+
+User ChatService::create_user(std::string_view username, const std::string& password_hash) {
+  std::string name = normalize_username(username);
+  std::optional<User> u;
+  TimeMs now = now_ms();
+  store_.write([&](Tx& tx) { u = tx.insert_user(name, password_hash, now); });
+  if (!u) throw Error(ErrorKind::Conflict, "username_taken", "username is taken");
+  return *u;
+}
+
+std::optional<UserAuth> ChatService::user_auth(std::string_view username) {
+  std::string name;
+  try {
+    name = normalize_username(username);
+  } catch (const Error&) {
+    return std::nullopt;  // no such user can exist
+  }
+  std::optional<UserAuth> out;
+  store_.read([&](Tx& tx) { out = tx.user_by_name(name); });
+  return out;
+}
+
+User ChatService::get_user(Id id) {
+  std::optional<User> u;
+  store_.read([&](Tx& tx) { u = tx.user_by_id(id); });
+  if (!u) not_found("user not found");
+  return *u;
+}
+
+std::vector<User> ChatService::search_users(std::string_view prefix, int limit) {
+  if (prefix.size() > kMaxUsername) bad_input("query must be at most 32 bytes");
+  std::string p;
+  for (char c : prefix) p.push_back((c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c);
+  std::vector<User> out;
+  store_.read([&](Tx& tx) { out = tx.users_by_prefix(p, limit); });
+  return out;
+}
+
+RoomView ChatService::create_group(Id caller, std::string_view name, const std::vector<Id>& member_ids) {
+  check_room_name(name);
+  if (member_ids.size() > kMaxInitialMembers) bad_input("member_ids must hold at most 1000 ids");
+  std::set<Id> members(member_ids.begin(), member_ids.end());
+  members.insert(caller);
+  RoomView view;
+  TimeMs now = now_ms();
+  store_.write([&](Tx& tx) {
+    for (Id m : members)
+      if (!tx.user_by_id(m)) not_found("user " + format_id(m) + " not found");
+    Id id = tx.insert_room(std::string(name), RoomType::Group, caller, now, std::nullopt);
+    RoomRow room = require_room(tx, id);
+    for (Id m : members) join(tx, room, m, now);
+    view = view_of(tx, room, 0);
+  });
+  return view;
+}
+
+std::pair<RoomView, bool> ChatService::create_direct(Id caller, Id other) {
+  if (other == caller) bad_input("a direct room needs another user");
+  std::string key = format_id(std::min(caller, other)) + ":" + format_id(std::max(caller, other));
+  RoomView view;
+  bool created = false;
+  TimeMs now = now_ms();
+  store_.write([&](Tx& tx) {
+    if (!tx.user_by_id(other)) not_found("user not found");
+    auto existing = tx.direct_room(key);
+    Id id;
+    if (existing) {
+      id = *existing;
+    } else {
+      id = tx.insert_room(std::nullopt, RoomType::Direct, caller, now, key);
+      RoomRow room = require_room(tx, id);
+      join(tx, room, caller, now);
+      join(tx, room, other, now);
+      created = true;
+    }
+    RoomRow room = require_room(tx, id);
+    auto me = tx.member(id, caller);
+    view = view_of(tx, room, me ? me->read_seq : 0);
+  });
+  return {std::move(view), created};
+}
+
+std::vector<RoomView> ChatService::list_rooms(Id caller) {
+  std::vector<RoomView> out;
+  store_.read([&](Tx& tx) {
+    for (auto& ur : tx.rooms_of_user(caller)) out.push_back(view_of(tx, ur.room, ur.read_seq));
+  });
+  return out;
+}
+
+RoomView ChatService::get_room(Id caller, Id room_id) {
+  RoomView v;
+  store_.read([&](Tx& tx) {
+    RoomRow room = require_room(tx, room_id);
+    MemberRow me = require_member(tx, room_id, caller);
+    v = view_of(tx, room, me.read_seq);
+  });
+  return v;
+}
+
+MembershipChange ChatService::add_member(Id caller, Id room_id, Id user) {
+  MembershipChange out;
+  TimeMs now = now_ms();
+  store_.write([&](Tx& tx) {
+    RoomRow room = require_room(tx, room_id, true);
+    MemberRow me = require_member(tx, room_id, caller);
+    if (room.type == RoomType::Direct) bad_input("the members of a direct room never change");
+    if (!tx.user_by_id(user)) not_found("user not found");
+    auto existing = tx.member(room_id, user);
+    if (!existing || !existing->active) {
+      join(tx, room, user, now);
+      out.changed = true;
+    }
+    out.room = view_of(tx, room, me.read_seq);
+  });
+  return out;
+}
+
+void ChatService::remove_member(Id caller, Id room_id, Id user) {
+  store_.write([&](Tx& tx) {
+    RoomRow room = require_room(tx, room_id, true);
+    require_member(tx, room_id, caller);
+    if (room.type == RoomType::Direct) bad_input("the members of a direct room never change");
+    if (user != caller && room.created_by != caller) forbidden("only the room's creator may remove others");
+    auto target = tx.member(room_id, user);
+    if (!target || !target->active) not_found("user is not a member of this room");
+    target->active = false;
+    tx.upsert_member(*target);
+  });
+}
+
+SendResult ChatService::send(Id caller, Id room_id, std::string_view content,
+                             const std::optional<std::string>& client_msg_id) {
+  check_content(content);
+  if (client_msg_id) check_client_msg_id(*client_msg_id);
+  SendResult out;
+  TimeMs now = now_ms();
+  store_.write([&](Tx& tx) {
+    RoomRow room = require_room(tx, room_id, true);
+    MemberRow me = require_member(tx, room_id, caller);
+    if (client_msg_id) {
+      if (auto prior = tx.message_by_client_id(room_id, caller, *client_msg_id)) {
+        out.message = std::move(*prior);
+        out.created = false;
+        return;
+      }
+    }
+    Message m;
+    m.room_id = room_id;
+    m.sender_id = caller;
+    m.content = std::string(content);
+    m.seq = room.last_seq + 1;  // gap-free: the room row is locked and the seq taken at commit
+    m.created_at = now;
+    m.client_msg_id = client_msg_id;
+    m.id = tx.insert_message(m);
+    tx.set_room_last_seq(room_id, m.seq, now);
+    room.last_seq = m.seq;
+    move_watermark(tx, room, me, m.seq, now);  // sending reads up to the own message
+    for (auto& mu : tx.active_members(room_id)) out.member_ids.push_back(mu.user.id);
+    out.message = std::move(m);
+    out.created = true;
+  });
+  return out;
+}
+
+HistoryPage ChatService::history(Id caller, Id room_id, std::optional<Seq> after, std::optional<Seq> before,
+                                 int limit) {
+  if (limit < 1 || limit > kMaxHistoryLimit) bad_input("limit must be 1-200");
+  if ((after && *after < 0) || (before && *before < 0)) bad_input("seq bounds must be >= 0");
+  HistoryPage page;
+  store_.read([&](Tx& tx) {
+    require_room(tx, room_id);
+    require_member(tx, room_id, caller);
+    Seq lo = after.value_or(0);
+    Seq hi = before.value_or(kNoUpperBound);
+    if (hi <= lo + 1) return;  // empty window
+    if (after && !before) {
+      page.messages = tx.messages_ascending(room_id, lo, hi, limit + 1);
+      if (static_cast<int>(page.messages.size()) > limit) {
+        page.has_more = true;
+        page.messages.pop_back();
+      }
+    } else if (after && before) {
+      page.messages = tx.messages_ascending(room_id, lo, hi, limit + 1);
+      if (static_cast<int>(page.messages.size()) > limit) {
+        page.has_more = true;
+        page.messages.pop_back();
+      }
+    } else {
+      page.messages = tx.messages_descending(room_id, lo, hi, limit + 1);
+      if (static_cast<int>(page.messages.size()) > limit) {
+        page.has_more = true;
+        page.messages.pop_back();
+      }
+      std::reverse(page.messages.begin(), page.messages.end());
+    }
+  });
+  return page;
+}
+
+Message ChatService::get_message(Id caller, Id message) {
+  std::optional<Message> m;
+  store_.read([&](Tx& tx) {
+    m = tx.message_by_id(message);
+    if (!m) not_found("message not found");
+    require_member(tx, m->room_id, caller);
+  });
+  return *m;
+}
+
+ReadResult ChatService::read_one(Id caller, Id message) {
+  ReadResult r;
+  TimeMs now = now_ms();
+  store_.write([&](Tx& tx) {
+    auto m = tx.message_by_id(message);
+    if (!m) not_found("message not found");
+    RoomRow room = require_room(tx, m->room_id, true);
+    MemberRow me = require_member(tx, room.id, caller);
+    r = move_watermark(tx, room, me, m->seq, now);
+  });
+  return r;
+}
+
+std::vector<ReadResult> ChatService::read_bulk(Id caller, const std::vector<Id>& messages) {
+  if (messages.empty() || messages.size() > kMaxBulkReadIds) bad_input("message_ids must hold 1-500 ids");
+  std::vector<ReadResult> out;
+  TimeMs now = now_ms();
+  store_.write([&](Tx& tx) {
+    std::vector<Id> room_order;
+    std::map<Id, Seq> target;  // room -> highest seq asked for
+    bool any_unknown = false, any_forbidden = false;
+    for (Id id : messages) {
+      auto m = tx.message_by_id(id);
+      if (!m) {
+        any_unknown = true;
+        continue;
+      }
+      auto mem = tx.member(m->room_id, caller);
+      if (!mem || !mem->active) {
+        any_forbidden = true;
+        continue;
+      }
+      auto [it, inserted] = target.emplace(m->room_id, m->seq);
+      if (inserted) room_order.push_back(m->room_id);
+      else it->second = std::max(it->second, m->seq);
+    }
+    // All or nothing: one refused id refuses the call.
+    if (any_forbidden) forbidden("not a member of the room of a listed message");
+    if (any_unknown) not_found("message not found");
+    for (Id room_id : room_order) {
+      RoomRow room = require_room(tx, room_id, true);
+      MemberRow me = require_member(tx, room_id, caller);
+      out.push_back(move_watermark(tx, room, me, target[room_id], now));
+    }
+  });
+  return out;
+}
+
+ReadResult ChatService::mark_all_read(Id caller, Id room_id) {
+  ReadResult r;
+  TimeMs now = now_ms();
+  store_.write([&](Tx& tx) {
+    RoomRow room = require_room(tx, room_id, true);
+    MemberRow me = require_member(tx, room_id, caller);
+    r = move_watermark(tx, room, me, room.last_seq, now);
+  });
+  return r;
+}
+
+UnreadCounts ChatService::unread_counts(Id caller) {
+  UnreadCounts out;
+  store_.read([&](Tx& tx) {
+    for (auto& ur : tx.rooms_of_user(caller)) {
+      Seq n = unread_count(ur.room.last_seq, ur.read_seq);
+      out.rooms.emplace_back(ur.room.id, n);
+      out.total += n;
+    }
+  });
+  return out;
+}
+
+std::vector<std::pair<Id, std::optional<Message>>> ChatService::latest(Id caller) {
+  std::vector<std::pair<Id, std::optional<Message>>> out;
+  store_.read([&](Tx& tx) {
+    for (auto& ur : tx.rooms_of_user(caller)) {
+      std::optional<Message> m;
+      if (ur.room.last_seq > 0) m = tx.message_by_seq(ur.room.id, ur.room.last_seq);
+      out.emplace_back(ur.room.id, std::move(m));
+    }
+  });
+  return out;
+}
+
+FirstUnread ChatService::first_unread(Id caller, Id room_id) {
+  FirstUnread out;
+  store_.read([&](Tx& tx) {
+    RoomRow room = require_room(tx, room_id);
+    MemberRow me = require_member(tx, room_id, caller);
+    out.unread_count = unread_count(room.last_seq, me.read_seq);
+    if (out.unread_count > 0) {
+      auto next = tx.messages_ascending(room_id, me.read_seq, kNoUpperBound, 1);
+      if (!next.empty()) out.message = std::move(next.front());
+    }
+  });
+  return out;
+}
+
+ReadByWho ChatService::read_by_who(Id caller, Id message) {
+  ReadByWho out;
+  store_.read([&](Tx& tx) {
+    auto m = tx.message_by_id(message);
+    if (!m) not_found("message not found");
+    require_member(tx, m->room_id, caller);
+    out.message = *m;
+    for (auto& mu : tx.active_members(m->room_id)) {
+      if (mu.user.id == m->sender_id) continue;
+      ++out.member_count;
+      if (mu.read_seq >= m->seq) {
+        auto at = tx.first_read_at(m->room_id, mu.user.id, m->seq);
+        out.read_by.push_back(Reader{mu.user, at.value_or(m->created_at)});
+      } else {
+        out.unread_by.push_back(mu.user);
+      }
+    }
+  });
+  return out;
+}
+
+}  // namespace parley::chat

@@ -1,0 +1,101 @@
+#pragma once
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "chat/store.h"
+#include "chat/types.h"
+
+namespace parley::chat {
+
+// The outcome of a read call in one room.
+struct ReadResult {
+  Id room_id = 0;
+  Seq up_to_seq = 0;     // the reader's watermark after the call
+  Seq unread_count = 0;  // the reader's unread count after the call
+  Seq last_seq = 0;
+  bool moved = false;    // whether the watermark moved (events are sent only then)
+  Seq marked = 0;        // how many messages became read
+  TimeMs at = 0;
+};
+
+struct SendResult {
+  Message message;
+  bool created = false;  // false: an idempotent retry returned the original
+  std::vector<Id> member_ids;  // the room's members at commit (for fan-out)
+};
+
+struct HistoryPage {
+  std::vector<Message> messages;  // ascending seq
+  bool has_more = false;
+};
+
+struct UnreadCounts {
+  std::vector<std::pair<Id, Seq>> rooms;  // newest activity first
+  Seq total = 0;
+};
+
+struct FirstUnread {
+  std::optional<Message> message;
+  Seq unread_count = 0;
+};
+
+struct Reader {
+  User user;
+  TimeMs read_at = 0;
+};
+
+struct ReadByWho {
+  Message message;
+  std::vector<Reader> read_by;
+  std::vector<User> unread_by;
+  std::size_t member_count = 0;
+};
+
+struct MembershipChange {
+  RoomView room;         // the room as the caller sees it after the change
+  bool changed = false;  // false: nothing to do (already a member)
+};
+
+// The domain service: every rule of the contract's REST section that is not HTTP or JSON.
+// Each method takes the authenticated caller, checks membership and input, and runs its
+// reads and writes in one Store transaction. Throws parley::Error for expected failures.
+class ChatService {
+ public:
+  explicit ChatService(Store& store) : store_(store) {}
+
+  // Users
+  User create_user(std::string_view username, const std::string& password_hash);  // 409 when taken
+  std::optional<UserAuth> user_auth(std::string_view username);
+  User get_user(Id id);
+  std::vector<User> search_users(std::string_view prefix, int limit);
+
+  // Rooms
+  RoomView create_group(Id caller, std::string_view name, const std::vector<Id>& member_ids);
+  std::pair<RoomView, bool> create_direct(Id caller, Id other);  // bool: created now
+  std::vector<RoomView> list_rooms(Id caller);
+  RoomView get_room(Id caller, Id room);
+  MembershipChange add_member(Id caller, Id room, Id user);
+  void remove_member(Id caller, Id room, Id user);
+
+  // Messages
+  SendResult send(Id caller, Id room, std::string_view content, const std::optional<std::string>& client_msg_id);
+  HistoryPage history(Id caller, Id room, std::optional<Seq> after, std::optional<Seq> before, int limit);
+  Message get_message(Id caller, Id message);
+
+  // Read state
+  ReadResult read_one(Id caller, Id message);
+  std::vector<ReadResult> read_bulk(Id caller, const std::vector<Id>& messages);
+  ReadResult mark_all_read(Id caller, Id room);
+  UnreadCounts unread_counts(Id caller);
+  std::vector<std::pair<Id, std::optional<Message>>> latest(Id caller);
+  FirstUnread first_unread(Id caller, Id room);
+  ReadByWho read_by_who(Id caller, Id message);
+
+ private:
+  Store& store_;
+};
+
+}  // namespace parley::chat

@@ -1,0 +1,67 @@
+#pragma once
+#include <functional>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "chat/types.h"
+
+namespace parley::chat {
+
+// The primitive operations the domain composes inside one transaction. Implemented by
+// storage/sqlite (and later storage/postgres); all of them see the transaction's snapshot.
+class Tx {
+ public:
+  virtual ~Tx() = default;
+
+  // Users
+  virtual std::optional<User> insert_user(std::string_view username, std::string_view password_hash,
+                                          TimeMs now) = 0;  // nullopt when the name is taken
+  virtual std::optional<UserAuth> user_by_name(std::string_view username) = 0;
+  virtual std::optional<User> user_by_id(Id id) = 0;
+  virtual std::vector<User> users_by_prefix(std::string_view prefix, int limit) = 0;
+
+  // Rooms. lock_room_by_id also serializes concurrent writers of that room (row lock in
+  // PostgreSQL; SQLite has one writer already).
+  virtual Id insert_room(const std::optional<std::string>& name, RoomType type, Id created_by, TimeMs now,
+                         const std::optional<std::string>& direct_key) = 0;
+  virtual std::optional<Id> direct_room(std::string_view direct_key) = 0;
+  virtual std::optional<RoomRow> room_by_id(Id id) = 0;
+  virtual std::optional<RoomRow> lock_room_by_id(Id id) = 0;
+  virtual void set_room_last_seq(Id room, Seq seq, TimeMs at) = 0;
+
+  // Members
+  virtual std::optional<MemberRow> member(Id room, Id user) = 0;
+  virtual void upsert_member(const MemberRow& m) = 0;
+  virtual std::vector<MemberUser> active_members(Id room) = 0;  // ordered by user id
+  virtual std::vector<UserRoom> rooms_of_user(Id user) = 0;     // newest activity first
+
+  // Messages
+  virtual Id insert_message(const Message& m) = 0;  // m.id is ignored; returns the new id
+  virtual std::optional<Message> message_by_id(Id id) = 0;
+  virtual std::optional<Message> message_by_client_id(Id room, Id sender, std::string_view client_msg_id) = 0;
+  virtual std::optional<Message> message_by_seq(Id room, Seq seq) = 0;
+  // Messages with after < seq < before, `limit` of them: the lowest seqs, ascending.
+  virtual std::vector<Message> messages_ascending(Id room, Seq after, Seq before, int limit) = 0;
+  // Messages with after < seq < before, `limit` of them: the highest seqs, descending.
+  virtual std::vector<Message> messages_descending(Id room, Seq after, Seq before, int limit) = 0;
+
+  // Read watermark history: one row per move.
+  virtual void insert_read_move(Id room, Id user, Seq up_to_seq, TimeMs at) = 0;
+  // When the user's watermark in the room first reached seq (nullopt if never).
+  virtual std::optional<TimeMs> first_read_at(Id room, Id user, Seq seq) = 0;
+};
+
+// A transactional store. write() runs fn atomically and returns only once it is durable;
+// whatever fn throws rolls it back and is rethrown to the caller. read() runs fn on a
+// consistent snapshot. Both block the calling thread: call them off the IO threads.
+class Store {
+ public:
+  virtual ~Store() = default;
+  virtual void write(const std::function<void(Tx&)>& fn) = 0;
+  virtual void read(const std::function<void(Tx&)>& fn) = 0;
+  // True while the store answers (for /readyz).
+  virtual bool healthy() = 0;
+};
+
+}  // namespace parley::chat

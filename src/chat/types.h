@@ -1,0 +1,80 @@
+// chat/: the domain — users, rooms, members, messages, seq, read watermarks, unread math and
+// the authorization rules. Plain C++: no Beast, no SQL, no JSON I/O. Storage implements the
+// Store interface declared here (store.h); api/ calls ChatService (service.h).
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/ids.h"
+#include "common/time.h"
+
+namespace parley::chat {
+
+using Seq = std::int64_t;
+
+struct User {
+  Id id = 0;
+  std::string username;
+  TimeMs created_at = 0;
+};
+
+struct UserAuth {
+  User user;
+  std::string password_hash;
+};
+
+enum class RoomType { Group, Direct };
+
+struct RoomRow {
+  Id id = 0;
+  std::optional<std::string> name;  // nullopt for direct rooms
+  RoomType type = RoomType::Group;
+  Id created_by = 0;
+  TimeMs created_at = 0;
+  Seq last_seq = 0;
+  TimeMs last_activity = 0;  // newest message's time, or creation time
+};
+
+struct Message {
+  Id id = 0;
+  Id room_id = 0;
+  Id sender_id = 0;
+  std::string content;
+  Seq seq = 0;
+  TimeMs created_at = 0;
+  std::optional<std::string> client_msg_id;
+};
+
+// One (room, user) membership. A removed member keeps the row (active = false) so that a
+// re-join can restore the higher of the old watermark and the room's last_seq.
+struct MemberRow {
+  Id room_id = 0;
+  Id user_id = 0;
+  Seq read_seq = 0;       // read watermark
+  Seq delivered_seq = 0;  // delivered watermark (>= read_seq once set)
+  bool active = true;
+  TimeMs joined_at = 0;
+};
+
+struct MemberUser {
+  User user;
+  Seq read_seq = 0;
+  Seq delivered_seq = 0;
+};
+
+// A room as one user sees it.
+struct RoomView {
+  RoomRow room;
+  std::vector<User> members;
+  Seq unread_count = 0;
+  std::optional<Message> last_message;
+};
+
+struct UserRoom {
+  RoomRow room;
+  Seq read_seq = 0;
+};
+
+}  // namespace parley::chat

@@ -1,0 +1,238 @@
+#include "net/http_server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+
+#include "api/rest.h"
+
+namespace parley::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using asio::awaitable;
+using asio::use_awaitable;
+constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+// The target with every token=… query value replaced, for logs.
+std::string redact(std::string_view target) {
+  std::string out(target);
+  std::size_t q = out.find('?');
+  if (q == std::string::npos) return out;
+  std::size_t pos = q;
+  while ((pos = out.find("token=", pos)) != std::string::npos) {
+    if (pos > 0 && out[pos - 1] != '?' && out[pos - 1] != '&') {
+      pos += 6;
+      continue;
+    }
+    std::size_t end = out.find('&', pos);
+    if (end == std::string::npos) end = out.size();
+    out.replace(pos + 6, end - pos - 6, "REDACTED");
+    pos += 6 + 8;
+  }
+  return out;
+}
+
+http::response<http::string_body> to_beast(const api::Response& r, unsigned version, bool keep_alive) {
+  http::response<http::string_body> res{static_cast<http::status>(r.status), version};
+  res.set(http::field::server, "parley");
+  if (r.status != 204) res.set(http::field::content_type, r.content_type);
+  for (const auto& [k, v] : r.headers) res.set(k, v);
+  res.body() = r.body;
+  res.keep_alive(keep_alive);
+  res.prepare_payload();
+  return res;
+}
+
+}  // namespace
+
+struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
+  asio::io_context& ioc;
+  asio::thread_pool& pool;
+  api::RestApi& api;
+  HttpOptions opts;
+  tcp::acceptor acceptor;
+  std::atomic<bool> stopping{false};
+
+  // Open connections, so that shutdown can close the idle ones. Bounded by the number of
+  // open sockets (the process's file descriptor limit).
+  mutable std::mutex conns_mu;
+  struct Conn {
+    explicit Conn(tcp::socket s) : stream(std::move(s)) {}
+    beast::tcp_stream stream;
+    std::atomic<bool> waiting{false};  // blocked reading the next request
+  };
+  std::set<std::shared_ptr<Conn>> conns;
+
+  Impl(asio::io_context& i, asio::thread_pool& p, api::RestApi& a, HttpOptions o)
+      : ioc(i), pool(p), api(a), opts(o), acceptor(i) {}
+
+  awaitable<void> accept_loop() {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(ioc), tuple_awaitable);
+      if (ec) {
+        if (ec == asio::error::operation_aborted || stopping) co_return;
+        spdlog::warn("accept failed: {}", ec.message());
+        continue;  // e.g. EMFILE: keep serving the connections we have
+      }
+      auto conn = std::make_shared<Conn>(std::move(socket));
+      {
+        std::lock_guard g(conns_mu);
+        conns.insert(conn);
+      }
+      asio::co_spawn(conn->stream.get_executor(), session(conn), [self = shared_from_this(), conn](std::exception_ptr e) {
+        if (e) {
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& ex) {
+            spdlog::error("connection ended by an unexpected error: {}", ex.what());
+          }
+        }
+        std::lock_guard g(self->conns_mu);
+        self->conns.erase(conn);
+      });
+    }
+  }
+
+  // Reads and discards what the client still sends (up to a bound) so that it sees our
+  // answer instead of a reset, then closes.
+  awaitable<void> linger_close(beast::tcp_stream& stream) {
+    beast::error_code ec;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    std::array<char, 16384> sink;
+    std::size_t drained = 0;
+    stream.expires_after(std::chrono::seconds(2));
+    while (drained < 8 * 1024 * 1024) {
+      auto [rec, n] = co_await stream.async_read_some(asio::buffer(sink), tuple_awaitable);
+      if (rec) break;
+      drained += n;
+    }
+    stream.socket().close(ec);
+  }
+
+  awaitable<void> session(std::shared_ptr<Conn> conn) {
+    beast::tcp_stream& stream = conn->stream;
+    beast::flat_buffer buffer;
+    beast::error_code ec;
+    std::string remote_ip;
+    {
+      auto ep = stream.socket().remote_endpoint(ec);
+      if (!ec) remote_ip = ep.address().to_string();
+    }
+    for (;;) {
+      if (stopping) break;
+      http::request_parser<http::string_body> parser;
+      parser.body_limit(opts.max_body_bytes);
+      parser.header_limit(static_cast<std::uint32_t>(opts.max_header_bytes));
+      stream.expires_after(opts.idle_timeout);
+      conn->waiting = true;
+      if (stopping) break;
+      auto [rec, n] = co_await http::async_read(stream, buffer, parser, tuple_awaitable);
+      conn->waiting = false;
+      if (rec == http::error::end_of_stream || rec == beast::error::timeout ||
+          rec == asio::error::operation_aborted || rec == asio::error::connection_reset ||
+          rec == asio::error::eof)
+        break;
+      if (rec) {
+        int status = 400;
+        const char* code = "invalid_request";
+        const char* msg = "malformed HTTP request";
+        if (rec == http::error::body_limit) {
+          status = 413;
+          code = "payload_too_large";
+          msg = "request body larger than 1 MiB";
+        } else if (rec == http::error::header_limit) {
+          status = 431;
+          msg = "request headers too large";
+        }
+        auto res = to_beast(api::error_response(status, code, msg), 11, false);
+        stream.expires_after(std::chrono::seconds(5));
+        co_await http::async_write(stream, res, tuple_awaitable);
+        co_await linger_close(stream);
+        co_return;
+      }
+      auto& req = parser.get();
+      api::Request r;
+      r.method = std::string(req.method_string());
+      r.target = std::string(req.target());
+      r.authorization = std::string(req[http::field::authorization]);
+      r.body = std::move(req.body());
+      r.remote_ip = remote_ip;
+      auto started = std::chrono::steady_clock::now();
+      api::Response resp = co_await asio::co_spawn(
+          pool, [this, &r]() -> awaitable<api::Response> { co_return api.handle(r); }, use_awaitable);
+      bool keep_alive = req.keep_alive() && !stopping;
+      auto res = to_beast(resp, req.version(), keep_alive);
+      stream.expires_after(std::chrono::seconds(30));
+      auto [wec, wn] = co_await http::async_write(stream, res, tuple_awaitable);
+      spdlog::info("http {} {} {} {:.1f}ms ip={}", r.method, redact(r.target), resp.status,
+                   std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count(),
+                   remote_ip);
+      if (wec || !keep_alive) break;
+    }
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream.socket().close(ec);
+  }
+};
+
+HttpServer::HttpServer(asio::io_context& ioc, asio::thread_pool& pool, api::RestApi& api, HttpOptions opts)
+    : impl_(std::make_shared<Impl>(ioc, pool, api, opts)) {}
+
+HttpServer::~HttpServer() = default;
+
+std::string HttpServer::listen(const std::string& host, unsigned short port) {
+  beast::error_code ec;
+  auto addr = asio::ip::make_address(host, ec);
+  if (ec) throw std::runtime_error("cannot parse listen address " + host);
+  tcp::endpoint ep(addr, port);
+  auto& a = impl_->acceptor;
+  a.open(ep.protocol(), ec);
+  if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) a.bind(ep, ec);
+  if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port) + ": " + ec.message());
+  auto bound = a.local_endpoint();
+  std::string h = bound.address().to_string();
+  if (bound.address().is_v6()) h = "[" + h + "]";
+  return h + ":" + std::to_string(bound.port());
+}
+
+void HttpServer::start() {
+  asio::co_spawn(impl_->acceptor.get_executor(), impl_->accept_loop(), asio::detached);
+}
+
+void HttpServer::stop() {
+  auto self = impl_;
+  self->stopping = true;
+  asio::post(self->acceptor.get_executor(), [self] {
+    beast::error_code ec;
+    self->acceptor.close(ec);
+  });
+  // Wake every connection blocked waiting for its next request; one mid-request finishes
+  // (keep-alive is off from now on) and then closes.
+  std::lock_guard g(self->conns_mu);
+  for (const auto& c : self->conns) {
+    asio::post(c->stream.get_executor(), [c] {
+      if (c->waiting) c->stream.cancel();
+    });
+  }
+}
+
+std::size_t HttpServer::open_connections() const {
+  std::lock_guard g(impl_->conns_mu);
+  return impl_->conns.size();
+}
+
+}  // namespace parley::net

@@ -1,0 +1,46 @@
+// net/: sockets — the listener, HTTP sessions (and the WebSocket upgrade), timeouts, body
+// limits and shutdown. Turns Beast requests into api::Request and back; no domain logic.
+// Beast stays inside net/*.cpp: this header names no Beast type.
+#pragma once
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+namespace boost::asio {
+class io_context;
+class thread_pool;
+}  // namespace boost::asio
+
+namespace parley::api {
+class RestApi;
+}
+
+namespace parley::net {
+
+struct HttpOptions {
+  std::size_t max_body_bytes = 1024 * 1024;  // larger → 413
+  std::size_t max_header_bytes = 16 * 1024;  // larger → 431
+  std::chrono::seconds idle_timeout{60};     // keep-alive / slow request read
+};
+
+class HttpServer {
+ public:
+  HttpServer(boost::asio::io_context& ioc, boost::asio::thread_pool& pool, api::RestApi& api, HttpOptions opts);
+  ~HttpServer();
+  // Binds and listens; returns the bound "HOST:PORT" (the real port when 0 was asked for).
+  // Throws std::runtime_error when the address cannot be bound.
+  std::string listen(const std::string& host, unsigned short port);
+  // Starts accepting connections (on the io_context's threads).
+  void start();
+  // Stops accepting and closes idle connections; requests in flight finish.
+  void stop();
+  // Open connections (for shutdown: exit once it reaches 0).
+  std::size_t open_connections() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace parley::net

@@ -1,0 +1,535 @@
+#include "storage/sqlite/sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <future>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "common/error.h"
+
+namespace parley::storage {
+namespace {
+
+using chat::Message;
+using chat::Seq;
+
+// Schema migrations, applied in order; the index + 1 is the version it brings the schema to.
+// Never edit a released step: add a new one.
+const char* const kMigrations[] = {
+    R"sql(
+CREATE TABLE users(
+  id INTEGER PRIMARY KEY,
+  username TEXT NOT NULL UNIQUE,
+  password_hash TEXT NOT NULL,
+  created_at INTEGER NOT NULL);
+CREATE TABLE rooms(
+  id INTEGER PRIMARY KEY,
+  name TEXT,
+  type INTEGER NOT NULL,
+  created_by INTEGER NOT NULL REFERENCES users(id),
+  created_at INTEGER NOT NULL,
+  last_seq INTEGER NOT NULL DEFAULT 0,
+  last_activity INTEGER NOT NULL,
+  direct_key TEXT UNIQUE);
+CREATE TABLE members(
+  room_id INTEGER NOT NULL REFERENCES rooms(id),
+  user_id INTEGER NOT NULL REFERENCES users(id),
+  read_seq INTEGER NOT NULL,
+  delivered_seq INTEGER NOT NULL,
+  active INTEGER NOT NULL,
+  joined_at INTEGER NOT NULL,
+  PRIMARY KEY(room_id, user_id)) WITHOUT ROWID;
+CREATE INDEX members_by_user ON members(user_id, active, room_id);
+CREATE TABLE messages(
+  id INTEGER PRIMARY KEY,
+  room_id INTEGER NOT NULL REFERENCES rooms(id),
+  seq INTEGER NOT NULL,
+  sender_id INTEGER NOT NULL REFERENCES users(id),
+  content TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  client_msg_id TEXT,
+  UNIQUE(room_id, seq));
+CREATE UNIQUE INDEX messages_client_id ON messages(room_id, sender_id, client_msg_id)
+  WHERE client_msg_id IS NOT NULL;
+CREATE TABLE read_moves(
+  room_id INTEGER NOT NULL,
+  user_id INTEGER NOT NULL,
+  up_to_seq INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY(room_id, user_id, up_to_seq)) WITHOUT ROWID;
+)sql",
+};
+constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
+
+[[noreturn]] void fail(sqlite3* db, const std::string& what) {
+  throw std::runtime_error(what + ": " + (db ? sqlite3_errmsg(db) : "out of memory"));
+}
+
+// One prepared statement, reset after each use.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, sqlite3_stmt* s) : db_(db), s_(s) {}
+  ~Stmt() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+  Stmt& bind(int i, std::int64_t v) {
+    check(sqlite3_bind_int64(s_, i, v));
+    return *this;
+  }
+  Stmt& bind(int i, std::string_view v) {
+    check(sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+    return *this;
+  }
+  Stmt& bind(int i, const std::optional<std::string>& v) {
+    if (v) return bind(i, std::string_view(*v));
+    check(sqlite3_bind_null(s_, i));
+    return *this;
+  }
+  bool step() {
+    int rc = sqlite3_step(s_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    fail(db_, "sqlite step");
+  }
+  // Runs a statement that returns no row; returns whether it changed a row.
+  bool exec() {
+    step();
+    return sqlite3_changes(db_) > 0;
+  }
+  std::int64_t i64(int c) const { return sqlite3_column_int64(s_, c); }
+  bool is_null(int c) const { return sqlite3_column_type(s_, c) == SQLITE_NULL; }
+  std::string text(int c) const {
+    auto p = reinterpret_cast<const char*>(sqlite3_column_text(s_, c));
+    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s_, c))) : std::string();
+  }
+  std::optional<std::string> opt_text(int c) const {
+    if (is_null(c)) return std::nullopt;
+    return text(c);
+  }
+
+ private:
+  void check(int rc) {
+    if (rc != SQLITE_OK) fail(db_, "sqlite bind");
+  }
+  sqlite3* db_;
+  sqlite3_stmt* s_;
+};
+
+// A connection with a cache of prepared statements keyed by their SQL text's address
+// (every statement is a string literal).
+class Conn {
+ public:
+  Conn(const std::string& path, bool synchronous_full) {
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
+      std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      throw std::runtime_error("cannot open SQLite database " + path + ": " + msg);
+    }
+    sqlite3_busy_timeout(db_, 10000);
+    exec("PRAGMA foreign_keys=ON");
+    if (path != ":memory:") exec("PRAGMA journal_mode=WAL");
+    exec(synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+  }
+  ~Conn() {
+    for (auto& [k, s] : cache_) sqlite3_finalize(s);
+    sqlite3_close(db_);
+  }
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+
+  void exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : "unknown error";
+      sqlite3_free(err);
+      throw std::runtime_error(std::string("sqlite: ") + msg);
+    }
+  }
+  Stmt prepare(const char* sql) {
+    auto it = cache_.find(sql);
+    if (it == cache_.end()) {
+      sqlite3_stmt* s = nullptr;
+      if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK)
+        fail(db_, std::string("sqlite prepare: ") + sql);
+      it = cache_.emplace(sql, s).first;
+    }
+    return Stmt(db_, it->second);
+  }
+  sqlite3* raw() { return db_; }
+
+ private:
+  sqlite3* db_ = nullptr;
+  std::unordered_map<const char*, sqlite3_stmt*> cache_;
+};
+
+
+Message message_from(const Stmt& s) {
+  Message m;
+  m.id = s.i64(0);
+  m.room_id = s.i64(1);
+  m.seq = s.i64(2);
+  m.sender_id = s.i64(3);
+  m.content = s.text(4);
+  m.created_at = s.i64(5);
+  m.client_msg_id = s.opt_text(6);
+  return m;
+}
+
+chat::RoomRow room_from(const Stmt& s) {
+  chat::RoomRow r;
+  r.id = s.i64(0);
+  r.name = s.opt_text(1);
+  r.type = s.i64(2) == 1 ? chat::RoomType::Direct : chat::RoomType::Group;
+  r.created_by = s.i64(3);
+  r.created_at = s.i64(4);
+  r.last_seq = s.i64(5);
+  r.last_activity = s.i64(6);
+  return r;
+}
+
+#define ROOM_COLS "r.id, r.name, r.type, r.created_by, r.created_at, r.last_seq, r.last_activity"
+#define MSG_COLS "id, room_id, seq, sender_id, content, created_at, client_msg_id"
+
+class SqliteTx final : public chat::Tx {
+ public:
+  explicit SqliteTx(Conn& c) : c_(c) {}
+
+  std::optional<chat::User> insert_user(std::string_view username, std::string_view hash, TimeMs now) override {
+    auto s = c_.prepare("INSERT INTO users(username, password_hash, created_at) VALUES(?,?,?) "
+                        "ON CONFLICT(username) DO NOTHING");
+    if (!s.bind(1, username).bind(2, hash).bind(3, now).exec()) return std::nullopt;
+    return chat::User{sqlite3_last_insert_rowid(c_.raw()), std::string(username), now};
+  }
+  std::optional<chat::UserAuth> user_by_name(std::string_view username) override {
+    auto s = c_.prepare("SELECT id, username, created_at, password_hash FROM users WHERE username=?");
+    s.bind(1, username);
+    if (!s.step()) return std::nullopt;
+    return chat::UserAuth{{s.i64(0), s.text(1), s.i64(2)}, s.text(3)};
+  }
+  std::optional<chat::User> user_by_id(Id id) override {
+    auto s = c_.prepare("SELECT id, username, created_at FROM users WHERE id=?");
+    s.bind(1, id);
+    if (!s.step()) return std::nullopt;
+    return chat::User{s.i64(0), s.text(1), s.i64(2)};
+  }
+  std::vector<chat::User> users_by_prefix(std::string_view prefix, int limit) override {
+    // Usernames hold only [a-z0-9_.-], all below '~', so [prefix, prefix + '~') is the range.
+    auto s = c_.prepare("SELECT id, username, created_at FROM users WHERE username >= ?1 AND username < ?1 || '~' "
+                        "ORDER BY username LIMIT ?2");
+    s.bind(1, prefix).bind(2, limit);
+    std::vector<chat::User> out;
+    while (s.step()) out.push_back({s.i64(0), s.text(1), s.i64(2)});
+    return out;
+  }
+
+  Id insert_room(const std::optional<std::string>& name, chat::RoomType type, Id created_by, TimeMs now,
+                 const std::optional<std::string>& direct_key) override {
+    auto s = c_.prepare("INSERT INTO rooms(name, type, created_by, created_at, last_seq, last_activity, direct_key) "
+                        "VALUES(?,?,?,?,0,?,?)");
+    s.bind(1, name).bind(2, type == chat::RoomType::Direct ? 1 : 0).bind(3, created_by).bind(4, now).bind(5, now);
+    s.bind(6, direct_key).exec();
+    return sqlite3_last_insert_rowid(c_.raw());
+  }
+  std::optional<Id> direct_room(std::string_view key) override {
+    auto s = c_.prepare("SELECT id FROM rooms WHERE direct_key=?");
+    s.bind(1, key);
+    if (!s.step()) return std::nullopt;
+    return s.i64(0);
+  }
+  std::optional<chat::RoomRow> room_by_id(Id id) override {
+    auto s = c_.prepare("SELECT " ROOM_COLS " FROM rooms r WHERE r.id=?");
+    s.bind(1, id);
+    if (!s.step()) return std::nullopt;
+    return room_from(s);
+  }
+  // One writer connection serializes every write transaction already.
+  std::optional<chat::RoomRow> lock_room_by_id(Id id) override { return room_by_id(id); }
+  void set_room_last_seq(Id room, Seq seq, TimeMs at) override {
+    c_.prepare("UPDATE rooms SET last_seq=?, last_activity=? WHERE id=?").bind(1, seq).bind(2, at).bind(3, room).exec();
+  }
+
+  std::optional<chat::MemberRow> member(Id room, Id user) override {
+    auto s = c_.prepare("SELECT read_seq, delivered_seq, active, joined_at FROM members WHERE room_id=? AND user_id=?");
+    s.bind(1, room).bind(2, user);
+    if (!s.step()) return std::nullopt;
+    return chat::MemberRow{room, user, s.i64(0), s.i64(1), s.i64(2) != 0, s.i64(3)};
+  }
+  void upsert_member(const chat::MemberRow& m) override {
+    auto s = c_.prepare(
+        "INSERT INTO members(room_id, user_id, read_seq, delivered_seq, active, joined_at) VALUES(?,?,?,?,?,?) "
+        "ON CONFLICT(room_id, user_id) DO UPDATE SET read_seq=excluded.read_seq, "
+        "delivered_seq=excluded.delivered_seq, active=excluded.active, joined_at=excluded.joined_at");
+    s.bind(1, m.room_id).bind(2, m.user_id).bind(3, m.read_seq).bind(4, m.delivered_seq).bind(5, m.active ? 1 : 0);
+    s.bind(6, m.joined_at).exec();
+  }
+  std::vector<chat::MemberUser> active_members(Id room) override {
+    auto s = c_.prepare(
+        "SELECT u.id, u.username, u.created_at, m.read_seq, m.delivered_seq FROM members m "
+        "JOIN users u ON u.id = m.user_id WHERE m.room_id=? AND m.active=1 ORDER BY m.user_id");
+    s.bind(1, room);
+    std::vector<chat::MemberUser> out;
+    while (s.step()) out.push_back({{s.i64(0), s.text(1), s.i64(2)}, s.i64(3), s.i64(4)});
+    return out;
+  }
+  std::vector<chat::UserRoom> rooms_of_user(Id user) override {
+    auto s = c_.prepare("SELECT " ROOM_COLS ", m.read_seq FROM members m JOIN rooms r ON r.id = m.room_id "
+                        "WHERE m.user_id=? AND m.active=1 ORDER BY r.last_activity DESC, r.id DESC");
+    s.bind(1, user);
+    std::vector<chat::UserRoom> out;
+    while (s.step()) out.push_back({room_from(s), s.i64(7)});
+    return out;
+  }
+
+  Id insert_message(const Message& m) override {
+    auto s = c_.prepare("INSERT INTO messages(room_id, seq, sender_id, content, created_at, client_msg_id) "
+                        "VALUES(?,?,?,?,?,?)");
+    s.bind(1, m.room_id).bind(2, m.seq).bind(3, m.sender_id).bind(4, std::string_view(m.content));
+    s.bind(5, m.created_at).bind(6, m.client_msg_id).exec();
+    return sqlite3_last_insert_rowid(c_.raw());
+  }
+  std::optional<Message> message_by_id(Id id) override {
+    auto s = c_.prepare("SELECT " MSG_COLS " FROM messages WHERE id=?");
+    s.bind(1, id);
+    if (!s.step()) return std::nullopt;
+    return message_from(s);
+  }
+  std::optional<Message> message_by_client_id(Id room, Id sender, std::string_view cmid) override {
+    auto s = c_.prepare("SELECT " MSG_COLS " FROM messages WHERE room_id=? AND sender_id=? AND client_msg_id=?");
+    s.bind(1, room).bind(2, sender).bind(3, cmid);
+    if (!s.step()) return std::nullopt;
+    return message_from(s);
+  }
+  std::optional<Message> message_by_seq(Id room, Seq seq) override {
+    auto s = c_.prepare("SELECT " MSG_COLS " FROM messages WHERE room_id=? AND seq=?");
+    s.bind(1, room).bind(2, seq);
+    if (!s.step()) return std::nullopt;
+    return message_from(s);
+  }
+  std::vector<Message> messages_ascending(Id room, Seq after, Seq before, int limit) override {
+    auto s = c_.prepare("SELECT " MSG_COLS " FROM messages WHERE room_id=? AND seq>? AND seq<? ORDER BY seq LIMIT ?");
+    s.bind(1, room).bind(2, after).bind(3, before).bind(4, limit);
+    std::vector<Message> out;
+    while (s.step()) out.push_back(message_from(s));
+    return out;
+  }
+  std::vector<Message> messages_descending(Id room, Seq after, Seq before, int limit) override {
+    auto s = c_.prepare(
+        "SELECT " MSG_COLS " FROM messages WHERE room_id=? AND seq>? AND seq<? ORDER BY seq DESC LIMIT ?");
+    s.bind(1, room).bind(2, after).bind(3, before).bind(4, limit);
+    std::vector<Message> out;
+    while (s.step()) out.push_back(message_from(s));
+    return out;
+  }
+
+  void insert_read_move(Id room, Id user, Seq up_to_seq, TimeMs at) override {
+    // A re-join can land on a watermark reached before: the first time is the one kept.
+    c_.prepare("INSERT INTO read_moves(room_id, user_id, up_to_seq, at) VALUES(?,?,?,?) "
+               "ON CONFLICT DO NOTHING")
+        .bind(1, room).bind(2, user).bind(3, up_to_seq).bind(4, at).exec();
+  }
+  std::optional<TimeMs> first_read_at(Id room, Id user, Seq seq) override {
+    auto s = c_.prepare("SELECT at FROM read_moves WHERE room_id=? AND user_id=? AND up_to_seq>=? "
+                        "ORDER BY up_to_seq LIMIT 1");
+    s.bind(1, room).bind(2, user).bind(3, seq);
+    if (!s.step()) return std::nullopt;
+    return s.i64(0);
+  }
+
+ private:
+  Conn& c_;
+};
+
+struct WriteJob {
+  const std::function<void(chat::Tx&)>* fn;
+  std::promise<void> done;
+};
+
+}  // namespace
+
+struct SqliteStore::Impl {
+  SqliteOptions opts;
+  bool memory = false;
+  std::unique_ptr<Conn> writer_conn;
+
+  // Writer queue. Bounded by the callers: each caller blocks until its job is done, and the
+  // callers are the storage pool's threads (--storage-threads), so at most that many wait.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<WriteJob*> queue;
+  bool stopping = false;
+  std::thread writer;
+
+  // Read connections (WAL lets them read while the writer writes).
+  std::mutex readers_mu;
+  std::condition_variable readers_cv;
+  std::vector<std::unique_ptr<Conn>> idle_readers;
+  std::size_t opened_readers = 0;
+
+  void migrate() {
+    Conn& c = *writer_conn;
+    c.exec("CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)");
+    c.exec("BEGIN IMMEDIATE");
+    try {
+      int version = 0;
+      {
+        auto s = c.prepare("SELECT version FROM schema_version");
+        if (s.step()) version = static_cast<int>(s.i64(0));
+        else c.exec("INSERT INTO schema_version(version) VALUES(0)");
+      }
+      if (version > kSchemaVersion)
+        throw std::runtime_error("database schema version " + std::to_string(version) +
+                                 " is newer than this binary's " + std::to_string(kSchemaVersion));
+      for (int v = version; v < kSchemaVersion; ++v) c.exec(kMigrations[v]);
+      c.prepare("UPDATE schema_version SET version=?").bind(1, kSchemaVersion).exec();
+      c.exec("COMMIT");
+    } catch (...) {
+      c.exec("ROLLBACK");
+      throw;
+    }
+  }
+
+  void run_writer() {
+    Conn& c = *writer_conn;
+    SqliteTx tx(c);
+    std::vector<WriteJob*> batch;
+    for (;;) {
+      {
+        std::unique_lock lk(mu);
+        cv.wait(lk, [&] { return stopping || !queue.empty(); });
+        if (queue.empty()) return;  // stopping and drained
+        std::size_t n = std::min(queue.size(), std::max<std::size_t>(1, opts.group_commit_max));
+        batch.assign(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(n));
+        queue.erase(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(n));
+      }
+      std::vector<std::exception_ptr> errors(batch.size());
+      std::exception_ptr batch_error;
+      try {
+        c.exec("BEGIN IMMEDIATE");
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+          c.exec("SAVEPOINT job");
+          try {
+            (*batch[i]->fn)(tx);
+            c.exec("RELEASE job");
+          } catch (...) {
+            errors[i] = std::current_exception();
+            c.exec("ROLLBACK TO job");
+            c.exec("RELEASE job");
+          }
+        }
+        c.exec("COMMIT");
+      } catch (...) {
+        batch_error = std::current_exception();
+        sqlite3_exec(c.raw(), "ROLLBACK", nullptr, nullptr, nullptr);
+      }
+      if (opts.on_commit && !batch_error) opts.on_commit(batch.size());
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        auto e = batch_error ? batch_error : errors[i];
+        if (e) batch[i]->done.set_exception(e);
+        else batch[i]->done.set_value();
+      }
+      batch.clear();
+    }
+  }
+
+  std::unique_ptr<Conn> acquire_reader() {
+    std::unique_lock lk(readers_mu);
+    readers_cv.wait(lk, [&] { return !idle_readers.empty() || opened_readers < opts.readers; });
+    if (!idle_readers.empty()) {
+      auto c = std::move(idle_readers.back());
+      idle_readers.pop_back();
+      return c;
+    }
+    ++opened_readers;
+    lk.unlock();
+    try {
+      return std::make_unique<Conn>(opts.path, opts.synchronous_full);
+    } catch (...) {
+      std::lock_guard g(readers_mu);
+      --opened_readers;
+      readers_cv.notify_one();
+      throw;
+    }
+  }
+  void release_reader(std::unique_ptr<Conn> c) {
+    std::lock_guard g(readers_mu);
+    idle_readers.push_back(std::move(c));
+    readers_cv.notify_one();
+  }
+};
+
+SqliteStore::SqliteStore(SqliteOptions opts) : impl_(std::make_unique<Impl>()) {
+  impl_->opts = std::move(opts);
+  impl_->memory = impl_->opts.path == ":memory:";
+  impl_->writer_conn = std::make_unique<Conn>(impl_->opts.path, impl_->opts.synchronous_full);
+  impl_->migrate();
+  impl_->writer = std::thread([this] { impl_->run_writer(); });
+}
+
+SqliteStore::~SqliteStore() {
+  {
+    std::lock_guard g(impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->cv.notify_all();
+  if (impl_->writer.joinable()) impl_->writer.join();
+}
+
+void SqliteStore::write(const std::function<void(chat::Tx&)>& fn) {
+  WriteJob job{&fn, {}};
+  auto fut = job.done.get_future();
+  {
+    std::lock_guard g(impl_->mu);
+    if (impl_->stopping) throw Error(ErrorKind::Unavailable, "unavailable", "storage is shutting down");
+    impl_->queue.push_back(&job);
+  }
+  impl_->cv.notify_one();
+  fut.get();  // rethrows the job's exception
+}
+
+void SqliteStore::read(const std::function<void(chat::Tx&)>& fn) {
+  if (impl_->memory) {  // one in-memory database, one connection: reads queue with writes
+    write(fn);
+    return;
+  }
+  auto conn = impl_->acquire_reader();
+  struct Return {
+    Impl* impl;
+    std::unique_ptr<Conn>* c;
+    ~Return() { impl->release_reader(std::move(*c)); }
+  } ret{impl_.get(), &conn};
+  conn->exec("BEGIN");
+  try {
+    SqliteTx tx(*conn);
+    fn(tx);
+    conn->exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(conn->raw(), "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+bool SqliteStore::healthy() {
+  try {
+    bool ok = false;
+    read([&](chat::Tx& tx) {
+      tx.user_by_id(0);
+      ok = true;
+    });
+    return ok;
+  } catch (...) {
+    return false;
+  }
+}
+
+int SqliteStore::schema_version() { return kSchemaVersion; }
+
+}  // namespace parley::storage

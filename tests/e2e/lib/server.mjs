@@ -1,0 +1,85 @@
+// Starts a throwaway `parley serve` on a free loopback port and a temporary SQLite file,
+// and gives tests a small REST client for it. The binary comes from PARLEY_BIN.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const BIN = process.env.PARLEY_BIN;
+if (!BIN) throw new Error('PARLEY_BIN must name the parley binary');
+
+// Starts a server. opts.args: extra flags; opts.dir: reuse a data directory (restart tests);
+// opts.rateLimit: keep the default rate limit (otherwise it is turned off for speed).
+export async function startServer(opts = {}) {
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'parley-test-'));
+  const args = ['serve', '--listen', '127.0.0.1:0', '--db', `sqlite:${join(dir, 'parley.db')}`,
+    '--log-level', process.env.PARLEY_TEST_LOG_LEVEL ?? 'warn'];
+  if (!opts.rateLimit) args.push('--rate-limit-per-sec', '0');
+  args.push(...(opts.args ?? []));
+  const proc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(opts.env ?? {}) } });
+  let stderr = '';
+  proc.stderr.on('data', (d) => { stderr += d; if (process.env.PARLEY_TEST_ECHO) process.stderr.write(d); });
+  const url = await new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`server did not start in 20 s: ${stderr}`)), 20000);
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/listening on (http:\/\/[^\s]+)/);
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    });
+    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited ${code}: ${stderr}`)); });
+  });
+  proc.removeAllListeners('exit');
+  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  const server = {
+    url, dir, proc, exited,
+    get stderr() { return stderr; },
+    // Stops the server (SIGTERM by default) and waits for it to exit.
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+    // Stops the server and removes its data directory.
+    async close() {
+      await server.stop();
+      if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+    },
+    api: (token) => client(url, token),
+  };
+  return server;
+}
+
+// A small REST client. Every call returns {status, body, headers}; body is parsed JSON or
+// null for an empty body.
+export function client(baseUrl, token) {
+  async function req(method, path, body, extraHeaders = {}) {
+    const headers = { ...extraHeaders };
+    if (token) headers.authorization = `Bearer ${token}`;
+    let payload;
+    if (body !== undefined) {
+      headers['content-type'] = 'application/json';
+      payload = typeof body === 'string' ? body : JSON.stringify(body);
+    }
+    const res = await fetch(baseUrl + path, { method, headers, body: payload });
+    const text = await res.text();
+    let parsed = null;
+    if (text.length) { try { parsed = JSON.parse(text); } catch { parsed = text; } }
+    return { status: res.status, body: parsed, headers: res.headers };
+  }
+  return {
+    get: (p, h) => req('GET', p, undefined, h),
+    post: (p, b, h) => req('POST', p, b, h),
+    put: (p, b, h) => req('PUT', p, b, h),
+    del: (p, h) => req('DELETE', p, undefined, h),
+    req,
+  };
+}
+
+let userCounter = 0;
+// Registers a fresh user and returns {user, token, api}.
+export async function newUser(server, prefix = 'u') {
+  const username = `${prefix}${process.pid % 10000}_${Date.now() % 100000}_${userCounter++}`.toLowerCase().slice(0, 32);
+  const r = await client(server.url).post('/api/auth/register', { username, password: 'password123' });
+  if (r.status !== 201) throw new Error(`register ${username}: ${r.status} ${JSON.stringify(r.body)}`);
+  return { user: r.body.user, token: r.body.token, api: client(server.url, r.body.token) };
+}
