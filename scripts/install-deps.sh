@@ -5,11 +5,15 @@ set -euo pipefail
 PKGS=(
   build-essential cmake ninja-build ccache pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
-  libsqlite3-dev sqlite3 libsodium-dev libssl-dev libjwt-dev libjansson-dev
+  libsqlite3-dev sqlite3 libsodium-dev libssl-dev libjwt-dev
   libspdlog-dev libfmt-dev libcli11-dev
 )
 if [[ "${1:-}" == "--test" ]]; then
-  PKGS+=(libgtest-dev libgmock-dev libbenchmark-dev nodejs npm curl procps)
+  PKGS+=(libgtest-dev libgmock-dev libbenchmark-dev curl procps)
+  # Node and npm: any installed build will do (some machines carry a nodejs that bundles npm
+  # and conflicts with Debian's npm package); Debian's otherwise.
+  command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
+  command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 fi
 missing=()
 for p in "${PKGS[@]}"; do
