@@ -37,6 +37,28 @@ void histogram(std::ostringstream& o, const char* name, const Buckets& bounds, c
 }
 }  // namespace
 
+void Metrics::declare(const std::string& family, const std::string& type, const std::string& help) {
+  std::lock_guard g(mu_);
+  families_[family] = {type, help};
+}
+
+void Metrics::add(const std::string& series, double delta) {
+  std::lock_guard g(mu_);
+  series_[series] += delta;
+}
+
+void Metrics::raise_to(const std::string& series, double value) {
+  std::lock_guard g(mu_);
+  auto& v = series_[series];
+  if (value > v) v = value;
+}
+
+double Metrics::value(const std::string& series) const {
+  std::lock_guard g(mu_);
+  auto it = series_.find(series);
+  return it == series_.end() ? 0 : it->second;
+}
+
 std::string Metrics::render() const {
   std::ostringstream o;
   std::lock_guard g(mu_);
@@ -55,6 +77,14 @@ std::string Metrics::render() const {
   o << "# HELP parley_db_commit_batch_size Write jobs per storage transaction (group commit).\n"
        "# TYPE parley_db_commit_batch_size histogram\n";
   histogram(o, "parley_db_commit_batch_size", kBatchBuckets, batch_, static_cast<double>(batch_sum_), batch_count_);
+  for (const auto& [family, th] : families_) {
+    o << "# HELP " << family << " " << th.second << "\n# TYPE " << family << " " << th.first << "\n";
+    for (auto it = series_.lower_bound(family); it != series_.end() && it->first.rfind(family, 0) == 0; ++it) {
+      std::string_view rest = std::string_view(it->first).substr(family.size());
+      if (!rest.empty() && rest[0] != '{') continue;  // another family sharing the prefix
+      o << it->first << " " << it->second << "\n";
+    }
+  }
   return o.str();
 }
 

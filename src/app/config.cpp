@@ -73,6 +73,24 @@ ParseOutcome parse_config(int argc, char** argv, Config& c) {
   serve->add_option("--rate-limit-max-keys", c.rate_limit_max_keys, "rate-limit buckets kept (LRU)")
       ->envname(env("RATE_LIMIT_MAX_KEYS"))
       ->check(CLI::Range(1, 10000000));
+  serve->add_option("--ws-ping-interval-ms", c.ws_ping_interval_ms, "WebSocket ping frame interval")
+      ->envname(env("WS_PING_INTERVAL_MS"))
+      ->check(CLI::Range(100, 3600000));
+  serve->add_option("--ws-idle-timeout-ms", c.ws_idle_timeout_ms, "close a WebSocket silent for this long")
+      ->envname(env("WS_IDLE_TIMEOUT_MS"))
+      ->check(CLI::Range(200, 3600000));
+  serve->add_option("--ws-queue-max-bytes", c.ws_queue_max_bytes, "outbound queue bound per connection, bytes")
+      ->envname(env("WS_QUEUE_MAX_BYTES"))
+      ->check(CLI::Range(1024, 1 << 30));
+  serve->add_option("--ws-queue-max-events", c.ws_queue_max_events, "outbound queue bound per connection, events")
+      ->envname(env("WS_QUEUE_MAX_EVENTS"))
+      ->check(CLI::Range(1, 1000000));
+  serve->add_option("--ws-inbound-per-sec", c.ws_inbound_per_sec, "client frames per second per connection")
+      ->envname(env("WS_INBOUND_PER_SEC"))
+      ->check(CLI::Range(0.1, 100000.0));
+  serve->add_option("--ws-inbound-burst", c.ws_inbound_burst, "client frame burst per connection")
+      ->envname(env("WS_INBOUND_BURST"))
+      ->check(CLI::Range(1.0, 100000.0));
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -102,6 +120,8 @@ ParseOutcome parse_config(int argc, char** argv, Config& c) {
   for (const auto& o : c.allowed_origins)
     if (o.rfind("http://", 0) != 0 && o.rfind("https://", 0) != 0)
       return usage("--allowed-origin must be an http:// or https:// origin, got \"" + o + "\"");
+  if (c.ws_idle_timeout_ms <= c.ws_ping_interval_ms)
+    return usage("--ws-idle-timeout-ms must be larger than --ws-ping-interval-ms");
   return ParseOutcome::Run;
 }
 

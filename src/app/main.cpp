@@ -17,11 +17,15 @@
 
 #include "api/metrics.h"
 #include "api/rate_limiter.h"
+#include "api/events_json.h"
 #include "api/rest.h"
+#include "api/ws_gate.h"
 #include "app/config.h"
 #include "auth/jwt.h"
 #include "chat/service.h"
 #include "net/http_server.h"
+#include "net/hub.h"
+#include "net/ws_options.h"
 #include "storage/open_store.h"
 
 namespace fs = std::filesystem;
@@ -93,22 +97,36 @@ int serve(const app::Config& cfg) {
   sc.on_commit = [&metrics](std::size_t n) { metrics.observe_commit(n); };
   auto store = storage::open_store(sc);
 
-  chat::ChatService chat(*store);
+  int io_threads = cfg.io_threads > 0 ? cfg.io_threads : std::max(1u, std::thread::hardware_concurrency());
+  boost::asio::io_context ioc(io_threads);
+  boost::asio::thread_pool pool(static_cast<std::size_t>(cfg.storage_threads));
+
+  net::Hub hub(ioc);
+  api::EventPublisher publisher(hub);
+  chat::ChatService chat(*store, &publisher);
   auth::JwtCodec jwt(key, cfg.jwt_ttl_seconds);
   api::RateLimiter limiter(cfg.rate_limit_per_sec, cfg.rate_limit_burst,
                            static_cast<std::size_t>(cfg.rate_limit_max_keys));
   api::RestApi rest(chat, *store, jwt, limiter, metrics);
-
-  int io_threads = cfg.io_threads > 0 ? cfg.io_threads : std::max(1u, std::thread::hardware_concurrency());
-  boost::asio::io_context ioc(io_threads);
-  boost::asio::thread_pool pool(static_cast<std::size_t>(cfg.storage_threads));
-  net::HttpServer server(ioc, pool, rest, net::HttpOptions{});
-  std::string bound = server.listen(cfg.listen_host, cfg.listen_port);
-  server.start();
-  std::printf("parley: listening on http://%s\n", bound.c_str());
-  std::fflush(stdout);
-  spdlog::info("listening on http://{} db={} io_threads={} storage_threads={}", bound, cfg.db_url, io_threads,
-               cfg.storage_threads);
+  api::WsGate gate(chat, jwt,
+                   api::WsGateOptions{cfg.allowed_origins, cfg.allow_insecure_sidebar, cfg.ws_cooldown_ms, 100000});
+  net::WsOptions wso;
+  wso.ping_interval = std::chrono::milliseconds(cfg.ws_ping_interval_ms);
+  wso.idle_timeout = std::chrono::milliseconds(cfg.ws_idle_timeout_ms);
+  wso.queue_max_bytes = static_cast<std::size_t>(cfg.ws_queue_max_bytes);
+  wso.queue_max_events = static_cast<std::size_t>(cfg.ws_queue_max_events);
+  wso.inbound_per_sec = cfg.ws_inbound_per_sec;
+  wso.inbound_burst = cfg.ws_inbound_burst;
+  net::WsDeps ws{hub, chat, pool, metrics, wso};
+  metrics.declare("parley_ws_connections", "gauge", "Open WebSocket connections by endpoint.");
+  metrics.declare("parley_ws_events_sent_total", "counter", "WebSocket frames written.");
+  metrics.declare("parley_ws_events_dropped_total", "counter", "Queued events dropped when a connection was cut.");
+  metrics.declare("parley_ws_queue_high_water_events", "gauge", "Largest outbound queue seen, in events.");
+  metrics.declare("parley_ws_slow_consumer_closes_total", "counter", "Connections closed 1008 slow consumer.");
+  metrics.declare("parley_ws_handshake_failures_total", "counter", "Refused or failed upgrades by reason.");
+  metrics.add("parley_ws_connections{endpoint=\"sidebar\"}", 0);
+  metrics.add("parley_ws_connections{endpoint=\"chatroom\"}", 0);
+  net::HttpServer server(ioc, pool, rest, net::HttpOptions{}, &gate, &ws);
 
   // Shutdown: stop accepting, let requests in flight finish (at most 8 s), then stop.
   boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
@@ -129,6 +147,15 @@ int serve(const app::Config& cfg) {
     server.stop();
     poll_drained();
   });
+
+  // Signal handling is in place before the listening line, so a script may stop the server
+  // as soon as it has read that line.
+  std::string bound = server.listen(cfg.listen_host, cfg.listen_port);
+  server.start();
+  std::printf("parley: listening on http://%s\n", bound.c_str());
+  std::fflush(stdout);
+  spdlog::info("listening on http://{} db={} io_threads={} storage_threads={}", bound, cfg.db_url, io_threads,
+               cfg.storage_threads);
 
   std::vector<std::thread> threads;
   for (int i = 1; i < io_threads; ++i) threads.emplace_back([&] { ioc.run(); });

@@ -36,6 +36,10 @@ RoomView view_of(Tx& tx, const RoomRow& room, Seq read_seq) {
   return v;
 }
 
+UnreadState unread_state(Tx& tx, Id user, Id room, Seq last_seq, Seq read_seq) {
+  return UnreadState{user, room, unread_count(last_seq, read_seq), tx.total_unread(user), last_seq, read_seq};
+}
+
 // Moves (user, room)'s read watermark towards target and records the move.
 ReadResult move_watermark(Tx& tx, const RoomRow& room, MemberRow member, Seq target, TimeMs now) {
   ReadResult r;
@@ -68,6 +72,31 @@ void join(Tx& tx, const RoomRow& room, Id user, TimeMs now) {
   m.joined_at = now;
   tx.upsert_member(m);
   if (m.read_seq > 0) tx.insert_read_move(room.id, user, m.read_seq, now);
+}
+
+// The event of a read call that moved the reader's watermark (blue ticks, badges).
+void emit_read(Tx& tx, EventSink* sink, const RoomRow& room, Id reader, const ReadResult& r) {
+  if (!sink || !r.moved) return;
+  ReadMoved e;
+  e.room = room.id;
+  e.reader = reader;
+  e.read_at = r.at;
+  e.newest_read = *tx.message_by_seq(room.id, r.up_to_seq);
+  for (auto& mu : tx.active_members(room.id)) {
+    e.members.push_back(mu.user.id);
+    if (mu.user.id == e.newest_read.sender_id || mu.read_seq < r.up_to_seq) continue;
+    auto at = tx.first_read_at(room.id, mu.user.id, r.up_to_seq);
+    e.read_status.emplace_back(mu.user.id, at.value_or(r.at));
+  }
+  e.reader_unread = unread_state(tx, reader, room.id, room.last_seq, r.up_to_seq);
+  tx.on_commit([sink, e = std::move(e)] { sink->read_moved(e); });
+}
+
+void emit_joined(Tx& tx, EventSink* sink, const RoomRow& room, Id user) {
+  if (!sink || !sink->is_online(user)) return;
+  auto m = tx.member(room.id, user);
+  MemberJoined e{room.id, user, unread_state(tx, user, room.id, room.last_seq, m ? m->read_seq : room.last_seq)};
+  tx.on_commit([sink, e] { sink->member_joined(e); });
 }
 
 }  // namespace
@@ -122,6 +151,7 @@ RoomView ChatService::create_group(Id caller, std::string_view name, const std::
     Id id = tx.insert_room(std::string(name), RoomType::Group, caller, now, std::nullopt);
     RoomRow room = require_room(tx, id);
     for (Id m : members) join(tx, room, m, now);
+    for (Id m : members) emit_joined(tx, sink_, room, m);
     view = view_of(tx, room, 0);
   });
   return view;
@@ -144,6 +174,8 @@ std::pair<RoomView, bool> ChatService::create_direct(Id caller, Id other) {
       RoomRow room = require_room(tx, id);
       join(tx, room, caller, now);
       join(tx, room, other, now);
+      emit_joined(tx, sink_, room, caller);
+      emit_joined(tx, sink_, room, other);
       created = true;
     }
     RoomRow room = require_room(tx, id);
@@ -182,6 +214,7 @@ MembershipChange ChatService::add_member(Id caller, Id room_id, Id user) {
     auto existing = tx.member(room_id, user);
     if (!existing || !existing->active) {
       join(tx, room, user, now);
+      emit_joined(tx, sink_, room, user);
       out.changed = true;
     }
     out.room = view_of(tx, room, me.read_seq);
@@ -199,6 +232,7 @@ void ChatService::remove_member(Id caller, Id room_id, Id user) {
     if (!target || !target->active) not_found("user is not a member of this room");
     target->active = false;
     tx.upsert_member(*target);
+    if (sink_) tx.on_commit([sink = sink_, e = MemberLeft{room_id, user}] { sink->member_left(e); });
   });
 }
 
@@ -228,10 +262,21 @@ SendResult ChatService::send(Id caller, Id room_id, std::string_view content,
     m.id = tx.insert_message(m);
     tx.set_room_last_seq(room_id, m.seq, now);
     room.last_seq = m.seq;
+    Seq sender_unread_before = unread_count(room.last_seq - 1, me.read_seq);
     move_watermark(tx, room, me, m.seq, now);  // sending reads up to the own message
-    for (auto& mu : tx.active_members(room_id)) out.member_ids.push_back(mu.user.id);
+    std::vector<MemberUser> members = tx.active_members(room_id);
+    for (auto& mu : members) out.member_ids.push_back(mu.user.id);
     out.message = std::move(m);
     out.created = true;
+    if (sink_) {
+      MessageCreated e{out.message, out.member_ids, {}};
+      for (auto& mu : members) {
+        bool changed = mu.user.id != caller || sender_unread_before > 0;
+        if (changed && sink_->is_online(mu.user.id))
+          e.unread.push_back(unread_state(tx, mu.user.id, room_id, room.last_seq, mu.read_seq));
+      }
+      tx.on_commit([sink = sink_, e = std::move(e)] { sink->message_created(e); });
+    }
   });
   return out;
 }
@@ -290,6 +335,7 @@ ReadResult ChatService::read_one(Id caller, Id message) {
     RoomRow room = require_room(tx, m->room_id, true);
     MemberRow me = require_member(tx, room.id, caller);
     r = move_watermark(tx, room, me, m->seq, now);
+    emit_read(tx, sink_, room, caller, r);
   });
   return r;
 }
@@ -324,6 +370,7 @@ std::vector<ReadResult> ChatService::read_bulk(Id caller, const std::vector<Id>&
       RoomRow room = require_room(tx, room_id, true);
       MemberRow me = require_member(tx, room_id, caller);
       out.push_back(move_watermark(tx, room, me, target[room_id], now));
+      emit_read(tx, sink_, room, caller, out.back());
     }
   });
   return out;
@@ -336,6 +383,7 @@ ReadResult ChatService::mark_all_read(Id caller, Id room_id) {
     RoomRow room = require_room(tx, room_id, true);
     MemberRow me = require_member(tx, room_id, caller);
     r = move_watermark(tx, room, me, room.last_seq, now);
+    emit_read(tx, sink_, room, caller, r);
   });
   return r;
 }
@@ -395,6 +443,43 @@ ReadByWho ChatService::read_by_who(Id caller, Id message) {
         out.unread_by.push_back(mu.user);
       }
     }
+  });
+  return out;
+}
+
+bool ChatService::user_exists(Id user) {
+  bool found = false;
+  store_.read([&](Tx& tx) { found = tx.user_by_id(user).has_value(); });
+  return found;
+}
+
+Seq ChatService::require_membership(Id user, Id room_id) {
+  Seq last = 0;
+  store_.read([&](Tx& tx) {
+    last = require_room(tx, room_id).last_seq;
+    require_member(tx, room_id, user);
+  });
+  return last;
+}
+
+std::vector<Message> ChatService::messages_after(Id user, Id room_id, Seq after, int limit) {
+  std::vector<Message> out;
+  store_.read([&](Tx& tx) {
+    require_member(tx, room_id, user);
+    out = tx.messages_ascending(room_id, after, kNoUpperBound, limit);
+  });
+  return out;
+}
+
+std::vector<UnreadState> ChatService::unread_snapshot(Id user) {
+  std::vector<UnreadState> out;
+  store_.read_in_commit_order([&](Tx& tx) {
+    Seq total = 0;
+    auto rooms = tx.rooms_of_user(user);
+    for (auto& ur : rooms) total += unread_count(ur.room.last_seq, ur.read_seq);
+    for (auto& ur : rooms)
+      out.push_back(UnreadState{user, ur.room.id, unread_count(ur.room.last_seq, ur.read_seq), total,
+                                ur.room.last_seq, ur.read_seq});
   });
   return out;
 }

@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "chat/events.h"
 #include "chat/store.h"
 #include "chat/types.h"
 
@@ -64,7 +65,8 @@ struct MembershipChange {
 // reads and writes in one Store transaction. Throws parley::Error for expected failures.
 class ChatService {
  public:
-  explicit ChatService(Store& store) : store_(store) {}
+  // sink (optional) receives the events of every committed change.
+  explicit ChatService(Store& store, EventSink* sink = nullptr) : store_(store), sink_(sink) {}
 
   // Users
   User create_user(std::string_view username, const std::string& password_hash);  // 409 when taken
@@ -94,8 +96,18 @@ class ChatService {
   FirstUnread first_unread(Id caller, Id room);
   ReadByWho read_by_who(Id caller, Id message);
 
+  // Real-time support
+  bool user_exists(Id user);
+  // The room's last_seq if user is an active member; 404 / 403 otherwise.
+  Seq require_membership(Id user, Id room);
+  // Messages with seq > after, ascending, at most limit (for resume); 403 if not a member.
+  std::vector<Message> messages_after(Id user, Id room, Seq after, int limit);
+  // Every room's badge state for the user, ordered with commits (see read_in_commit_order).
+  std::vector<UnreadState> unread_snapshot(Id user);
+
  private:
   Store& store_;
+  EventSink* sink_;
 };
 
 }  // namespace parley::chat

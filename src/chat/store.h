@@ -50,6 +50,12 @@ class Tx {
   virtual void insert_read_move(Id room, Id user, Seq up_to_seq, TimeMs at) = 0;
   // When the user's watermark in the room first reached seq (nullopt if never).
   virtual std::optional<TimeMs> first_read_at(Id room, Id user, Seq seq) = 0;
+  // Sum of the user's unread counts over all their rooms.
+  virtual Seq total_unread(Id user) = 0;
+
+  // Runs fn after this transaction has committed (never if it rolls back). Callbacks run in
+  // commit order on the store's commit thread; they must be quick and must not throw.
+  virtual void on_commit(std::function<void()> fn) = 0;
 };
 
 // A transactional store. write() runs fn atomically and returns only once it is durable;
@@ -60,6 +66,9 @@ class Store {
   virtual ~Store() = default;
   virtual void write(const std::function<void(Tx&)>& fn) = 0;
   virtual void read(const std::function<void(Tx&)>& fn) = 0;
+  // Like read(), but ordered with the writes: it sees every write whose commit callbacks ran
+  // before it, and none of those after it (used for snapshots that must meet live events).
+  virtual void read_in_commit_order(const std::function<void(Tx&)>& fn) = 0;
   // True while the store answers (for /readyz).
   virtual bool healthy() = 0;
 };

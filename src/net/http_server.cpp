@@ -13,6 +13,9 @@
 #include <stdexcept>
 
 #include "api/rest.h"
+#include "api/ws_gate.h"
+#include "auth/jwt.h"
+#include "net/ws_session.h"
 
 namespace parley::net {
 
@@ -63,6 +66,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   asio::thread_pool& pool;
   api::RestApi& api;
   HttpOptions opts;
+  api::WsGate* gate;
+  WsDeps* ws;
   tcp::acceptor acceptor;
   std::atomic<bool> stopping{false};
 
@@ -76,8 +81,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   };
   std::set<std::shared_ptr<Conn>> conns;
 
-  Impl(asio::io_context& i, asio::thread_pool& p, api::RestApi& a, HttpOptions o)
-      : ioc(i), pool(p), api(a), opts(o), acceptor(i) {}
+  Impl(asio::io_context& i, asio::thread_pool& p, api::RestApi& a, HttpOptions o, api::WsGate* g, WsDeps* w)
+      : ioc(i), pool(p), api(a), opts(o), gate(g), ws(w), acceptor(i) {}
 
   awaitable<void> accept_loop() {
     for (;;) {
@@ -122,6 +127,45 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     stream.socket().close(ec);
   }
 
+  // A WebSocket upgrade: decided (auth, Origin, membership, cooldown) before it happens,
+  // refusals answered as plain HTTP; then the connection belongs to a WsSession.
+  awaitable<void> upgrade(std::shared_ptr<Conn> conn, http::request<http::string_body> req, std::string remote_ip) {
+    beast::tcp_stream& stream = conn->stream;
+    api::Admission adm;
+    if (!gate || !ws) {
+      adm.refusal = api::error_response(404, "not_found", "no WebSocket endpoint here");
+      adm.reason = "not_found";
+    } else if (stopping) {
+      adm.refusal = api::error_response(503, "unavailable", "shutting down");
+      adm.reason = "shutdown";
+    } else {
+      api::UpgradeRequest ur{std::string(req.target()), std::string(req[http::field::authorization]),
+                             std::string(req[http::field::origin]), std::string(req[http::field::host])};
+      try {
+        adm = co_await asio::co_spawn(
+            pool, [this, &ur]() -> awaitable<api::Admission> { co_return gate->admit(ur); }, use_awaitable);
+      } catch (const std::exception& e) {
+        spdlog::error("ws admission failed: {}", e.what());
+        adm.refusal = api::error_response(503, "unavailable", "try again");
+        adm.reason = "internal";
+      }
+    }
+    if (!adm.accepted) {
+      if (ws) ws->metrics.add("parley_ws_handshake_failures_total{reason=\"" + adm.reason + "\"}", 1);
+      spdlog::info("ws refused {} {} ip={} reason={}", adm.refusal.status, redact(std::string_view(req.target().data(), req.target().size())),
+                   remote_ip, adm.reason);
+      auto res = to_beast(adm.refusal, req.version(), false);
+      stream.expires_after(std::chrono::seconds(10));
+      co_await http::async_write(stream, res, tuple_awaitable);
+      beast::error_code ec;
+      stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+      stream.socket().close(ec);
+      co_return;
+    }
+    auto session = std::make_shared<WsSession>(stream, *ws, std::move(adm), auth::random_key_hex(8));
+    co_await session->run(std::move(req));
+  }
+
   awaitable<void> session(std::shared_ptr<Conn> conn) {
     beast::tcp_stream& stream = conn->stream;
     beast::flat_buffer buffer;
@@ -137,10 +181,17 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       parser.body_limit(opts.max_body_bytes);
       parser.header_limit(static_cast<std::uint32_t>(opts.max_header_bytes));
       stream.expires_after(opts.idle_timeout);
-      conn->waiting = true;
-      if (stopping) break;
+      if (buffer.size() == 0) {
+        // Idle between requests: only here may shutdown interrupt the connection. Once a
+        // request's first byte has arrived, the request is in flight and gets its answer.
+        conn->waiting = true;
+        if (stopping) break;
+        auto [fec, fn] = co_await stream.async_read_some(buffer.prepare(4096), tuple_awaitable);
+        conn->waiting = false;
+        if (fec) break;
+        buffer.commit(fn);
+      }
       auto [rec, n] = co_await http::async_read(stream, buffer, parser, tuple_awaitable);
-      conn->waiting = false;
       if (rec == http::error::end_of_stream || rec == beast::error::timeout ||
           rec == asio::error::operation_aborted || rec == asio::error::connection_reset ||
           rec == asio::error::eof)
@@ -164,6 +215,10 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         co_return;
       }
       auto& req = parser.get();
+      if (beast::websocket::is_upgrade(req)) {
+        co_await upgrade(conn, parser.release(), remote_ip);
+        co_return;
+      }
       api::Request r;
       r.method = std::string(req.method_string());
       r.target = std::string(req.target());
@@ -187,8 +242,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   }
 };
 
-HttpServer::HttpServer(asio::io_context& ioc, asio::thread_pool& pool, api::RestApi& api, HttpOptions opts)
-    : impl_(std::make_shared<Impl>(ioc, pool, api, opts)) {}
+HttpServer::HttpServer(asio::io_context& ioc, asio::thread_pool& pool, api::RestApi& api, HttpOptions opts,
+                       api::WsGate* gate, WsDeps* ws)
+    : impl_(std::make_shared<Impl>(ioc, pool, api, opts, gate, ws)) {}
 
 HttpServer::~HttpServer() = default;
 
@@ -220,6 +276,7 @@ void HttpServer::stop() {
     beast::error_code ec;
     self->acceptor.close(ec);
   });
+  if (self->ws) self->ws->hub.close_all(1001, "server shutting down");
   // Wake every connection blocked waiting for its next request; one mid-request finishes
   // (keep-alive is off from now on) and then closes.
   std::lock_guard g(self->conns_mu);

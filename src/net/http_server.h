@@ -14,9 +14,11 @@ class thread_pool;
 
 namespace parley::api {
 class RestApi;
-}
+class WsGate;
+}  // namespace parley::api
 
 namespace parley::net {
+struct WsDeps;
 
 struct HttpOptions {
   std::size_t max_body_bytes = 1024 * 1024;  // larger → 413
@@ -26,14 +28,17 @@ struct HttpOptions {
 
 class HttpServer {
  public:
-  HttpServer(boost::asio::io_context& ioc, boost::asio::thread_pool& pool, api::RestApi& api, HttpOptions opts);
+  // gate and ws may be null: then upgrades are answered 404.
+  HttpServer(boost::asio::io_context& ioc, boost::asio::thread_pool& pool, api::RestApi& api, HttpOptions opts,
+             api::WsGate* gate = nullptr, WsDeps* ws = nullptr);
   ~HttpServer();
   // Binds and listens; returns the bound "HOST:PORT" (the real port when 0 was asked for).
   // Throws std::runtime_error when the address cannot be bound.
   std::string listen(const std::string& host, unsigned short port);
   // Starts accepting connections (on the io_context's threads).
   void start();
-  // Stops accepting and closes idle connections; requests in flight finish.
+  // Stops accepting, closes idle connections and every WebSocket (1001, after flushing its
+  // queue); requests in flight finish.
   void stop();
   // Open connections (for shutdown: exit once it reaches 0).
   std::size_t open_connections() const;

@@ -336,6 +336,19 @@ class SqliteTx final : public chat::Tx {
                "ON CONFLICT DO NOTHING")
         .bind(1, room).bind(2, user).bind(3, up_to_seq).bind(4, at).exec();
   }
+  Seq total_unread(Id user) override {
+    auto s = c_.prepare("SELECT COALESCE(SUM(MAX(r.last_seq - m.read_seq, 0)), 0) FROM members m "
+                        "JOIN rooms r ON r.id = m.room_id WHERE m.user_id=? AND m.active=1");
+    s.bind(1, user);
+    return s.step() ? s.i64(0) : 0;
+  }
+  void on_commit(std::function<void()> fn) override {
+    if (!callbacks_) throw std::logic_error("on_commit outside a write transaction");
+    callbacks_->push_back(std::move(fn));
+  }
+  // The writer points this at the current job's callback list.
+  void set_callbacks(std::vector<std::function<void()>>* cbs) { callbacks_ = cbs; }
+
   std::optional<TimeMs> first_read_at(Id room, Id user, Seq seq) override {
     auto s = c_.prepare("SELECT at FROM read_moves WHERE room_id=? AND user_id=? AND up_to_seq>=? "
                         "ORDER BY up_to_seq LIMIT 1");
@@ -346,6 +359,7 @@ class SqliteTx final : public chat::Tx {
 
  private:
   Conn& c_;
+  std::vector<std::function<void()>>* callbacks_ = nullptr;
 };
 
 struct WriteJob {
@@ -411,26 +425,35 @@ struct SqliteStore::Impl {
         queue.erase(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(n));
       }
       std::vector<std::exception_ptr> errors(batch.size());
+      std::vector<std::vector<std::function<void()>>> callbacks(batch.size());
       std::exception_ptr batch_error;
       try {
         c.exec("BEGIN IMMEDIATE");
         for (std::size_t i = 0; i < batch.size(); ++i) {
           c.exec("SAVEPOINT job");
+          tx.set_callbacks(&callbacks[i]);
           try {
             (*batch[i]->fn)(tx);
             c.exec("RELEASE job");
           } catch (...) {
             errors[i] = std::current_exception();
+            callbacks[i].clear();
             c.exec("ROLLBACK TO job");
             c.exec("RELEASE job");
           }
+          tx.set_callbacks(nullptr);
         }
         c.exec("COMMIT");
       } catch (...) {
         batch_error = std::current_exception();
         sqlite3_exec(c.raw(), "ROLLBACK", nullptr, nullptr, nullptr);
       }
-      if (opts.on_commit && !batch_error) opts.on_commit(batch.size());
+      if (!batch_error) {
+        if (opts.on_commit) opts.on_commit(batch.size());
+        // Events leave in commit order, before any caller hears back.
+        for (auto& cbs : callbacks)
+          for (auto& cb : cbs) cb();
+      }
       for (std::size_t i = 0; i < batch.size(); ++i) {
         auto e = batch_error ? batch_error : errors[i];
         if (e) batch[i]->done.set_exception(e);
@@ -516,6 +539,8 @@ void SqliteStore::read(const std::function<void(chat::Tx&)>& fn) {
     throw;
   }
 }
+
+void SqliteStore::read_in_commit_order(const std::function<void(chat::Tx&)>& fn) { write(fn); }
 
 bool SqliteStore::healthy() {
   try {

@@ -1,0 +1,62 @@
+#pragma once
+#include <chrono>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "api/http_types.h"
+#include "auth/jwt.h"
+#include "chat/service.h"
+
+namespace parley::api {
+
+// A WebSocket upgrade request, as far as the decision to accept it needs.
+struct UpgradeRequest {
+  std::string target;         // path and query
+  std::string authorization;  // "Bearer …" or empty
+  std::string origin;         // empty when absent
+  std::string host;
+};
+
+struct Admission {
+  bool accepted = false;
+  Response refusal;  // when not accepted: the HTTP answer (401/403/404/429/400)
+  bool sidebar = false;
+  Id user = 0;
+  Id room = 0;                          // chatroom sockets
+  std::optional<chat::Seq> after_seq;   // chatroom resume
+  chat::Seq room_last_seq = 0;
+  std::string reason;                   // refusal reason for metrics/logs
+};
+
+struct WsGateOptions {
+  std::vector<std::string> allowed_origins;
+  bool allow_insecure_sidebar = false;
+  int cooldown_ms = 500;
+  std::size_t cooldown_max_keys = 100000;  // bound of the cooldown table (LRU)
+};
+
+// Decides every WebSocket upgrade before it happens (CONTRACT.md "WebSocket"): endpoint,
+// Origin allowlist, token or insecure user_id, room membership, per-user connect cooldown.
+// Blocking (storage): call it off the IO threads.
+class WsGate {
+ public:
+  WsGate(chat::ChatService& chat, const auth::JwtCodec& jwt, WsGateOptions opts);
+  Admission admit(const UpgradeRequest& req);
+
+ private:
+  bool cooldown_passed(const std::string& key);
+
+  chat::ChatService& chat_;
+  const auth::JwtCodec& jwt_;
+  WsGateOptions opts_;
+  std::mutex mu_;
+  std::unordered_map<std::string, std::pair<std::chrono::steady_clock::time_point, std::list<std::string>::iterator>>
+      last_attempt_;
+  std::list<std::string> lru_;
+};
+
+}  // namespace parley::api

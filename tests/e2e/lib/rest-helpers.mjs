@@ -1,0 +1,170 @@
+// Helpers for the REST and configuration end-to-end tests (Node built-ins only).
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import net from 'node:net';
+
+// RFC 3339 UTC with milliseconds, as the contract requires.
+export const TIME_RE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+// decisions.md: ids are 1–18 ASCII digits, no sign, no leading zero, as JSON strings.
+export const ID_RE = /^[1-9]\d{0,17}$/;
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Sends an arbitrary request: body may be a string, a Buffer or undefined; headers as given.
+// Returns {status, body (parsed JSON or raw text or null), text, headers}.
+export async function raw(baseUrl, method, path, { body, headers = {}, token } = {}) {
+  const h = { ...headers };
+  if (token) h.authorization = `Bearer ${token}`;
+  if (body !== undefined && h['content-type'] === undefined) h['content-type'] = 'application/json';
+  const res = await fetch(baseUrl + path, { method, headers: h, body });
+  const text = await res.text();
+  let parsed = null;
+  if (text.length) { try { parsed = JSON.parse(text); } catch { parsed = text; } }
+  return { status: res.status, body: parsed, text, headers: res.headers };
+}
+
+// Asserts the contract's error shape {"error":{"code","message"}} with the given status and code.
+export function assertError(res, status, code, what = '') {
+  const ctx = `${what} → ${res.status} ${typeof res.body === 'string' ? res.body : JSON.stringify(res.body)}`;
+  assert.equal(res.status, status, `status ${ctx}`);
+  assert.ok(res.body && typeof res.body === 'object' && res.body.error && typeof res.body.error === 'object',
+    `error body ${ctx}`);
+  assert.equal(typeof res.body.error.message, 'string', `error.message ${ctx}`);
+  assert.ok(res.body.error.message.length > 0, `error.message non-empty ${ctx}`);
+  if (code !== undefined) assert.equal(res.body.error.code, code, `error.code ${ctx}`);
+  else assert.match(res.body.error.code, /^[a-z][a-z0-9_]*$/, `error.code snake_case ${ctx}`);
+}
+
+// Asserts a 2xx-style status with a readable message on failure.
+export function assertStatus(res, status, what = '') {
+  assert.equal(res.status, status,
+    `${what} → ${res.status} ${typeof res.body === 'string' ? res.body : JSON.stringify(res.body)}`);
+}
+
+export function assertUser(u, expected = {}) {
+  assert.equal(typeof u, 'object');
+  assert.match(u.id, ID_RE, 'user.id');
+  assert.equal(typeof u.username, 'string');
+  assert.match(u.created_at, TIME_RE, 'user.created_at');
+  for (const k of Object.keys(u)) assert.ok(!/pass|hash|secret/i.test(k), `user leaks ${k}`);
+  for (const [k, v] of Object.entries(expected)) assert.equal(u[k], v, `user.${k}`);
+}
+
+export function assertMessage(m, expected = {}) {
+  assert.equal(typeof m, 'object');
+  assert.ok(m !== null, 'message not null');
+  assert.match(m.id, ID_RE, 'message.id');
+  assert.match(m.room_id, ID_RE, 'message.room_id');
+  assert.match(m.sender_id, ID_RE, 'message.sender_id');
+  assert.equal(typeof m.content, 'string');
+  assert.equal(typeof m.seq, 'number');
+  assert.ok(Number.isInteger(m.seq) && m.seq >= 1, 'message.seq');
+  assert.match(m.created_at, TIME_RE, 'message.created_at');
+  for (const [k, v] of Object.entries(expected)) assertLike(m[k], v, `message.${k}`);
+}
+
+export function assertRoom(r, expected = {}) {
+  assert.equal(typeof r, 'object');
+  assert.match(r.id, ID_RE, 'room.id');
+  assert.ok(r.type === 'group' || r.type === 'direct', 'room.type');
+  assert.ok(Array.isArray(r.members), 'room.members');
+  for (const u of r.members) assertUser(u);
+  assert.match(r.created_by, ID_RE, 'room.created_by');
+  assert.match(r.created_at, TIME_RE, 'room.created_at');
+  assert.equal(typeof r.last_seq, 'number');
+  assert.equal(typeof r.unread_count, 'number');
+  assert.ok('last_message' in r, 'room.last_message present');
+  if (r.last_message !== null) assertMessage(r.last_message);
+  for (const [k, v] of Object.entries(expected)) assertLike(r[k], v, `room.${k}`);
+}
+
+// Projects `actual` onto the keys of `expected` (recursively; arrays element by element, and
+// their lengths must still match) so that fields the project adds later do not break the
+// comparison, while every expected field is still checked exactly. The `unread_counts` map is
+// compared whole: a room too many is an error there.
+export function project(actual, expected, key = '') {
+  if (key === 'unread_counts') return actual;
+  if (Array.isArray(expected)) {
+    if (!Array.isArray(actual)) return actual;
+    return actual.map((a, i) => (i < expected.length ? project(a, expected[i]) : a));
+  }
+  if (expected && typeof expected === 'object') {
+    if (!actual || typeof actual !== 'object' || Array.isArray(actual)) return actual;
+    const out = {};
+    for (const k of Object.keys(expected)) if (k in actual) out[k] = project(actual[k], expected[k], k);
+    return out;
+  }
+  return actual;
+}
+export function assertLike(actual, expected, msg) {
+  assert.deepEqual(project(actual, expected), expected, msg);
+}
+
+export const memberIds = (room) => room.members.map((u) => u.id).sort();
+
+// ---- JWT forging ----
+export const b64url = (buf) => Buffer.from(buf).toString('base64')
+  .replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
+export const b64urlJson = (obj) => b64url(Buffer.from(JSON.stringify(obj)));
+export const decodePart = (part) => JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+
+// Signs header.payload with HMAC (alg 'HS256' → sha256, 'HS512' → sha512), or leaves the
+// signature empty for alg 'none'.
+export function signJwt(header, payload, key, hmac = 'sha256') {
+  const input = `${b64urlJson(header)}.${b64urlJson(payload)}`;
+  if (hmac === null) return `${input}.`;
+  const sig = createHmac(hmac, key).update(input).digest();
+  return `${input}.${b64url(sig)}`;
+}
+
+export function hmacOk(token, key, hmac = 'sha256') {
+  const [h, p, s] = token.split('.');
+  const expect = b64url(createHmac(hmac, key).update(`${h}.${p}`).digest());
+  return expect === s;
+}
+
+// A free loopback port (bound then released).
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+// Sends raw bytes on a fresh TCP connection and collects the response until the server
+// closes or `ms` passes. Returns {status, text}.
+export function rawHttp(url, bytes, ms = 5000) {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const sock = net.connect(Number(port), hostname);
+    let data = Buffer.alloc(0);
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      const text = data.toString('latin1');
+      const m = text.match(/^HTTP\/1\.[01] (\d{3})/);
+      resolve({ status: m ? Number(m[1]) : null, text });
+    };
+    const timer = setTimeout(finish, ms);
+    sock.on('data', (d) => {
+      data = Buffer.concat([data, d]);
+      // Stop as soon as a complete response with Content-Length has arrived.
+      const t = data.toString('latin1');
+      const headEnd = t.indexOf('\r\n\r\n');
+      if (headEnd >= 0) {
+        const cl = t.slice(0, headEnd).match(/\r\ncontent-length:\s*(\d+)/i);
+        if (cl && data.length >= headEnd + 4 + Number(cl[1])) finish();
+      }
+    });
+    sock.on('error', finish);
+    sock.on('close', finish);
+    sock.write(bytes, () => {});
+  });
+}

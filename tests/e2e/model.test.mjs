@@ -1,0 +1,618 @@
+// Randomized model-based test of rooms, membership, messages and read state.
+//
+// A seeded PRNG drives several hundred random operations by a handful of users over a few
+// rooms (group rooms with random initial members, and a direct room). The test keeps a small
+// reference model — per room the messages (sender, seq, id), per (room, user) the read
+// watermark, the membership and the creator — and after every step compares what the server
+// says with the model (CONTRACT.md "Read status" and its invariant, docs/decisions.md
+// "Read state"):
+//   - sending moves the sender's watermark to the sent message;
+//   - reading message S moves the watermark to max(w, S), never backwards;
+//   - a (re)join sets the watermark to max(old, last_seq);
+//   - unread = #messages with seq > watermark and sender != user;
+//   - every room route answers 403 to non-members, nothing changes.
+// Operations: send (with new, repeated and foreign client_msg_ids), single read, bulk read
+// (sometimes with a foreign or unknown id: all or nothing), mark-all-read, add (new member,
+// present member, re-join), remove (self-leave, creator removes, non-creator → 403, direct →
+// 400), and a "burst" of concurrent sends/reads/mark-all-reads in one room whose end state
+// is reconciled from the answers.
+// Every step checks GET /api/messages/unread-counts and GET /api/chatrooms/:id/first-unread for
+// every user and room, and read-by-who for a couple of random messages; every FULL_EVERY
+// steps (and at the end) also GET /api/chatrooms, GET /api/messages/latest, non-member probes,
+// and at the end every message's read-by-who and the full history of every room.
+//
+// Env: PARLEY_MODEL_SEED (default fixed), PARLEY_MODEL_STEPS (default 400),
+// PARLEY_MODEL_FULL_EVERY (default 10). A failure names the seed, the step and the operation.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, newUser } from './lib/server.mjs';
+import { TIME_RE, assertMessage, assertRoom } from './lib/rest-helpers.mjs';
+
+const SEED = process.env.PARLEY_MODEL_SEED !== undefined && process.env.PARLEY_MODEL_SEED !== ''
+  ? Number(process.env.PARLEY_MODEL_SEED) >>> 0 : 0x5eed2026;
+const STEPS = Number(process.env.PARLEY_MODEL_STEPS || 400);
+const FULL_EVERY = Math.max(1, Number(process.env.PARLEY_MODEL_FULL_EVERY || 10));
+const N_USERS = 5;
+const N_GROUPS = 3;
+
+// mulberry32: small, fast, good enough for test input.
+function prng(seed) {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return {
+    next,
+    int: (n) => Math.floor(next() * n),
+    chance: (p) => next() < p,
+    pick: (arr) => arr[Math.floor(next() * arr.length)],
+  };
+}
+
+const show = (res) => `${res.status} ${typeof res.body === 'string' ? res.body : JSON.stringify(res.body)}`;
+const sortedIds = (xs) => [...xs].map(String).sort();
+
+// ---------------------------------------------------------------------------------------
+// The reference model.
+class Model {
+  constructor() {
+    this.rooms = new Map(); // id → {id, type, createdBy, members:Set, msgs:[], wm:Map, cmids:Map}
+    this.msgs = new Map(); // id → {id, roomId, seq, sender, content, cmid, createdAt}
+  }
+
+  addRoom(id, type, createdBy, memberIds) {
+    const room = { id, type, createdBy, members: new Set(memberIds), msgs: [], wm: new Map(), cmids: new Map() };
+    for (const u of memberIds) room.wm.set(u, 0);
+    this.rooms.set(id, room);
+    return room;
+  }
+
+  isMember(roomId, u) { return this.rooms.get(roomId).members.has(u); }
+  wm(roomId, u) { return this.rooms.get(roomId).wm.get(u) ?? 0; }
+  lastSeq(roomId) { return this.rooms.get(roomId).msgs.length; }
+  roomsOf(u) { return [...this.rooms.values()].filter((r) => r.members.has(u)); }
+
+  // The contract's rule, literally: messages above the watermark not sent by the user.
+  unread(roomId, u) {
+    const w = this.wm(roomId, u);
+    let n = 0;
+    for (const m of this.rooms.get(roomId).msgs) if (m.seq > w && m.sender !== u) n++;
+    return n;
+  }
+
+  firstUnread(roomId, u) {
+    const w = this.wm(roomId, u);
+    return this.rooms.get(roomId).msgs.find((m) => m.seq > w && m.sender !== u) ?? null;
+  }
+
+  send(roomId, u, body, cmid) {
+    const room = this.rooms.get(roomId);
+    const m = { id: body.id, roomId, seq: body.seq, sender: u, content: body.content, cmid, createdAt: body.created_at };
+    room.msgs.push(m);
+    this.msgs.set(m.id, m);
+    room.wm.set(u, m.seq); // a send moves the sender's watermark to the sent message
+    if (cmid !== undefined) room.cmids.set(`${u}|${cmid}`, m);
+    return m;
+  }
+
+  read(roomId, u, seq) {
+    const room = this.rooms.get(roomId);
+    room.wm.set(u, Math.max(this.wm(roomId, u), seq));
+  }
+
+  join(roomId, u) {
+    const room = this.rooms.get(roomId);
+    if (room.members.has(u)) return; // adding a present member changes nothing
+    room.members.add(u);
+    room.wm.set(u, Math.max(room.wm.get(u) ?? 0, room.msgs.length));
+  }
+
+  leave(roomId, u) {
+    this.rooms.get(roomId).members.delete(u); // the old watermark is kept for a re-join
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+
+test(`model-based read state (seed ${SEED}, ${STEPS} steps)`, { timeout: 300_000 }, async (t) => {
+  const rnd = prng(SEED);
+  const server = await startServer();
+  t.after(() => server.close());
+
+  const users = [];
+  for (let i = 0; i < N_USERS; i++) {
+    const u = await newUser(server, `mdl${i}_`);
+    users.push({ ...u, id: u.user.id, label: `U${i}` });
+  }
+  const byId = new Map(users.map((u) => [u.id, u]));
+  const label = (id) => byId.get(id)?.label ?? id;
+  const model = new Model();
+  const roomLabels = new Map();
+  const rlabel = (id) => roomLabels.get(id) ?? id;
+
+  // ---- setup: group rooms with random members, and a direct room ----
+  for (let g = 0; g < N_GROUPS; g++) {
+    const creator = rnd.pick(users);
+    let others = users.filter((u) => u !== creator && rnd.chance(0.5)).map((u) => u.id);
+    if (others.length === 0) others = [rnd.pick(users.filter((u) => u !== creator)).id];
+    const res = await creator.api.post('/api/chatrooms', { name: `group ${g}`, member_ids: others });
+    assert.equal(res.status, 201, `create group ${g}: ${show(res)}`);
+    assertRoom(res.body, { type: 'group', created_by: creator.id, last_seq: 0, unread_count: 0, last_message: null });
+    assert.deepEqual(sortedIds(res.body.members.map((m) => m.id)), sortedIds([creator.id, ...others]), 'group members');
+    model.addRoom(res.body.id, 'group', creator.id, [creator.id, ...others]);
+    roomLabels.set(res.body.id, `G${g}`);
+  }
+  {
+    const [a, b] = [users[0], users[1 + rnd.int(N_USERS - 1)]];
+    const res = await a.api.post('/api/chatrooms', { type: 'direct', member_ids: [b.id] });
+    assert.equal(res.status, 201, `create direct: ${show(res)}`);
+    assertRoom(res.body, { type: 'direct', last_seq: 0, unread_count: 0, last_message: null });
+    assert.deepEqual(sortedIds(res.body.members.map((m) => m.id)), sortedIds([a.id, b.id]), 'direct members');
+    const again = await b.api.post('/api/chatrooms', { type: 'direct', member_ids: [a.id] });
+    assert.ok(again.status === 200 || again.status === 201, `re-create direct: ${show(again)}`);
+    assert.equal(again.body.id, res.body.id, 're-creating a direct room returns the existing one');
+    model.addRoom(res.body.id, 'direct', a.id, [a.id, b.id]);
+    roomLabels.set(res.body.id, 'D');
+  }
+  const roomIds = [...model.rooms.keys()];
+
+  // ---- checks ----
+  const readAtSeen = new Map(); // `${msgId}|${userId}` → read_at first observed
+
+  async function checkUnreadCounts(u) {
+    const res = await u.api.get('/api/messages/unread-counts');
+    assert.equal(res.status, 200, `${u.label} unread-counts: ${show(res)}`);
+    const expected = {};
+    let total = 0;
+    for (const r of model.roomsOf(u.id)) { expected[r.id] = model.unread(r.id, u.id); total += expected[r.id]; }
+    const pretty = (o) => JSON.stringify(Object.fromEntries(Object.entries(o).map(([k, v]) => [rlabel(k), v])));
+    assert.deepEqual(res.body.unread_counts, expected,
+      `${u.label} unread_counts: got ${pretty(res.body.unread_counts ?? {})}, model ${pretty(expected)}`);
+    assert.equal(res.body.total, total, `${u.label} unread total`);
+  }
+
+  async function checkFirstUnread(u, roomId) {
+    const res = await u.api.get(`/api/chatrooms/${roomId}/first-unread`);
+    const what = `${u.label} first-unread ${rlabel(roomId)} (wm ${model.wm(roomId, u.id)}, last_seq ${model.lastSeq(roomId)})`;
+    if (!model.isMember(roomId, u.id)) { assert.equal(res.status, 403, `${what} as non-member: ${show(res)}`); return; }
+    assert.equal(res.status, 200, `${what}: ${show(res)}`);
+    const exp = model.firstUnread(roomId, u.id);
+    assert.equal(res.body.unread_count, model.unread(roomId, u.id), `${what}: unread_count`);
+    if (exp === null) {
+      assert.equal(res.body.message, null, `${what}: expected message null, got ${JSON.stringify(res.body.message)}`);
+    } else {
+      assert.ok(res.body.message, `${what}: expected message seq ${exp.seq}, got ${JSON.stringify(res.body.message)}`);
+      assertMessage(res.body.message, { id: exp.id, seq: exp.seq, room_id: roomId, sender_id: exp.sender });
+    }
+  }
+
+  async function checkReadByWho(asker, m) {
+    const res = await asker.api.get(`/api/messages/${m.id}/read-by-who`);
+    const room = model.rooms.get(m.roomId);
+    const what = `${asker.label} read-by-who ${rlabel(m.roomId)}#${m.seq} (sender ${label(m.sender)})`;
+    if (!room.members.has(asker.id)) { assert.equal(res.status, 403, `${what} as non-member: ${show(res)}`); return; }
+    assert.equal(res.status, 200, `${what}: ${show(res)}`);
+    const others = [...room.members].filter((x) => x !== m.sender);
+    const readBy = others.filter((x) => model.wm(m.roomId, x) >= m.seq);
+    const unreadBy = others.filter((x) => model.wm(m.roomId, x) < m.seq);
+    const b = res.body;
+    assert.equal(b.message_id, m.id, `${what}: message_id`);
+    assert.equal(b.room_id, m.roomId, `${what}: room_id`);
+    const gotRead = (b.read_by ?? []).map((x) => x.user_id);
+    const gotUnread = (b.unread_by ?? []).map((x) => x.user_id);
+    const lbl = (xs) => sortedIds(xs).map(label).join(',');
+    assert.deepEqual(sortedIds(gotRead), sortedIds(readBy),
+      `${what}: read_by got [${lbl(gotRead)}], model [${lbl(readBy)}]`);
+    assert.deepEqual(sortedIds(gotUnread), sortedIds(unreadBy),
+      `${what}: unread_by got [${lbl(gotUnread)}], model [${lbl(unreadBy)}]`);
+    assert.equal(b.read_count, readBy.length, `${what}: read_count`);
+    assert.equal(b.member_count, others.length, `${what}: member_count`);
+    for (const x of [...b.read_by, ...b.unread_by]) {
+      assert.equal(x.username, byId.get(x.user_id).user.username, `${what}: username of ${label(x.user_id)}`);
+    }
+    for (const x of b.read_by) {
+      assert.match(x.read_at, TIME_RE, `${what}: read_at of ${label(x.user_id)}`);
+      // read_at is when that reader's watermark first reached the message: never before the
+      // message existed, and fixed once observed (decisions.md: the first move that reached it).
+      assert.ok(x.read_at >= m.createdAt, `${what}: read_at ${x.read_at} of ${label(x.user_id)} before created_at ${m.createdAt}`);
+      const key = `${m.id}|${x.user_id}`;
+      const seen = readAtSeen.get(key);
+      if (seen === undefined) readAtSeen.set(key, x.read_at);
+      else assert.equal(x.read_at, seen, `${what}: read_at of ${label(x.user_id)} changed`);
+    }
+  }
+
+  async function checkChatrooms(u) {
+    const res = await u.api.get('/api/chatrooms');
+    assert.equal(res.status, 200, `${u.label} chatrooms: ${show(res)}`);
+    const list = res.body.chatrooms;
+    const mine = model.roomsOf(u.id);
+    assert.deepEqual(sortedIds(list.map((r) => r.id)), sortedIds(mine.map((r) => r.id)),
+      `${u.label} chatrooms: got [${list.map((r) => rlabel(r.id))}], model [${mine.map((r) => rlabel(r.id))}]`);
+    let prevActivity = null;
+    for (const r of list) {
+      const mr = model.rooms.get(r.id);
+      const what = `${u.label} chatrooms ${rlabel(r.id)}`;
+      assertRoom(r);
+      assert.equal(r.type, mr.type, `${what}: type`);
+      assert.equal(r.created_by, mr.createdBy, `${what}: created_by`);
+      assert.equal(r.last_seq, mr.msgs.length, `${what}: last_seq`);
+      assert.equal(r.unread_count, model.unread(r.id, u.id), `${what}: unread_count (wm ${model.wm(r.id, u.id)})`);
+      assert.deepEqual(sortedIds(r.members.map((x) => x.id)), sortedIds(mr.members), `${what}: members`);
+      const last = mr.msgs.at(-1) ?? null;
+      assert.equal(r.last_message?.id ?? null, last?.id ?? null, `${what}: last_message`);
+      // Newest activity first (time of newest message, or of creation without messages).
+      const activity = r.last_message ? r.last_message.created_at : r.created_at;
+      if (prevActivity !== null) assert.ok(activity <= prevActivity, `${u.label} chatrooms order: ${activity} after ${prevActivity}`);
+      prevActivity = activity;
+    }
+  }
+
+  async function checkLatest(u) {
+    const res = await u.api.get('/api/messages/latest');
+    assert.equal(res.status, 200, `${u.label} latest: ${show(res)}`);
+    const got = new Map(res.body.latest.map((x) => [x.room_id, x.message?.id ?? null]));
+    const exp = new Map(model.roomsOf(u.id).map((r) => [r.id, r.msgs.at(-1)?.id ?? null]));
+    assert.deepEqual(got, exp, `${u.label} latest`);
+  }
+
+  // A random message and a member asking about it (sometimes a non-member).
+  function randomMessageProbe() {
+    const withMsgs = roomIds.filter((id) => model.rooms.get(id).msgs.length > 0);
+    if (withMsgs.length === 0) return null;
+    const room = model.rooms.get(rnd.pick(withMsgs));
+    const m = rnd.pick(room.msgs);
+    const members = users.filter((u) => room.members.has(u.id));
+    const nonMembers = users.filter((u) => !room.members.has(u.id));
+    const asker = nonMembers.length && rnd.chance(0.1) ? rnd.pick(nonMembers) : rnd.pick(members);
+    return [asker, m];
+  }
+
+  async function checkStep(full) {
+    const jobs = [];
+    for (const u of users) {
+      jobs.push(checkUnreadCounts(u));
+      for (const r of model.roomsOf(u.id)) jobs.push(checkFirstUnread(u, r.id));
+    }
+    for (let i = 0; i < 2; i++) {
+      const p = randomMessageProbe();
+      if (p) jobs.push(checkReadByWho(...p));
+    }
+    if (full) {
+      for (const u of users) {
+        jobs.push(checkChatrooms(u), checkLatest(u));
+        const outside = roomIds.filter((id) => !model.isMember(id, u.id));
+        if (outside.length) jobs.push(checkFirstUnread(u, rnd.pick(outside)));
+      }
+    }
+    await Promise.all(jobs);
+  }
+
+  // ---- operations: each returns a description; performs the call, checks the answer, updates the model ----
+  const outcomes = {};
+  const outcome = (k) => { outcomes[k] = (outcomes[k] ?? 0) + 1; };
+  let cmidCounter = 0;
+  const usedCmids = [];
+  const words = ['hello', 'héllo wörld', 'ok', 'see you', '👍 done', 'ünïcödé', 'lunch?', 'ship it', 'tab\there', 'line\nbreak'];
+
+  // A room for u: usually one of theirs, sometimes any (a non-member probe).
+  function roomFor(u, pMember = 0.88) {
+    const mine = model.roomsOf(u.id).map((r) => r.id);
+    if (mine.length && rnd.chance(pMember)) return rnd.pick(mine);
+    return rnd.pick(roomIds);
+  }
+  function messagesVisibleTo(u) { return model.roomsOf(u.id).flatMap((r) => r.msgs); }
+  function messagesHiddenFrom(u) {
+    return [...model.rooms.values()].filter((r) => !r.members.has(u.id)).flatMap((r) => r.msgs);
+  }
+
+  const ops = {
+    async send(step) {
+      const u = rnd.pick(users);
+      const roomId = roomFor(u);
+      let cmid;
+      const c = rnd.next();
+      if (c < 0.35) cmid = undefined;
+      else if (c < 0.75 || usedCmids.length === 0) { cmid = `c${cmidCounter++}-${SEED % 1000}`; usedCmids.push(cmid); }
+      else cmid = rnd.pick(usedCmids); // a repeat: idempotent for the same sender and room only
+      const content = `s${step} ${rnd.pick(words)}`;
+      const desc = `send ${u.label} → ${rlabel(roomId)} cmid=${cmid ?? '-'}`;
+      return [desc, async () => {
+        const body = { content };
+        if (cmid !== undefined) body.client_msg_id = cmid;
+        const res = await u.api.post(`/api/chatrooms/${roomId}/messages`, body);
+        if (!model.isMember(roomId, u.id)) { assert.equal(res.status, 403, `non-member send: ${show(res)}`); outcome('send 403'); return; }
+        const orig = cmid !== undefined ? model.rooms.get(roomId).cmids.get(`${u.id}|${cmid}`) : undefined;
+        if (orig) {
+          assert.equal(res.status, 200, `repeated client_msg_id: expected 200 with the original (seq ${orig.seq}): ${show(res)}`);
+          assertMessage(res.body, { id: orig.id, seq: orig.seq, content: orig.content, sender_id: u.id, room_id: roomId, client_msg_id: cmid });
+          outcome('send 200 idempotent');
+          return;
+        }
+        assert.equal(res.status, 201, `send: ${show(res)}`);
+        const expected = { seq: model.lastSeq(roomId) + 1, content, sender_id: u.id, room_id: roomId };
+        if (cmid !== undefined) expected.client_msg_id = cmid;
+        assertMessage(res.body, expected);
+        assert.ok(!model.msgs.has(res.body.id), `send: id ${res.body.id} reused`);
+        model.send(roomId, u.id, res.body, cmid);
+        outcome(cmid !== undefined && usedCmids.indexOf(cmid) !== usedCmids.length - 1 ? 'send 201 reused cmid elsewhere' : 'send 201');
+      }];
+    },
+
+    async readOne() {
+      const u = rnd.pick(users);
+      const visible = messagesVisibleTo(u);
+      const hidden = messagesHiddenFrom(u);
+      const unreadMsgs = visible.filter((x) => x.seq > model.wm(x.roomId, u.id));
+      let m;
+      if (unreadMsgs.length && rnd.chance(0.5)) m = rnd.pick(unreadMsgs); // mostly moves the watermark
+      else if (visible.length && (!hidden.length || rnd.chance(0.88))) m = rnd.pick(visible);
+      else if (hidden.length) m = rnd.pick(hidden);
+      else return null;
+      const desc = `read ${u.label} ${rlabel(m.roomId)}#${m.seq} (wm ${model.wm(m.roomId, u.id)})`;
+      return [desc, async () => {
+        const res = await u.api.post(`/api/messages/${m.id}/read`);
+        if (!model.isMember(m.roomId, u.id)) { assert.equal(res.status, 403, `non-member read: ${show(res)}`); outcome('read 403'); return; }
+        assert.equal(res.status, 200, `read: ${show(res)}`);
+        outcome(m.seq > model.wm(m.roomId, u.id) ? 'read forward' : 'read at/below watermark');
+        model.read(m.roomId, u.id, m.seq);
+        assert.equal(res.body.room_id, m.roomId, 'read: room_id');
+        assert.equal(res.body.up_to_seq, model.wm(m.roomId, u.id), 'read: up_to_seq = max(old watermark, seq)');
+        assert.equal(res.body.unread_count, model.unread(m.roomId, u.id), 'read: unread_count');
+      }];
+    },
+
+    async readBulk() {
+      const u = rnd.pick(users);
+      const visible = messagesVisibleTo(u);
+      if (!visible.length) return null;
+      const ids = [];
+      const n = 1 + rnd.int(6);
+      const unreadMsgs = visible.filter((x) => x.seq > model.wm(x.roomId, u.id));
+      for (let i = 0; i < n; i++) ids.push(rnd.pick(unreadMsgs.length && rnd.chance(0.5) ? unreadMsgs : visible).id);
+      if (rnd.chance(0.15)) ids.push(ids[0]); // duplicates are allowed
+      const hidden = messagesHiddenFrom(u);
+      let refused = null;
+      if (hidden.length && rnd.chance(0.15)) refused = 'forbidden';
+      else if (rnd.chance(0.04)) refused = 'unknown';
+      if (refused) {
+        const bad = refused === 'forbidden' ? rnd.pick(hidden).id : '999999999999';
+        ids.splice(rnd.int(ids.length + 1), 0, bad);
+      }
+      const desc = `bulk-read ${u.label} [${ids.map((id) => (model.msgs.has(id) ? `${rlabel(model.msgs.get(id).roomId)}#${model.msgs.get(id).seq}` : id)).join(' ')}]`;
+      return [desc, async () => {
+        const res = await u.api.post('/api/messages/read', { message_ids: ids });
+        // Visibility is judged at call time (membership may have changed since generation; it hasn't here).
+        const forbidden = ids.some((id) => model.msgs.has(id) && !model.isMember(model.msgs.get(id).roomId, u.id));
+        const unknown = ids.some((id) => !model.msgs.has(id));
+        if (forbidden) { assert.equal(res.status, 403, `bulk read with a foreign message: ${show(res)}`); outcome('bulk 403'); return; }
+        if (unknown) { assert.equal(res.status, 404, `bulk read with only an unknown id refused: ${show(res)}`); outcome('bulk 404'); return; }
+        assert.equal(res.status, 200, `bulk read: ${show(res)}`);
+        const order = [];
+        const maxSeq = new Map();
+        for (const id of ids) {
+          const m = model.msgs.get(id);
+          if (!maxSeq.has(m.roomId)) order.push(m.roomId);
+          maxSeq.set(m.roomId, Math.max(maxSeq.get(m.roomId) ?? 0, m.seq));
+        }
+        for (const [roomId, s] of maxSeq) model.read(roomId, u.id, s);
+        outcome(maxSeq.size > 1 ? 'bulk 200 multi-room' : 'bulk 200');
+        const expected = order.map((roomId) => ({ room_id: roomId, up_to_seq: model.wm(roomId, u.id), unread_count: model.unread(roomId, u.id) }));
+        const got = (res.body.rooms ?? []).map((r) => ({ room_id: r.room_id, up_to_seq: r.up_to_seq, unread_count: r.unread_count }));
+        assert.deepEqual(got, expected, 'bulk read: rooms (order of first appearance, up_to_seq, unread_count)');
+      }];
+    },
+
+    async markAll() {
+      const u = rnd.pick(users);
+      const roomId = roomFor(u);
+      const desc = `mark-all-read ${u.label} ${rlabel(roomId)} (wm ${model.wm(roomId, u.id)}, last_seq ${model.lastSeq(roomId)})`;
+      return [desc, async () => {
+        const res = await u.api.post(`/api/chatrooms/${roomId}/mark-all-read`);
+        if (!model.isMember(roomId, u.id)) { assert.equal(res.status, 403, `non-member mark-all-read: ${show(res)}`); outcome('mark-all 403'); return; }
+        assert.equal(res.status, 200, `mark-all-read: ${show(res)}`);
+        const before = model.unread(roomId, u.id);
+        outcome(before ? 'mark-all marked>0' : 'mark-all marked=0');
+        model.read(roomId, u.id, model.lastSeq(roomId));
+        assert.deepEqual(
+          { room_id: res.body.room_id, up_to_seq: res.body.up_to_seq, unread_count: res.body.unread_count, marked: res.body.marked },
+          { room_id: roomId, up_to_seq: model.lastSeq(roomId), unread_count: 0, marked: before }, 'mark-all-read answer');
+      }];
+    },
+
+    async add() {
+      const actor = rnd.pick(users);
+      const roomId = roomFor(actor, 0.9);
+      const room = model.rooms.get(roomId);
+      // Prefer former members (a re-join), else anyone (maybe a present member: no change).
+      const former = users.filter((u) => !room.members.has(u.id) && room.wm.has(u.id));
+      const target = former.length && rnd.chance(0.5) ? rnd.pick(former) : rnd.pick(users);
+      const desc = `add ${actor.label} adds ${target.label} to ${rlabel(roomId)} (member: ${room.members.has(target.id)}, old wm ${room.wm.get(target.id) ?? '-'}, last_seq ${room.msgs.length})`;
+      return [desc, async () => {
+        const res = await actor.api.post(`/api/chatrooms/${roomId}/members`, { user_id: target.id });
+        if (!room.members.has(actor.id)) { assert.equal(res.status, 403, `non-member add: ${show(res)}`); outcome('add 403'); return; }
+        if (room.type === 'direct') { assert.equal(res.status, 400, `add on a direct room: ${show(res)}`); outcome('add 400 direct'); return; }
+        assert.equal(res.status, 200, `add: ${show(res)}`);
+        outcome(room.members.has(target.id) ? 'add present member' : room.wm.has(target.id) ? 're-join' : 'add new member');
+        model.join(roomId, target.id);
+        assertRoom(res.body);
+        assert.equal(res.body.id, roomId);
+        assert.deepEqual(sortedIds(res.body.members.map((x) => x.id)), sortedIds(room.members), 'add: members in answer');
+        assert.equal(res.body.last_seq, room.msgs.length, 'add: last_seq in answer');
+        assert.equal(res.body.unread_count, model.unread(roomId, actor.id), 'add: unread_count (of the caller) in answer');
+      }];
+    },
+
+    async remove() {
+      const kind = rnd.next();
+      let actor; let roomId; let target;
+      const groups = roomIds.filter((id) => model.rooms.get(id).type === 'group');
+      if (kind < 0.4) { // self-leave
+        actor = rnd.pick(users); roomId = roomFor(actor); target = actor;
+      } else if (kind < 0.7) { // the creator removes someone
+        roomId = rnd.pick(groups);
+        const room = model.rooms.get(roomId);
+        actor = byId.get(room.createdBy);
+        target = rnd.pick(users.filter((u) => u !== actor));
+      } else if (kind < 0.9) { // a non-creator member removes another member → 403
+        roomId = rnd.pick(groups);
+        const room = model.rooms.get(roomId);
+        const cands = users.filter((u) => room.members.has(u.id) && u.id !== room.createdBy);
+        if (!cands.length) return null;
+        actor = rnd.pick(cands);
+        const targets = users.filter((u) => room.members.has(u.id) && u !== actor);
+        if (!targets.length) return null;
+        target = rnd.pick(targets);
+      } else { // anything
+        actor = rnd.pick(users); roomId = rnd.pick(roomIds); target = rnd.pick(users);
+      }
+      const room = model.rooms.get(roomId);
+      // Keep every room alive: the last member never leaves (what happens then is unspecified).
+      if (target === actor && room.members.has(actor.id) && room.members.size <= 1) return null;
+      // A non-creator removing a non-member: 403 or 404 is a matter of check order; not generated.
+      if (room.members.has(actor.id) && room.type === 'group' && target !== actor && actor.id !== room.createdBy && !room.members.has(target.id)) return null;
+      const desc = `remove ${actor.label} removes ${target.label} from ${rlabel(roomId)} (creator ${label(room.createdBy)}, members ${[...room.members].map(label).join(',')})`;
+      return [desc, async () => {
+        const res = await actor.api.del(`/api/chatrooms/${roomId}/members/${target.id}`);
+        if (!room.members.has(actor.id)) { assert.equal(res.status, 403, `remove by non-member: ${show(res)}`); outcome('remove 403 non-member'); return; }
+        if (room.type === 'direct') { assert.equal(res.status, 400, `remove on a direct room: ${show(res)}`); outcome('remove 400 direct'); return; }
+        if (target !== actor && actor.id !== room.createdBy) { assert.equal(res.status, 403, `non-creator removes another: ${show(res)}`); outcome('remove 403 non-creator'); return; }
+        if (!room.members.has(target.id)) { assert.equal(res.status, 404, `creator removes a non-member: ${show(res)}`); outcome('remove 404 non-member'); return; }
+        assert.equal(res.status, 204, `remove: ${show(res)}`);
+        outcome(target === actor ? 'self-leave' : 'creator removes');
+        model.leave(roomId, target.id);
+      }];
+    },
+
+    // Concurrent sends, reads and mark-all-reads by members of one room. The order in which
+    // the server applies them is unknown, but the end state is not: new messages get seqs
+    // L+1..L+k, and a member's final watermark is the max of the old one, the seqs they sent
+    // or read and every up_to_seq the server reported to them (the watermark only moves up).
+    async burst(step) {
+      const cands = roomIds.filter((id) => model.rooms.get(id).members.size >= 2);
+      if (!cands.length) return null;
+      const roomId = rnd.pick(cands);
+      const room = model.rooms.get(roomId);
+      const members = users.filter((u) => room.members.has(u.id));
+      const subs = [];
+      const k = 3 + rnd.int(6);
+      for (let i = 0; i < k; i++) {
+        const u = rnd.pick(members);
+        const x = rnd.next();
+        if (x < 0.5 || room.msgs.length === 0) subs.push({ kind: 'send', u, content: `b${step}.${i} ${rnd.pick(words)}` });
+        else if (x < 0.8) subs.push({ kind: 'read', u, m: rnd.pick(room.msgs) });
+        else subs.push({ kind: 'mark-all', u });
+      }
+      const desc = `burst ${rlabel(roomId)} (last_seq ${room.msgs.length}) [${subs.map((o) => `${o.kind} ${o.u.label}${o.m ? ` #${o.m.seq}` : ''}`).join(', ')}]`;
+      return [desc, async () => {
+        const L = room.msgs.length;
+        const oldWm = new Map(members.map((u) => [u.id, model.wm(roomId, u.id)]));
+        const results = await Promise.all(subs.map((o) => {
+          if (o.kind === 'send') return o.u.api.post(`/api/chatrooms/${roomId}/messages`, { content: o.content });
+          if (o.kind === 'read') return o.u.api.post(`/api/messages/${o.m.id}/read`);
+          return o.u.api.post(`/api/chatrooms/${roomId}/mark-all-read`);
+        }));
+        const nSends = subs.filter((o) => o.kind === 'send').length;
+        const H = L + nSends;
+        const finalWm = new Map(oldWm);
+        const bump = (u, v) => finalWm.set(u, Math.max(finalWm.get(u), v));
+        const sent = [];
+        subs.forEach((o, i) => {
+          const res = results[i];
+          const what = `burst sub-op ${i} (${o.kind} ${o.u.label})`;
+          if (o.kind === 'send') {
+            assert.equal(res.status, 201, `${what}: ${show(res)}`);
+            assertMessage(res.body, { content: o.content, sender_id: o.u.id, room_id: roomId });
+            sent.push([res.body, o.u.id]);
+            bump(o.u.id, res.body.seq);
+            return;
+          }
+          assert.equal(res.status, 200, `${what}: ${show(res)}`);
+          assert.equal(res.body.room_id, roomId, `${what}: room_id`);
+          const up = res.body.up_to_seq;
+          const floor = o.kind === 'read' ? Math.max(oldWm.get(o.u.id), o.m.seq) : Math.max(oldWm.get(o.u.id), L);
+          assert.ok(Number.isInteger(up) && up >= floor && up <= H, `${what}: up_to_seq ${up} outside ${floor}..${H}`);
+          // unread at that moment = last_seq then (between L and H) - up_to_seq
+          assert.ok(res.body.unread_count >= 0 && up + res.body.unread_count >= L && up + res.body.unread_count <= H,
+            `${what}: unread_count ${res.body.unread_count} with up_to_seq ${up} (last_seq between ${L} and ${H})`);
+          if (o.kind === 'mark-all') {
+            assert.equal(res.body.unread_count, 0, `${what}: unread_count`);
+            assert.ok(res.body.marked >= 0 && res.body.marked <= up - oldWm.get(o.u.id), `${what}: marked ${res.body.marked}`);
+          }
+          bump(o.u.id, o.kind === 'read' ? Math.max(o.m.seq, up) : up);
+        });
+        sent.sort((x, y) => x[0].seq - y[0].seq);
+        assert.deepEqual(sent.map(([b]) => b.seq), Array.from({ length: nSends }, (_, i) => L + 1 + i), 'burst: seqs of concurrent sends');
+        for (const [body, uid] of sent) model.send(roomId, uid, body, undefined);
+        for (const [uid, w] of finalWm) room.wm.set(uid, w);
+        outcome('burst');
+      }];
+    },
+  };
+
+  const weights = [['send', 34], ['readOne', 14], ['readBulk', 12], ['markAll', 8], ['add', 13], ['remove', 14], ['burst', 6]];
+  const totalWeight = weights.reduce((s, [, w]) => s + w, 0);
+  function pickOp() {
+    let x = rnd.next() * totalWeight;
+    for (const [name, w] of weights) { if ((x -= w) < 0) return name; }
+    return 'send';
+  }
+
+  const history = [];
+  const counts = {};
+  async function runStep(step, desc, fn, full) {
+    try {
+      await fn();
+      await checkStep(full);
+    } catch (e) {
+      const msg = `model test failed: seed=${SEED} step=${step} op="${desc}"\n` +
+        `  (reproduce: PARLEY_MODEL_SEED=${SEED} PARLEY_MODEL_STEPS=${STEPS})\n` +
+        `  recent ops:\n${history.slice(-12).map((h) => `    ${h}`).join('\n')}\n  ${e.message}`;
+      console.error(msg);
+      const err = new Error(msg);
+      err.cause = e;
+      throw err;
+    }
+  }
+
+  await runStep(0, 'setup', async () => {}, true);
+  for (let step = 1; step <= STEPS; step++) {
+    let gen = null;
+    let name;
+    for (let tries = 0; !gen && tries < 20; tries++) { name = pickOp(); gen = await ops[name](step); }
+    if (!gen) { name = 'send'; gen = await ops.send(step); }
+    const [desc, fn] = gen;
+    counts[name] = (counts[name] ?? 0) + 1;
+    history.push(`${step}: ${desc}`);
+    await runStep(step, desc, fn, step % FULL_EVERY === 0 || step === STEPS);
+  }
+
+  // ---- final: every message's read-by-who, and every room's full history ----
+  await runStep(STEPS + 1, 'final: read-by-who of every message, history of every room', async () => {
+    const jobs = [];
+    for (const room of model.rooms.values()) {
+      const asker = users.find((u) => room.members.has(u.id));
+      for (const m of room.msgs) jobs.push(checkReadByWho(asker, m));
+      jobs.push((async () => {
+        const got = [];
+        for (let after = 0; ;) {
+          const res = await asker.api.get(`/api/chatrooms/${room.id}/messages?after_seq=${after}&limit=200`);
+          assert.equal(res.status, 200, `history ${rlabel(room.id)}: ${show(res)}`);
+          got.push(...res.body.messages);
+          if (!res.body.has_more) break;
+          after = res.body.messages.at(-1).seq;
+        }
+        assert.deepEqual(got.map((m) => [m.id, m.seq, m.sender_id, m.content]),
+          room.msgs.map((m) => [m.id, m.seq, m.sender, m.content]), `history of ${rlabel(room.id)}`);
+      })());
+    }
+    await Promise.all(jobs);
+  }, true);
+
+  const msgs = [...model.rooms.values()].reduce((s, r) => s + r.msgs.length, 0);
+  t.diagnostic(`seed=${SEED} steps=${STEPS} ops=${JSON.stringify(counts)} messages=${msgs}`);
+  t.diagnostic(`outcomes=${JSON.stringify(outcomes)} read_at observed=${readAtSeen.size}`);
+});
