@@ -81,7 +81,7 @@ ParseOutcome parse_config(int argc, char** argv, Config& c) {
       ->check(CLI::Range(200, 3600000));
   serve->add_option("--ws-queue-max-bytes", c.ws_queue_max_bytes, "outbound queue bound per connection, bytes")
       ->envname(env("WS_QUEUE_MAX_BYTES"))
-      ->check(CLI::Range(1024, 1 << 30));
+      ->check(CLI::Range(128 * 1024, 1 << 30));
   serve->add_option("--ws-queue-max-events", c.ws_queue_max_events, "outbound queue bound per connection, events")
       ->envname(env("WS_QUEUE_MAX_EVENTS"))
       ->check(CLI::Range(1, 1000000));

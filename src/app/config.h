@@ -28,7 +28,7 @@ struct Config {
   int rate_limit_max_keys = 100000;               // 1 .. 10,000,000
   int ws_ping_interval_ms = 30000;                // 100 .. 3,600,000
   int ws_idle_timeout_ms = 75000;                 // 200 .. 3,600,000
-  int ws_queue_max_bytes = 1024 * 1024;           // 1 KiB .. 1 GiB
+  int ws_queue_max_bytes = 1024 * 1024;           // 128 KiB .. 1 GiB (one event can be ~100 KB)
   int ws_queue_max_events = 1000;                 // 1 .. 1,000,000
   double ws_inbound_per_sec = 20;                 // 0.1 .. 100,000
   double ws_inbound_burst = 40;                   // 1 .. 100,000

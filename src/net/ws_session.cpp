@@ -183,7 +183,14 @@ awaitable<bool> WsSession::catch_up() {
 awaitable<void> WsSession::writer_loop() {
   auto self = shared_from_this();
   bool ok = co_await write_now(api::connected_frame(adm_.user, id_, adm_.sidebar ? std::nullopt : std::optional<Id>(adm_.room)));
-  if (ok) ok = co_await catch_up();
+  if (ok) {
+    try {
+      ok = co_await catch_up();
+    } catch (const std::exception& e) {  // storage failed or is shutting down
+      spdlog::warn("ws catch-up failed conn={} user={}: {}", id_, adm_.user, e.what());
+      request_close(1011, "try again", false);
+    }
+  }
   catching_up_ = false;
   bool close_sent = false;
   auto held = std::move(pending_);
@@ -236,11 +243,7 @@ awaitable<void> WsSession::reader_loop() {
     }
     last_rx_ = Clock::now();
     if (close_) continue;  // closing: answer nothing more
-    if (!ws_.got_text()) {
-      push_reply(api::error_frame("binary_not_supported", "frames must be JSON text"));
-      continue;
-    }
-    // Inbound rate: a token bucket per connection.
+    // Inbound rate: a token bucket per connection, over every data frame.
     double elapsed = std::chrono::duration<double>(last_rx_ - tokens_at_).count();
     tokens_ = std::min(deps_.opts.inbound_burst, tokens_ + elapsed * deps_.opts.inbound_per_sec);
     tokens_at_ = last_rx_;
@@ -249,6 +252,10 @@ awaitable<void> WsSession::reader_loop() {
       continue;
     }
     tokens_ -= 1;
+    if (!ws_.got_text()) {
+      push_reply(api::error_frame("binary_not_supported", "frames must be JSON text"));
+      continue;
+    }
     auto data = buf.cdata();
     push_reply(api::answer_client_frame(
         std::string_view(static_cast<const char*>(data.data()), data.size())));
@@ -303,11 +310,18 @@ awaitable<void> WsSession::run(beast::http::request<beast::http::string_body> re
   std::string gauge = std::string("parley_ws_connections{endpoint=\"") + endpoint() + "\"}";
   deps_.metrics.add(gauge, 1);
   deps_.hub.add(adm_.user, self);
+  // Every exit path, exceptions included, leaves the registry and the gauge.
+  struct Leave {
+    WsSession* s;
+    std::string gauge;
+    ~Leave() {
+      s->deps_.hub.remove(s->adm_.user, s);
+      s->deps_.metrics.add(gauge, -1);
+    }
+  } leave{this, gauge};
   spdlog::info("ws connect conn={} user={} endpoint={} room={}", id_, adm_.user, endpoint(),
                adm_.sidebar ? std::string("-") : format_id(adm_.room));
   co_await (reader_loop() && writer_loop() && keepalive_loop());
-  deps_.hub.remove(adm_.user, this);
-  deps_.metrics.add(gauge, -1);
   ws_.control_callback();
   spdlog::info("ws disconnect conn={} user={} endpoint={} room={} duration={:.1f}s reason={}", id_, adm_.user,
                endpoint(), adm_.sidebar ? std::string("-") : format_id(adm_.room),

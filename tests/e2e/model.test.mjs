@@ -21,17 +21,39 @@
 // steps (and at the end) also GET /api/chatrooms, GET /api/messages/latest, non-member probes,
 // and at the end every message's read-by-who and the full history of every room.
 //
+// Every user also keeps a sidebar WebSocket (`/ws?token=…`, CONTRACT.md "WebSocket") open for
+// the whole run. After every WS_EVERY steps (default every step), once its events have
+// settled (up to 3 s):
+//   - every message has arrived as `new_message` on the sidebar of every user who was a
+//     member other than its sender when it was sent, exactly once, in strictly increasing seq
+//     per room; never on the sender's own sidebar, never for a room the user was not in;
+//   - per room, the `unread_count_update`s never go backwards (last_seq never decreases; at
+//     equal last_seq the count never grows), and the newest one (highest last_seq, then lowest
+//     unread_count) carries the model's unread count, and a last_seq no higher than the
+//     room's, with only the user's own messages above it (an update is sent when the count
+//     changes, and a user's own message leaves their count as it was);
+//   - `message_read` only for rooms the user has been in, never above the room's last_seq.
+// A few times during the run (between steps, from a separate PRNG stream so that the REST
+// operations of a seed stay as they were) one user's sidebar is closed and reopened, and the
+// snapshot right after `connected` must be exactly one update per room of the user with the
+// model's unread_count, last_seq and total_unread. At the end, each user's newest update per
+// room is compared with GET /api/messages/unread-counts and GET /api/chatrooms.
+//
 // Env: PARLEY_MODEL_SEED (default fixed), PARLEY_MODEL_STEPS (default 400),
-// PARLEY_MODEL_FULL_EVERY (default 10). A failure names the seed, the step and the operation.
+// PARLEY_MODEL_FULL_EVERY (default 10), PARLEY_MODEL_WS_EVERY (default 1). A failure names
+// the seed, the step and the operation.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, newUser } from './lib/server.mjs';
 import { TIME_RE, assertMessage, assertRoom } from './lib/rest-helpers.mjs';
+import { SidebarSocket, sleep, waitUntil } from './lib/model-sidebar.mjs';
 
 const SEED = process.env.PARLEY_MODEL_SEED !== undefined && process.env.PARLEY_MODEL_SEED !== ''
   ? Number(process.env.PARLEY_MODEL_SEED) >>> 0 : 0x5eed2026;
 const STEPS = Number(process.env.PARLEY_MODEL_STEPS || 400);
 const FULL_EVERY = Math.max(1, Number(process.env.PARLEY_MODEL_FULL_EVERY || 10));
+const WS_EVERY = Math.max(1, Number(process.env.PARLEY_MODEL_WS_EVERY || 1));
+const SETTLE_MS = 3000;
 const N_USERS = 5;
 const N_GROUPS = 3;
 
@@ -60,7 +82,8 @@ const sortedIds = (xs) => [...xs].map(String).sort();
 class Model {
   constructor() {
     this.rooms = new Map(); // id → {id, type, createdBy, members:Set, msgs:[], wm:Map, cmids:Map}
-    this.msgs = new Map(); // id → {id, roomId, seq, sender, content, cmid, createdAt}
+    this.msgs = new Map(); // id → {id, roomId, seq, sender, content, cmid, createdAt, recipients}
+    this.order = []; // every message, in the order the model learnt of them
   }
 
   addRoom(id, type, createdBy, memberIds) {
@@ -91,8 +114,12 @@ class Model {
   send(roomId, u, body, cmid) {
     const room = this.rooms.get(roomId);
     const m = { id: body.id, roomId, seq: body.seq, sender: u, content: body.content, cmid, createdAt: body.created_at };
+    // Who gets it as `new_message`: the members at the send but the sender (membership never
+    // changes during an operation that sends, bursts included).
+    m.recipients = new Set([...room.members].filter((x) => x !== u));
     room.msgs.push(m);
     this.msgs.set(m.id, m);
+    this.order.push(m);
     room.wm.set(u, m.seq); // a send moves the sender's watermark to the sent message
     if (cmid !== undefined) room.cmids.set(`${u}|${cmid}`, m);
     return m;
@@ -119,7 +146,7 @@ class Model {
 
 test(`model-based read state (seed ${SEED}, ${STEPS} steps)`, { timeout: 300_000 }, async (t) => {
   const rnd = prng(SEED);
-  const server = await startServer();
+  const server = await startServer({ args: ['--ws-cooldown-ms', '0'] });
   t.after(() => server.close());
 
   const users = [];
@@ -132,6 +159,162 @@ test(`model-based read state (seed ${SEED}, ${STEPS} steps)`, { timeout: 300_000
   const model = new Model();
   const roomLabels = new Map();
   const rlabel = (id) => roomLabels.get(id) ?? id;
+
+  // ---- sidebar WebSockets: one per user, open for the whole run ----
+  const wsRnd = prng((SEED ^ 0x9e3779b9) >>> 0); // its own stream: a seed's REST operations stay as they were
+  let curStep = 0;
+  const wsProblems = []; // what the frame handlers saw wrong, checked at the next sidebar check
+  const wsStats = { frames: {}, reconnects: 0, snapshotRooms: 0, finalExactLastSeq: 0, finalOwnTail: 0 };
+  // Per user: the current connection and what has arrived over the whole run (all connections).
+  const sb = new Map(users.map((u) => [u.id, {
+    conn: null, conns: [],
+    lastUpd: new Map(), // room → the last unread_count_update to arrive
+    kept: new Map(), // room → the newest one: highest last_seq, then lowest unread_count
+    lastNewSeq: new Map(), // room → highest new_message seq so far
+    gotIds: new Set(), // ids of every new_message received
+    toValidate: [], // new_message events not yet compared with the model
+    reads: [], // message_read events not yet checked
+  }]));
+  const problem = (u, text) => wsProblems.push(`step ${curStep}: ${u.label} sidebar: ${text}`);
+  const isCount = (x) => Number.isInteger(x) && x >= 0;
+
+  function onFrame(u, conn, type, d) {
+    const s = sb.get(u.id);
+    wsStats.frames[type] = (wsStats.frames[type] ?? 0) + 1;
+    if (type === 'unread_count_update') {
+      const shown = `${rlabel(d.room_id)} ${JSON.stringify(d)}`;
+      if (typeof d.room_id !== 'string' || !isCount(d.unread_count) || !isCount(d.last_seq) ||
+          !isCount(d.total_unread) || d.total_unread < d.unread_count || d.unread_count > d.last_seq) {
+        problem(u, `malformed unread_count_update ${shown}`);
+        return;
+      }
+      const rec = { ...d, step: curStep, conn: conn.n };
+      const prev = s.lastUpd.get(d.room_id);
+      if (prev && (d.last_seq < prev.last_seq || (d.last_seq === prev.last_seq && d.unread_count > prev.unread_count))) {
+        problem(u, `unread_count_update for ${rlabel(d.room_id)} went backwards: (last_seq ${prev.last_seq}, unread ${prev.unread_count}; ` +
+          `conn #${prev.conn}, step ${prev.step}) then (last_seq ${d.last_seq}, unread ${d.unread_count}; conn #${conn.n})`);
+      }
+      s.lastUpd.set(d.room_id, rec);
+      const k = s.kept.get(d.room_id);
+      if (!k || d.last_seq > k.last_seq || (d.last_seq === k.last_seq && d.unread_count < k.unread_count)) s.kept.set(d.room_id, rec);
+    } else if (type === 'new_message') {
+      const shown = `new_message ${rlabel(d.room_id)}#${d.seq} from ${label(d.sender_id)} (conn #${conn.n})`;
+      if (d.sender_id === u.id) problem(u, `${shown}: its own message${d.echo ? ' (echo: true)' : ''}; the sender's connections get nothing for it`);
+      const prevSeq = s.lastNewSeq.get(d.room_id);
+      if (prevSeq !== undefined && !(d.seq > prevSeq)) problem(u, `${shown} after #${prevSeq}: seqs not strictly increasing`);
+      if (s.gotIds.has(d.id)) problem(u, `${shown}: a duplicate (id ${d.id})`);
+      s.lastNewSeq.set(d.room_id, Math.max(prevSeq ?? 0, d.seq));
+      s.gotIds.add(d.id);
+      s.toValidate.push({ d, step: curStep, conn: conn.n });
+    } else if (type === 'message_read') {
+      s.reads.push({ d, step: curStep, conn: conn.n });
+    } else if (type === 'error') {
+      problem(u, `error event ${JSON.stringify(d)}`);
+    } // anything else (presence, …) is not this test's business
+  }
+
+  // Compares the events received so far with the model (which is complete once every
+  // operation issued so far has answered).
+  function validateReceived(u) {
+    const s = sb.get(u.id);
+    for (const { d, step, conn } of s.toValidate.splice(0)) {
+      const m = model.msgs.get(d.id);
+      const shown = `new_message ${rlabel(d.room_id)}#${d.seq} id ${d.id} (conn #${conn}, arrived in step ${step})`;
+      if (!m) { problem(u, `${shown}: no such message was sent`); continue; }
+      if (m.roomId !== d.room_id || m.seq !== d.seq || m.sender !== d.sender_id || m.content !== d.content) {
+        problem(u, `${shown}: fields differ from the message sent (${rlabel(m.roomId)}#${m.seq} by ${label(m.sender)}, ${JSON.stringify(m.content)})`);
+      }
+      if (!m.recipients.has(u.id) && m.sender !== u.id) {
+        const everIn = model.rooms.get(m.roomId).wm.has(u.id);
+        problem(u, `${shown}: ${u.label} was not a member of ${rlabel(m.roomId)} when it was sent${everIn ? '' : ' (nor ever)'}`);
+      }
+    }
+    for (const { d, step, conn } of s.reads.splice(0)) {
+      const room = model.rooms.get(d.room_id);
+      const shown = `message_read ${rlabel(d.room_id)} by ${label(d.reader_id)} up_to_seq ${d.up_to_seq} (conn #${conn}, arrived in step ${step})`;
+      if (!room || !room.wm.has(u.id)) problem(u, `${shown}: a room ${u.label} has never been in`);
+      else if (!isCount(d.up_to_seq) || d.up_to_seq > room.msgs.length) problem(u, `${shown}: beyond last_seq ${room.msgs.length}`);
+      else if (!byId.has(d.reader_id) || !room.wm.has(d.reader_id)) problem(u, `${shown}: the reader has never been in the room`);
+    }
+  }
+
+  // What differs between a user's sidebar and the model (empty once everything has arrived).
+  function sidebarMismatches(u) {
+    const s = sb.get(u.id);
+    const out = [];
+    const missing = model.order.filter((m) => m.recipients.has(u.id) && !s.gotIds.has(m.id));
+    if (missing.length) {
+      out.push(`new_message missing for ${missing.slice(0, 6).map((m) => `${rlabel(m.roomId)}#${m.seq} (from ${label(m.sender)})`).join(', ')}` +
+        `${missing.length > 6 ? ` and ${missing.length - 6} more` : ''}`);
+    }
+    for (const r of model.roomsOf(u.id)) {
+      const k = s.kept.get(r.id);
+      const exp = model.unread(r.id, u.id);
+      const L = r.msgs.length;
+      if (!k) { out.push(`${rlabel(r.id)}: no unread_count_update received (model: unread ${exp}, last_seq ${L})`); continue; }
+      const foreign = r.msgs.filter((m) => m.seq > k.last_seq && m.sender !== u.id);
+      if (k.unread_count !== exp || k.last_seq > L || foreign.length) {
+        out.push(`${rlabel(r.id)}: newest unread_count_update has unread ${k.unread_count}, last_seq ${k.last_seq} (conn #${k.conn}, ` +
+          `arrived in step ${k.step}); model: unread ${exp} (wm ${model.wm(r.id, u.id)}), last_seq ${L}` +
+          `${foreign.length ? `; messages from others above it: ${foreign.map((m) => `#${m.seq}`).join(',')}` : ''}`);
+      }
+    }
+    return out;
+  }
+
+  async function checkSidebars() {
+    await waitUntil(() => users.every((u) => sidebarMismatches(u).length === 0), SETTLE_MS);
+    for (const u of users) validateReceived(u);
+    if (wsProblems.length) {
+      assert.fail(`sidebar: ${wsProblems.length} problem(s):\n    ${wsProblems.slice(0, 12).join('\n    ')}`);
+    }
+    const bad = users.flatMap((u) => sidebarMismatches(u).map((x) => `${u.label}: ${x}`));
+    if (bad.length) assert.fail(`sidebar not in line with the model after ${SETTLE_MS} ms:\n    ${bad.join('\n    ')}`);
+  }
+
+  async function openSidebar(u) {
+    const s = sb.get(u.id);
+    const conn = new SidebarSocket(server.url, u, {
+      onFrame: (c, type, d) => onFrame(u, c, type, d),
+      onProblem: (c, text) => problem(u, `conn #${c.n}: ${text}`),
+    });
+    s.conn = conn;
+    s.conns.push(conn);
+    await conn.open();
+    return conn;
+  }
+
+  // Closes u's sidebar and opens a new one; the snapshot must match the model exactly (no
+  // operation is in flight). Everything due on the old connection has arrived first.
+  async function reconnectSidebar(u) {
+    await checkSidebars();
+    const old = sb.get(u.id).conn;
+    await old.close();
+    const conn = await openSidebar(u);
+    const mine = model.roomsOf(u.id);
+    const updates = () => conn.frames.filter((f) => f.type === 'unread_count_update');
+    await waitUntil(() => updates().length >= mine.length, SETTLE_MS);
+    await sleep(50); // a snapshot with more rooms than the model would show here
+    const what = `${u.label} sidebar snapshot after reconnect (conn #${conn.n}, replacing #${old.n})`;
+    const first = conn.frames.slice(0, mine.length).map((f) => f.type);
+    assert.ok(first.every((x) => x === 'unread_count_update'),
+      `${what}: the first ${mine.length} frames after connected are [${first}], not the snapshot's updates`);
+    const total = mine.reduce((n, r) => n + model.unread(r.id, u.id), 0);
+    const pretty = (xs) => xs.map((x) => `${rlabel(x.room_id)}: unread ${x.unread_count} total ${x.total_unread} last_seq ${x.last_seq}`).join('; ');
+    const byRoom = (a, b) => (a.room_id < b.room_id ? -1 : a.room_id > b.room_id ? 1 : 0);
+    const got = updates().map((f) => ({ room_id: f.data.room_id, unread_count: f.data.unread_count, total_unread: f.data.total_unread, last_seq: f.data.last_seq })).sort(byRoom);
+    const exp = mine.map((r) => ({ room_id: r.id, unread_count: model.unread(r.id, u.id), total_unread: total, last_seq: r.msgs.length })).sort(byRoom);
+    assert.deepEqual(got, exp, `${what}:\n      got   ${pretty(got)}\n      model ${pretty(exp)}`);
+    // Every new_message due to u had arrived on the old connection (a late message_read of the
+    // last step may still come: its arrival is not awaited, so it is not counted here).
+    const stray = conn.frames.filter((f) => f.type === 'new_message');
+    assert.equal(stray.length, 0, `${what}: new_message with no operation in flight: ${JSON.stringify(stray).slice(0, 300)}`);
+    wsStats.reconnects++;
+    wsStats.snapshotRooms += mine.length;
+  }
+
+  t.after(() => { for (const s of sb.values()) for (const c of s.conns) c.terminate(); });
+  await Promise.all(users.map((u) => openSidebar(u)));
 
   // ---- setup: group rooms with random members, and a direct room ----
   for (let g = 0; g < N_GROUPS; g++) {
@@ -563,10 +746,15 @@ test(`model-based read state (seed ${SEED}, ${STEPS} steps)`, { timeout: 300_000
 
   const history = [];
   const counts = {};
-  async function runStep(step, desc, fn, full) {
+  // checks: run checkStep (and, every WS_EVERY steps, checkSidebars) after fn.
+  async function runStep(step, desc, fn, full, checks = true) {
+    curStep = step;
     try {
       await fn();
-      await checkStep(full);
+      if (checks) {
+        await checkStep(full);
+        if (full || step % WS_EVERY === 0) await checkSidebars();
+      }
     } catch (e) {
       const msg = `model test failed: seed=${SEED} step=${step} op="${desc}"\n` +
         `  (reproduce: PARLEY_MODEL_SEED=${SEED} PARLEY_MODEL_STEPS=${STEPS})\n` +
@@ -578,6 +766,11 @@ test(`model-based read state (seed ${SEED}, ${STEPS} steps)`, { timeout: 300_000
     }
   }
 
+  // A few sidebar reconnects, between steps, at steps chosen by the sidebar's own PRNG.
+  const reconnectAt = new Set();
+  const nReconnects = Math.min(STEPS, Math.max(3, Math.min(10, Math.round(STEPS / 60))));
+  while (reconnectAt.size < nReconnects) reconnectAt.add(1 + wsRnd.int(STEPS));
+
   await runStep(0, 'setup', async () => {}, true);
   for (let step = 1; step <= STEPS; step++) {
     let gen = null;
@@ -588,6 +781,12 @@ test(`model-based read state (seed ${SEED}, ${STEPS} steps)`, { timeout: 300_000
     counts[name] = (counts[name] ?? 0) + 1;
     history.push(`${step}: ${desc}`);
     await runStep(step, desc, fn, step % FULL_EVERY === 0 || step === STEPS);
+    if (reconnectAt.has(step)) {
+      const u = wsRnd.pick(users);
+      const rdesc = `reconnect ${u.label}'s sidebar (rooms ${model.roomsOf(u.id).map((r) => rlabel(r.id)).join(',') || '-'})`;
+      history.push(`${step}+: ${rdesc}`);
+      await runStep(step, rdesc, () => reconnectSidebar(u), false, false);
+    }
   }
 
   // ---- final: every message's read-by-who, and every room's full history ----
@@ -612,7 +811,38 @@ test(`model-based read state (seed ${SEED}, ${STEPS} steps)`, { timeout: 300_000
     await Promise.all(jobs);
   }, true);
 
+  // ---- final: each user's newest sidebar update per room against REST ----
+  await runStep(STEPS + 2, 'final: sidebars against GET /api/messages/unread-counts and GET /api/chatrooms', async () => {
+    await checkSidebars();
+    for (const u of users) {
+      const [uc, cr] = await Promise.all([u.api.get('/api/messages/unread-counts'), u.api.get('/api/chatrooms')]);
+      assert.equal(uc.status, 200, `${u.label} unread-counts: ${show(uc)}`);
+      assert.equal(cr.status, 200, `${u.label} chatrooms: ${show(cr)}`);
+      const s = sb.get(u.id);
+      for (const r of cr.body.chatrooms) {
+        const k = s.kept.get(r.id);
+        const what = `${u.label} ${rlabel(r.id)}`;
+        assert.ok(k, `${what}: no unread_count_update ever received on the sidebar`);
+        const from = `newest sidebar unread_count_update (unread ${k.unread_count}, last_seq ${k.last_seq}; conn #${k.conn}, step ${k.step})`;
+        assert.equal(k.unread_count, uc.body.unread_counts[r.id], `${what}: ${from} vs REST unread-counts ${uc.body.unread_counts[r.id]}`);
+        assert.equal(k.unread_count, r.unread_count, `${what}: ${from} vs GET /api/chatrooms unread_count ${r.unread_count}`);
+        if (k.last_seq === r.last_seq) { wsStats.finalExactLastSeq++; continue; }
+        // An update comes when the count changes; the user's own messages leave it as it was
+        // (and the sender's connections get nothing for them), so only those may follow it.
+        const above = model.rooms.get(r.id).msgs.filter((m) => m.seq > k.last_seq);
+        assert.ok(k.last_seq < r.last_seq && above.every((m) => m.sender === u.id),
+          `${what}: ${from} vs GET /api/chatrooms last_seq ${r.last_seq}; above it: ` +
+          `${above.map((m) => `#${m.seq} by ${label(m.sender)}`).join(', ')}`);
+        wsStats.finalOwnTail++;
+      }
+    }
+    for (const s of sb.values()) await s.conn.close();
+    assert.deepEqual(wsProblems, [], 'sidebar problems while closing');
+  }, false, false);
+
   const msgs = [...model.rooms.values()].reduce((s, r) => s + r.msgs.length, 0);
   t.diagnostic(`seed=${SEED} steps=${STEPS} ops=${JSON.stringify(counts)} messages=${msgs}`);
   t.diagnostic(`outcomes=${JSON.stringify(outcomes)} read_at observed=${readAtSeen.size}`);
+  t.diagnostic(`sidebar: frames=${JSON.stringify(wsStats.frames)} reconnects=${wsStats.reconnects} (at steps ${[...reconnectAt].sort((a, b) => a - b)}, ` +
+    `${wsStats.snapshotRooms} snapshot rooms) final newest update last_seq = room's ${wsStats.finalExactLastSeq}, below it (own messages only) ${wsStats.finalOwnTail}`);
 });
