@@ -362,9 +362,39 @@ class SqliteTx final : public chat::Tx {
   std::vector<std::function<void()>>* callbacks_ = nullptr;
 };
 
+// A job's failure travels back as plain values and is rethrown as a fresh exception on the
+// caller's thread: exception objects are never shared between threads.
+struct JobError {
+  bool failed = false;
+  bool domain = false;  // a parley::Error (expected failure)
+  ErrorKind kind = ErrorKind::Unavailable;
+  std::string code, message;
+
+  void capture() noexcept {
+    failed = true;
+    try {
+      throw;
+    } catch (const Error& e) {
+      domain = true;
+      kind = e.kind();
+      code = e.code();
+      message = e.what();
+    } catch (const std::exception& e) {
+      message = e.what();
+    } catch (...) {
+      message = "unknown error";
+    }
+  }
+  [[noreturn]] void rethrow() const {
+    if (domain) throw Error(kind, code, message);
+    throw std::runtime_error(message);
+  }
+};
+
 struct WriteJob {
   const std::function<void(chat::Tx&)>* fn;
   std::promise<void> done;
+  JobError error;
 };
 
 }  // namespace
@@ -424,9 +454,8 @@ struct SqliteStore::Impl {
         batch.assign(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(n));
         queue.erase(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(n));
       }
-      std::vector<std::exception_ptr> errors(batch.size());
       std::vector<std::vector<std::function<void()>>> callbacks(batch.size());
-      std::exception_ptr batch_error;
+      JobError batch_error;
       try {
         c.exec("BEGIN IMMEDIATE");
         for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -436,7 +465,7 @@ struct SqliteStore::Impl {
             (*batch[i]->fn)(tx);
             c.exec("RELEASE job");
           } catch (...) {
-            errors[i] = std::current_exception();
+            batch[i]->error.capture();
             callbacks[i].clear();
             c.exec("ROLLBACK TO job");
             c.exec("RELEASE job");
@@ -445,19 +474,18 @@ struct SqliteStore::Impl {
         }
         c.exec("COMMIT");
       } catch (...) {
-        batch_error = std::current_exception();
+        batch_error.capture();
         sqlite3_exec(c.raw(), "ROLLBACK", nullptr, nullptr, nullptr);
       }
-      if (!batch_error) {
+      if (!batch_error.failed) {
         if (opts.on_commit) opts.on_commit(batch.size());
         // Events leave in commit order, before any caller hears back.
         for (auto& cbs : callbacks)
           for (auto& cb : cbs) cb();
       }
-      for (std::size_t i = 0; i < batch.size(); ++i) {
-        auto e = batch_error ? batch_error : errors[i];
-        if (e) batch[i]->done.set_exception(e);
-        else batch[i]->done.set_value();
+      for (auto* job : batch) {
+        if (batch_error.failed) job->error = batch_error;
+        job->done.set_value();
       }
       batch.clear();
     }
@@ -515,7 +543,8 @@ void SqliteStore::write(const std::function<void(chat::Tx&)>& fn) {
     impl_->queue.push_back(&job);
   }
   impl_->cv.notify_one();
-  fut.get();  // rethrows the job's exception
+  fut.get();
+  if (job.error.failed) job.error.rethrow();
 }
 
 void SqliteStore::read(const std::function<void(chat::Tx&)>& fn) {

@@ -1,0 +1,58 @@
+// Idle WebSocket connections held by one server process, and server RSS per connection.
+// Usage: node bench/ws_idle.mjs [--bin build/release/parley] [--connections 10000] [--users 100]
+// Opens --connections sidebar sockets spread over --users users (cooldown off), waits until
+// the server's connection gauge shows them all, then reads the server's VmRSS.
+import WebSocket from '../tests/node_modules/ws/wrapper.mjs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const arg = (name, def) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : def;
+};
+const BIN = arg('bin', 'build/release/parley');
+const N = +arg('connections', 10000), USERS = +arg('users', 100);
+const dir = mkdtempSync(join(tmpdir(), 'parley-bench-'));
+const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--db', `sqlite:${join(dir, 'p.db')}`, '--log-level', 'warn',
+  '--rate-limit-per-sec', '0', '--ws-cooldown-ms', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+const base = await new Promise((resolve) => {
+  let out = '';
+  proc.stdout.on('data', (d) => { out += d; const m = out.match(/listening on (http:\/\/\S+)/); if (m) resolve(m[1]); });
+});
+const rss = () => +readFileSync(`/proc/${proc.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)[1];
+const gauge = async () => {
+  const t = await (await fetch(`${base}/metrics`)).text();
+  return +(t.match(/parley_ws_connections\{endpoint="sidebar"\} (\d+)/)?.[1] ?? 0);
+};
+const users = [];
+for (let i = 0; i < USERS; i += 8)
+  users.push(...await Promise.all(Array.from({ length: Math.min(8, USERS - i) }, async (_, k) => {
+    const r = await fetch(`${base}/api/auth/register`, { method: 'POST', body: JSON.stringify({ username: `idle_${i + k}`, password: 'password123' }) });
+    return r.json();
+  })));
+const rssBefore = rss();
+const sockets = [];
+const t0 = performance.now();
+for (let i = 0; i < N; i += 200) {
+  const batch = [];
+  for (let k = i; k < Math.min(N, i + 200); k++) {
+    const ws = new WebSocket(`${base.replace('http', 'ws')}/ws?token=${users[k % USERS].token}`);
+    batch.push(new Promise((res, rej) => { ws.once('open', () => res(ws)); ws.once('error', rej); }));
+  }
+  sockets.push(...await Promise.all(batch));
+}
+const openSecs = (performance.now() - t0) / 1000;
+while (await gauge() < N) await new Promise((r) => setTimeout(r, 100));
+await new Promise((r) => setTimeout(r, 1000));
+const rssAfter = rss();
+console.log(JSON.stringify({
+  connections: sockets.length, server_gauge: await gauge(), open_seconds: +openSecs.toFixed(2),
+  rss_kib_before: rssBefore, rss_kib_after: rssAfter,
+  rss_kib_per_idle_connection: +((rssAfter - rssBefore) / N).toFixed(2),
+}));
+for (const ws of sockets) ws.terminate();
+proc.kill('SIGTERM');
+await new Promise((r) => proc.on('exit', r));
+rmSync(dir, { recursive: true, force: true });
