@@ -140,6 +140,18 @@ struct RestApi::Impl {
     add_routes();
   }
 
+  // Every room route answers 404 (unknown room) and 403 (not a member) before any other
+  // complaint about the request: a bad body or parameter is reported only to members.
+  Response run_route(const Router<RouteInfo>::Route& route, Ctx& c) {
+    try {
+      return route.handler.fn(c);
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::BadInput || route.pattern.rfind("/api/chatrooms/:id", 0) != 0) throw;
+      if (auto room = parse_id(c.params.at(0))) chat.require_membership(c.user, *room);
+      throw;
+    }
+  }
+
   Response auth_answer(int status, const chat::User& u) {
     return json_response(status, json::object{{"user", to_json(u)}, {"token", jwt.issue(u.id, now_ms())}});
   }
@@ -323,20 +335,24 @@ Response RestApi::handle(const Request& req) {
       if (m.route->handler.auth) {
         std::string_view a = req.authorization;
         constexpr std::string_view kBearer = "Bearer ";
-        if (a.size() <= kBearer.size() || a.substr(0, kBearer.size()) != kBearer)
-          throw Error(ErrorKind::Unauthorized, "unauthorized", "missing bearer token");
-        auto uid = authenticate(a.substr(kBearer.size()));
-        if (!uid) throw Error(ErrorKind::Unauthorized, "unauthorized", "invalid or expired token");
-        ctx.user = *uid;
-        limiter_key = "u:" + format_id(*uid);
+        std::optional<Id> uid;
+        if (a.size() > kBearer.size() && a.substr(0, kBearer.size()) == kBearer) uid = authenticate(a.substr(kBearer.size()));
+        if (uid) {
+          ctx.user = *uid;
+          limiter_key = "u:" + format_id(*uid);
+        }
       }
+      // Requests without a valid token are metered per IP before they are refused.
       if (metered) {
         if (int wait = impl_->limiter.acquire(limiter_key)) {
           resp = error_response(429, "rate_limited", "too many requests");
           resp.headers.emplace_back("Retry-After", std::to_string(wait));
         }
       }
-      if (resp.body.empty()) resp = m.route->handler.fn(ctx);
+      if (resp.body.empty() && m.route->handler.auth && ctx.user == 0)
+        throw Error(ErrorKind::Unauthorized, "unauthorized",
+                    req.authorization.empty() ? "missing bearer token" : "invalid or expired token");
+      if (resp.body.empty()) resp = impl_->run_route(*m.route, ctx);
     }
   } catch (const Error& e) {
     resp = error_response(status_of(e.kind()), e.code(), e.what());
@@ -345,7 +361,12 @@ Response RestApi::handle(const Request& req) {
     resp = error_response(500, "internal", "internal error");
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  impl_->metrics.observe_request(route_label, req.method, resp.status, secs);
+  // Label values stay bounded: any method the API does not use counts as OTHER.
+  static constexpr std::string_view kMethods[] = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"};
+  std::string method = "OTHER";
+  for (auto k : kMethods)
+    if (req.method == k) method = std::string(k);
+  impl_->metrics.observe_request(route_label, method, resp.status, secs);
   return resp;
 }
 

@@ -161,7 +161,17 @@ int serve(const app::Config& cfg) {
   for (int i = 1; i < io_threads; ++i) threads.emplace_back([&] { ioc.run(); });
   ioc.run();
   for (auto& t : threads) t.join();
+  hub.shutdown();
   pool.join();
+  // Connections still open after the deadline: cut them and let their coroutines unwind
+  // now, while everything they refer to is still alive.
+  if (server.open_connections() > 0) {
+    server.abort_all();
+    ioc.restart();
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (server.open_connections() > 0 && std::chrono::steady_clock::now() < until)
+      ioc.run_for(std::chrono::milliseconds(20));
+  }
   store.reset();  // the writer drains its queue and closes the database
   spdlog::info("stopped");
   return 0;

@@ -292,26 +292,15 @@ HistoryPage ChatService::history(Id caller, Id room_id, std::optional<Seq> after
     Seq lo = after.value_or(0);
     Seq hi = before.value_or(kNoUpperBound);
     if (hi <= lo + 1) return;  // empty window
-    if (after && !before) {
-      page.messages = tx.messages_ascending(room_id, lo, hi, limit + 1);
-      if (static_cast<int>(page.messages.size()) > limit) {
-        page.has_more = true;
-        page.messages.pop_back();
-      }
-    } else if (after && before) {
-      page.messages = tx.messages_ascending(room_id, lo, hi, limit + 1);
-      if (static_cast<int>(page.messages.size()) > limit) {
-        page.has_more = true;
-        page.messages.pop_back();
-      }
-    } else {
-      page.messages = tx.messages_descending(room_id, lo, hi, limit + 1);
-      if (static_cast<int>(page.messages.size()) > limit) {
-        page.has_more = true;
-        page.messages.pop_back();
-      }
-      std::reverse(page.messages.begin(), page.messages.end());
+    // With after_seq: the oldest of the window, paging forward; else the newest, paging back.
+    bool forward = after.has_value();
+    page.messages = forward ? tx.messages_ascending(room_id, lo, hi, limit + 1)
+                            : tx.messages_descending(room_id, lo, hi, limit + 1);
+    if (static_cast<int>(page.messages.size()) > limit) {
+      page.has_more = true;
+      page.messages.pop_back();
     }
+    if (!forward) std::reverse(page.messages.begin(), page.messages.end());
   });
   return page;
 }

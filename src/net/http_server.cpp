@@ -89,8 +89,12 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(ioc), tuple_awaitable);
       if (ec) {
         if (ec == asio::error::operation_aborted || stopping) co_return;
-        spdlog::warn("accept failed: {}", ec.message());
-        continue;  // e.g. EMFILE: keep serving the connections we have
+        // e.g. EMFILE: keep serving the connections we have, and retry after a pause
+        // instead of spinning (one log line per pause).
+        spdlog::warn("accept failed: {}; retrying in 100 ms", ec.message());
+        asio::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(100));
+        co_await pause.async_wait(tuple_awaitable);
+        continue;
       }
       auto conn = std::make_shared<Conn>(std::move(socket));
       {
@@ -103,6 +107,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
             std::rethrow_exception(e);
           } catch (const std::exception& ex) {
             spdlog::error("connection ended by an unexpected error: {}", ex.what());
+          } catch (...) {
+            spdlog::error("connection ended by an unexpected error");
           }
         }
         std::lock_guard g(self->conns_mu);
@@ -149,6 +155,11 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         adm.refusal = api::error_response(503, "unavailable", "try again");
         adm.reason = "internal";
       }
+      if (adm.accepted && stopping) {  // shutdown began while the upgrade was decided
+        adm.accepted = false;
+        adm.refusal = api::error_response(503, "unavailable", "shutting down");
+        adm.reason = "shutdown";
+      }
     }
     if (!adm.accepted) {
       if (ws) ws->metrics.add("parley_ws_handshake_failures_total{reason=\"" + adm.reason + "\"}", 1);
@@ -162,7 +173,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       stream.socket().close(ec);
       co_return;
     }
-    auto session = std::make_shared<WsSession>(stream, *ws, std::move(adm), auth::random_key_hex(8));
+    auto session = std::make_shared<WsSession>(stream, conn, *ws, std::move(adm), auth::random_key_hex(8));
     co_await session->run(std::move(req));
   }
 
@@ -283,6 +294,16 @@ void HttpServer::stop() {
   for (const auto& c : self->conns) {
     asio::post(c->stream.get_executor(), [c] {
       if (c->waiting) c->stream.cancel();
+    });
+  }
+}
+
+void HttpServer::abort_all() {
+  std::lock_guard g(impl_->conns_mu);
+  for (const auto& c : impl_->conns) {
+    asio::post(c->stream.get_executor(), [c] {
+      beast::error_code ec;
+      c->stream.socket().close(ec);
     });
   }
 }

@@ -40,6 +40,8 @@ class HttpServer {
   // Stops accepting, closes idle connections and every WebSocket (1001, after flushing its
   // queue); requests in flight finish.
   void stop();
+  // Closes every socket at once (the last step of shutdown, after the drain deadline).
+  void abort_all();
   // Open connections (for shutdown: exit once it reaches 0).
   std::size_t open_connections() const;
 

@@ -14,13 +14,16 @@ struct Hub::Impl {
   boost::asio::strand<boost::asio::io_context::executor_type> order;  // run_in_order's executor
 };
 
-Hub::Hub(boost::asio::io_context& ioc) : impl_(std::make_unique<Impl>(ioc)) {}
+Hub::Hub(boost::asio::io_context& ioc, std::size_t max_pending)
+    : impl_(std::make_unique<Impl>(ioc)), max_pending_(std::max<std::size_t>(1, max_pending)) {}
 Hub::~Hub() = default;
 
-void Hub::add(Id user, const std::shared_ptr<WsConnection>& c) {
+bool Hub::add(Id user, const std::shared_ptr<WsConnection>& c) {
   std::lock_guard g(mu_);
+  if (closing_) return false;
   by_user_[user].push_back(c);
   ++count_;
+  return true;
 }
 
 void Hub::remove(Id user, const WsConnection* c) {
@@ -46,13 +49,32 @@ bool Hub::online(Id user) {
 }
 
 void Hub::run_in_order(std::function<void()> task) {
-  boost::asio::post(impl_->order, [t = std::move(task)] {
+  {
+    std::unique_lock lk(pending_mu_);
+    pending_cv_.wait(lk, [&] { return stopped_ || pending_ < max_pending_; });
+    if (stopped_) return;
+    ++pending_;
+  }
+  boost::asio::post(impl_->order, [this, t = std::move(task)] {
     try {
       t();
     } catch (const std::exception& e) {
       spdlog::error("event fan-out failed: {}", e.what());
     }
+    {
+      std::lock_guard g(pending_mu_);
+      --pending_;
+    }
+    pending_cv_.notify_one();
   });
+}
+
+void Hub::shutdown() {
+  {
+    std::lock_guard g(pending_mu_);
+    stopped_ = true;
+  }
+  pending_cv_.notify_all();
 }
 
 void Hub::deliver(const std::vector<Id>& users, const api::OutEventPtr& ev) {
@@ -85,6 +107,7 @@ void Hub::close_all(std::uint16_t code, const std::string& reason) {
   std::vector<std::shared_ptr<WsConnection>> targets;
   {
     std::lock_guard g(mu_);
+    closing_ = true;
     for (const auto& [u, v] : by_user_) targets.insert(targets.end(), v.begin(), v.end());
   }
   for (const auto& c : targets) c->kick(code, reason);

@@ -1,4 +1,5 @@
 #pragma once
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -32,12 +33,19 @@ class WsConnection {
 // Bounded by the open connections (each registers once and is removed on every exit path).
 class Hub final : public api::Fanout {
  public:
-  explicit Hub(boost::asio::io_context& ioc);
+  // max_pending: fan-out tasks waiting to run; beyond it run_in_order() blocks its caller
+  // (the store's commit thread), so a fan-out that cannot keep up slows commits instead of
+  // growing without bound.
+  explicit Hub(boost::asio::io_context& ioc, std::size_t max_pending = 10000);
   ~Hub() override;
 
-  void add(Id user, const std::shared_ptr<WsConnection>& c);
+  // Registers c; false (and not registered) once close_all() has run.
+  bool add(Id user, const std::shared_ptr<WsConnection>& c);
   void remove(Id user, const WsConnection* c);
   void close_all(std::uint16_t code, const std::string& reason);
+  // The io_context has stopped: run_in_order() drops its tasks from now on instead of
+  // waiting for room (nobody is connected any more; clients resume after a restart).
+  void shutdown();
   std::size_t size() const;
 
   bool online(Id user) override;
@@ -48,9 +56,15 @@ class Hub final : public api::Fanout {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+  std::size_t max_pending_;
+  std::mutex pending_mu_;
+  std::condition_variable pending_cv_;
+  std::size_t pending_ = 0;
+  bool stopped_ = false;
   mutable std::mutex mu_;
   std::unordered_map<Id, std::vector<std::shared_ptr<WsConnection>>> by_user_;
   std::size_t count_ = 0;
+  bool closing_ = false;
 };
 
 }  // namespace parley::net

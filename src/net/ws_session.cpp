@@ -25,8 +25,11 @@ auto on_pool(asio::thread_pool& pool, F f) -> awaitable<decltype(f())> {
 }
 }  // namespace
 
-WsSession::WsSession(beast::tcp_stream& stream, WsDeps& deps, api::Admission adm, std::string id)
-    : ws_(stream),
+WsSession::WsSession(beast::tcp_stream& stream, std::shared_ptr<void> keep, WsDeps& deps, api::Admission adm,
+                     std::string id)
+    : keep_(std::move(keep)),
+      strand_(stream.get_executor()),
+      ws_(stream),
       deps_(deps),
       adm_(std::move(adm)),
       id_(std::move(id)),
@@ -37,11 +40,11 @@ WsSession::WsSession(beast::tcp_stream& stream, WsDeps& deps, api::Admission adm
 }
 
 void WsSession::deliver(const api::OutEventPtr& ev) {
-  asio::post(ws_.get_executor(), [self = shared_from_this(), ev] { self->push(ev); });
+  asio::post(strand_, [self = shared_from_this(), ev] { self->push(ev); });
 }
 
 void WsSession::kick(std::uint16_t code, std::string reason) {
-  asio::post(ws_.get_executor(), [self = shared_from_this(), code, r = std::move(reason)]() mutable {
+  asio::post(strand_, [self = shared_from_this(), code, r = std::move(reason)]() mutable {
     self->request_close(code, std::move(r), code == 1001);
   });
 }
@@ -76,8 +79,8 @@ void WsSession::request_close(std::uint16_t code, std::string reason, bool flush
   wake();
 }
 
-void WsSession::push(const api::OutEventPtr& ev) {
-  if (closed_ || close_) return;
+void WsSession::push(const api::OutEventPtr& ev, bool closing_flush) {
+  if (closed_ || (close_ && !closing_flush)) return;
   if (catching_up_) {
     pending_.push_back(ev);
     pending_bytes_ += ev->payload.size();
@@ -172,6 +175,7 @@ awaitable<bool> WsSession::catch_up() {
       co_return true;
     }
     for (const auto& m : page) {
+      if (close_ || closed_) co_return true;  // revoked or cut meanwhile: stop replaying
       if (!co_await write_now(api::new_message_frame(m))) co_return false;
       cursor = last_msg_seq_ = m.seq;
     }
@@ -196,7 +200,7 @@ awaitable<void> WsSession::writer_loop() {
   auto held = std::move(pending_);
   pending_.clear();
   pending_bytes_ = 0;
-  for (const auto& ev : held) push(ev);
+  for (const auto& ev : held) push(ev, true);  // a 1001 close flushes what was held too
   while (ok && !closed_) {
     if (ping_due_) {
       ping_due_ = false;
@@ -309,7 +313,8 @@ awaitable<void> WsSession::run(beast::http::request<beast::http::string_body> re
   }
   std::string gauge = std::string("parley_ws_connections{endpoint=\"") + endpoint() + "\"}";
   deps_.metrics.add(gauge, 1);
-  deps_.hub.add(adm_.user, self);
+  // Refused once the server is closing all sockets: this one came in too late for that.
+  if (!deps_.hub.add(adm_.user, self)) request_close(1001, "server shutting down", true);
   // Every exit path, exceptions included, leaves the registry and the gauge.
   struct Leave {
     WsSession* s;

@@ -24,7 +24,9 @@ namespace parley::net {
 // client that lets it overflow is closed with 1008 "slow consumer".
 class WsSession final : public WsConnection, public std::enable_shared_from_this<WsSession> {
  public:
-  WsSession(boost::beast::tcp_stream& stream, WsDeps& deps, api::Admission adm, std::string id);
+  // keep: owns the stream (the HTTP connection); held as long as the session lives.
+  WsSession(boost::beast::tcp_stream& stream, std::shared_ptr<void> keep, WsDeps& deps, api::Admission adm,
+            std::string id);
   // Completes the upgrade and serves the connection until it closes.
   boost::asio::awaitable<void> run(boost::beast::http::request<boost::beast::http::string_body> req);
 
@@ -40,13 +42,15 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   boost::asio::awaitable<void> keepalive_loop();
   boost::asio::awaitable<bool> write_now(const std::string& frame);
   boost::asio::awaitable<bool> catch_up();  // replay or snapshot; false: close
-  void push(const api::OutEventPtr& ev);   // on the strand
+  void push(const api::OutEventPtr& ev, bool closing_flush = false);  // on the strand
   void push_reply(std::string frame);      // on the strand
   void wake();
   void hard_close(const std::string& why);
   void request_close(std::uint16_t code, std::string reason, bool flush);
   const char* endpoint() const { return adm_.sidebar ? "sidebar" : "chatroom"; }
 
+  std::shared_ptr<void> keep_;
+  boost::asio::any_io_executor strand_;  // the connection's strand
   boost::beast::websocket::stream<boost::beast::tcp_stream&> ws_;
   WsDeps& deps_;
   api::Admission adm_;

@@ -539,6 +539,23 @@ describe('every room and message route: 400 bad id, 404 unknown, 403 non-member'
     assertLike(memberIds(g.body), [m.user.id]);
     assert.equal(g.body.last_seq, 1);
   });
+
+  test('404 and 403 come before any complaint about the body or the query', async () => {
+    const [m, x] = await Promise.all([newUser(S, 'pm'), newUser(S, 'px')]);
+    const room = await createGroup(m, 'precedence');
+    const bad = [
+      ['POST', (id) => `/api/chatrooms/${id}/messages`, '{"content":"   "}'],
+      ['POST', (id) => `/api/chatrooms/${id}/messages`, '{not json'],
+      ['POST', (id) => `/api/chatrooms/${id}/members`, '{"user_id":"abc"}'],
+      ['DELETE', (id) => `/api/chatrooms/${id}/members/abc`, undefined],
+      ['GET', (id) => `/api/chatrooms/${id}/messages?limit=999`, undefined],
+    ];
+    for (const [method, p, body] of bad) {
+      assertError(await raw(S.url, method, p(UNKNOWN_ID), { token: x.token, body }), 404, 'not_found', `${method} ${p(UNKNOWN_ID)}`);
+      assertError(await raw(S.url, method, p(room.id), { token: x.token, body }), 403, 'forbidden', `${method} ${p(room.id)} non-member`);
+      assertStatus(await raw(S.url, method, p(room.id), { token: m.token, body }), 400, `${method} ${p(room.id)} member`);
+    }
+  });
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <spdlog/spdlog.h>
+
 #include "common/error.h"
 
 namespace parley::storage {
@@ -481,7 +483,13 @@ struct SqliteStore::Impl {
         if (opts.on_commit) opts.on_commit(batch.size());
         // Events leave in commit order, before any caller hears back.
         for (auto& cbs : callbacks)
-          for (auto& cb : cbs) cb();
+          for (auto& cb : cbs) {
+            try {
+              cb();
+            } catch (const std::exception& e) {
+              spdlog::error("commit callback failed: {}", e.what());
+            }
+          }
       }
       for (auto* job : batch) {
         if (batch_error.failed) job->error = batch_error;
