@@ -16,7 +16,7 @@ struct OutEvent {
   chat::Seq seq = 0;       // NewMessage: the message's seq (per-connection order and dedup)
   chat::Seq last_seq = 0;  // UnreadCount: (last_seq, read_seq) orders a badge's states
   chat::Seq read_seq = 0;
-  std::string payload;     // the JSON text frame
+  std::string payload;  // the JSON text frame
 };
 using OutEventPtr = std::shared_ptr<const OutEvent>;
 

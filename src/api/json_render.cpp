@@ -35,8 +35,10 @@ json::value to_json(const std::optional<chat::Message>& m) {
 json::object to_json(const chat::RoomView& r) {
   json::object o;
   o["id"] = format_id(r.room.id);
-  if (r.room.name) o["name"] = *r.room.name;
-  else o["name"] = nullptr;
+  if (r.room.name)
+    o["name"] = *r.room.name;
+  else
+    o["name"] = nullptr;
   o["type"] = r.room.type == chat::RoomType::Direct ? "direct" : "group";
   o["members"] = to_json(r.members);
   o["created_by"] = format_id(r.room.created_by);

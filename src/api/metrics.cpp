@@ -32,8 +32,9 @@ void histogram(std::ostringstream& o, const char* name, const Buckets& bounds, c
     cum += counts[i];
     o << name << "_bucket{le=\"" << bounds[i] << "\"} " << cum << "\n";
   }
-  o << name << "_bucket{le=\"+Inf\"} " << count << "\n" << name << "_sum " << sum << "\n" << name << "_count "
-    << count << "\n";
+  o << name << "_bucket{le=\"+Inf\"} " << count << "\n"
+    << name << "_sum " << sum << "\n"
+    << name << "_count " << count << "\n";
 }
 }  // namespace
 
@@ -65,8 +66,8 @@ std::string Metrics::render() const {
   o << "# HELP parley_http_requests_total HTTP requests by route pattern, method and status.\n"
        "# TYPE parley_http_requests_total counter\n";
   for (const auto& [k, v] : requests_)
-    o << "parley_http_requests_total{route=\"" << std::get<0>(k) << "\",method=\"" << std::get<1>(k)
-      << "\",status=\"" << std::get<2>(k) << "\"} " << v << "\n";
+    o << "parley_http_requests_total{route=\"" << std::get<0>(k) << "\",method=\"" << std::get<1>(k) << "\",status=\""
+      << std::get<2>(k) << "\"} " << v << "\n";
   o << "# HELP parley_http_request_duration_seconds Time from request read to response ready.\n"
        "# TYPE parley_http_request_duration_seconds histogram\n";
   histogram(o, "parley_http_request_duration_seconds", kLatencyBuckets, latency_, latency_sum_, latency_count_);

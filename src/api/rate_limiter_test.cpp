@@ -12,7 +12,7 @@ TEST(RateLimiter, BurstThenRefusesWithRetryAfter) {
   EXPECT_EQ(l.acquire("a", t), 0);
   EXPECT_EQ(l.acquire("a", t), 0);
   EXPECT_EQ(l.acquire("a", t), 1);
-  EXPECT_EQ(l.acquire("b", t), 0);  // per key
+  EXPECT_EQ(l.acquire("b", t), 0);       // per key
   EXPECT_EQ(l.acquire("a", t + 1s), 0);  // refilled
 }
 

@@ -27,14 +27,22 @@ namespace {
 
 int status_of(ErrorKind k) {
   switch (k) {
-    case ErrorKind::BadInput: return 400;
-    case ErrorKind::Unauthorized: return 401;
-    case ErrorKind::Forbidden: return 403;
-    case ErrorKind::NotFound: return 404;
-    case ErrorKind::Conflict: return 409;
-    case ErrorKind::TooLarge: return 413;
-    case ErrorKind::RateLimited: return 429;
-    case ErrorKind::Unavailable: return 503;
+    case ErrorKind::BadInput:
+      return 400;
+    case ErrorKind::Unauthorized:
+      return 401;
+    case ErrorKind::Forbidden:
+      return 403;
+    case ErrorKind::NotFound:
+      return 404;
+    case ErrorKind::Conflict:
+      return 409;
+    case ErrorKind::TooLarge:
+      return 413;
+    case ErrorKind::RateLimited:
+      return 429;
+    case ErrorKind::Unavailable:
+      return 503;
   }
   return 500;
 }
@@ -215,9 +223,8 @@ struct RestApi::Impl {
       for (const auto& r : chat.list_rooms(c.user)) rooms.push_back(to_json(r));
       return json_response(200, json::object{{"chatrooms", std::move(rooms)}});
     });
-    api("GET", "/api/chatrooms/:id", [this](Ctx& c) {
-      return json_response(200, to_json(chat.get_room(c.user, c.param_id(0))));
-    });
+    api("GET", "/api/chatrooms/:id",
+        [this](Ctx& c) { return json_response(200, to_json(chat.get_room(c.user, c.param_id(0)))); });
     api("POST", "/api/chatrooms/:id/members", [this](Ctx& c) {
       Id room = c.param_id(0);
       auto b = c.body();
@@ -271,12 +278,10 @@ struct RestApi::Impl {
       for (const auto& r : chat.read_bulk(c.user, ids)) rooms.push_back(to_json(r));
       return json_response(200, json::object{{"rooms", std::move(rooms)}});
     });
-    api("GET", "/api/messages/:id", [this](Ctx& c) {
-      return json_response(200, to_json(chat.get_message(c.user, c.param_id(0))));
-    });
-    api("POST", "/api/messages/:id/read", [this](Ctx& c) {
-      return json_response(200, to_json(chat.read_one(c.user, c.param_id(0))));
-    });
+    api("GET", "/api/messages/:id",
+        [this](Ctx& c) { return json_response(200, to_json(chat.get_message(c.user, c.param_id(0)))); });
+    api("POST", "/api/messages/:id/read",
+        [this](Ctx& c) { return json_response(200, to_json(chat.read_one(c.user, c.param_id(0)))); });
     api("POST", "/api/chatrooms/:id/mark-all-read", [this](Ctx& c) {
       auto r = chat.mark_all_read(c.user, c.param_id(0));
       auto o = to_json(r);
@@ -324,8 +329,10 @@ Response RestApi::handle(const Request& req) {
     for (auto seg : url->segments()) path.push_back(seg);
     auto m = impl_->router.match(req.method, path);
     if (!m.route) {
-      if (m.method_mismatch) resp = error_response(405, "method_not_allowed", "method not allowed on this path");
-      else resp = error_response(404, "not_found", "no such route");
+      if (m.method_mismatch)
+        resp = error_response(405, "method_not_allowed", "method not allowed on this path");
+      else
+        resp = error_response(404, "not_found", "no such route");
     } else {
       route_label = m.route->pattern;
       Ctx ctx{req, std::move(m.params), {}, 0};
@@ -336,7 +343,8 @@ Response RestApi::handle(const Request& req) {
         std::string_view a = req.authorization;
         constexpr std::string_view kBearer = "Bearer ";
         std::optional<Id> uid;
-        if (a.size() > kBearer.size() && a.substr(0, kBearer.size()) == kBearer) uid = authenticate(a.substr(kBearer.size()));
+        if (a.size() > kBearer.size() && a.substr(0, kBearer.size()) == kBearer)
+          uid = authenticate(a.substr(kBearer.size()));
         if (uid) {
           ctx.user = *uid;
           limiter_key = "u:" + format_id(*uid);

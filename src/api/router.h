@@ -35,8 +35,10 @@ class Router {
       std::vector<std::string> params;
       bool ok = true;
       for (std::size_t i = 0; i < path.size() && ok; ++i) {
-        if (!r.segments[i].empty() && r.segments[i][0] == ':') params.push_back(path[i]);
-        else ok = r.segments[i] == path[i];
+        if (!r.segments[i].empty() && r.segments[i][0] == ':')
+          params.push_back(path[i]);
+        else
+          ok = r.segments[i] == path[i];
       }
       if (!ok) continue;
       if (r.method != method) {

@@ -42,13 +42,16 @@ Admission WsGate::admit(const UpgradeRequest& req) {
   auto url = boost::urls::parse_origin_form(req.target);
   if (!url) return refuse(400, "invalid_request", "malformed request target", "bad_request");
   std::string path = std::string(url->path());
-  if (path == "/ws") a.sidebar = true;
-  else if (path != "/api/ws") return refuse(404, "not_found", "no WebSocket endpoint here", "not_found");
+  if (path == "/ws")
+    a.sidebar = true;
+  else if (path != "/api/ws")
+    return refuse(404, "not_found", "no WebSocket endpoint here", "not_found");
 
   // Origin: browsers only; without an allowlist only the server's own origin.
   if (!req.origin.empty()) {
     bool ok = false;
-    if (opts_.allowed_origins.empty()) ok = req.origin == "http://" + req.host;
+    if (opts_.allowed_origins.empty())
+      ok = req.origin == "http://" + req.host;
     else
       for (const auto& o : opts_.allowed_origins) ok = ok || o == req.origin;
     if (!ok) return refuse(403, "forbidden", "origin not allowed", "origin");
@@ -57,10 +60,14 @@ Admission WsGate::admit(const UpgradeRequest& req) {
   std::optional<std::string> token, user_param, room_param, after_param;
   for (auto p : url->params()) {
     std::string v = p.has_value ? std::string(p.value) : std::string();
-    if (p.key == "token") token = v;
-    else if (p.key == "user_id") user_param = v;
-    else if (p.key == "room_id") room_param = v;
-    else if (p.key == "after_seq") after_param = v;
+    if (p.key == "token")
+      token = v;
+    else if (p.key == "user_id")
+      user_param = v;
+    else if (p.key == "room_id")
+      room_param = v;
+    else if (p.key == "after_seq")
+      after_param = v;
   }
   constexpr std::string_view kBearer = "Bearer ";
   if (!token && req.authorization.size() > kBearer.size() && req.authorization.compare(0, kBearer.size(), kBearer) == 0)

@@ -26,10 +26,10 @@ struct Admission {
   Response refusal;  // when not accepted: the HTTP answer (401/403/404/429/400)
   bool sidebar = false;
   Id user = 0;
-  Id room = 0;                          // chatroom sockets
-  std::optional<chat::Seq> after_seq;   // chatroom resume
+  Id room = 0;                         // chatroom sockets
+  std::optional<chat::Seq> after_seq;  // chatroom resume
   chat::Seq room_last_seq = 0;
-  std::string reason;                   // refusal reason for metrics/logs
+  std::string reason;  // refusal reason for metrics/logs
 };
 
 struct WsGateOptions {

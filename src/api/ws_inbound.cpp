@@ -17,8 +17,7 @@ std::string answer_client_frame(std::string_view text) {
   if (!t || !t->is_string()) return error_frame("invalid_request", "type must be a string");
   std::string_view type = t->as_string();
   const json::value* data = o.if_contains("data");
-  if (data && !data->is_object() && !data->is_null())
-    return error_frame("invalid_request", "data must be an object");
+  if (data && !data->is_object() && !data->is_null()) return error_frame("invalid_request", "data must be an object");
   const json::value* ts = (data && data->is_object()) ? data->as_object().if_contains("timestamp") : nullptr;
   auto reply = [&](const char* rtype, json::value stamp) {
     return json::serialize(json::object{

@@ -15,23 +15,23 @@ struct Config {
   std::string db_url = "sqlite:./data/parley.db";
   std::string bus_url;
   std::string jwt_secret_file;
-  std::int64_t jwt_ttl_seconds = 24 * 3600;       // 60 .. 30 days
+  std::int64_t jwt_ttl_seconds = 24 * 3600;  // 60 .. 30 days
   std::vector<std::string> allowed_origins;
   bool allow_insecure_sidebar = false;
-  int ws_cooldown_ms = 500;                       // 0 .. 60,000
+  int ws_cooldown_ms = 500;  // 0 .. 60,000
   std::string log_level = "info";
-  int io_threads = 0;                             // 0: one per core; at most 64
-  int storage_threads = 16;                       // 1 .. 256
-  int group_commit_max = 256;                     // 1 (off) .. 10,000
-  double rate_limit_per_sec = 50;                 // 0 (off) .. 1,000,000
-  double rate_limit_burst = 100;                  // 1 .. 1,000,000
-  int rate_limit_max_keys = 100000;               // 1 .. 10,000,000
-  int ws_ping_interval_ms = 30000;                // 100 .. 3,600,000
-  int ws_idle_timeout_ms = 75000;                 // 200 .. 3,600,000
-  int ws_queue_max_bytes = 1024 * 1024;           // 128 KiB .. 1 GiB (one event can be ~100 KB)
-  int ws_queue_max_events = 1000;                 // 1 .. 1,000,000
-  double ws_inbound_per_sec = 20;                 // 0.1 .. 100,000
-  double ws_inbound_burst = 40;                   // 1 .. 100,000
+  int io_threads = 0;                    // 0: one per core; at most 64
+  int storage_threads = 16;              // 1 .. 256
+  int group_commit_max = 256;            // 1 (off) .. 10,000
+  double rate_limit_per_sec = 50;        // 0 (off) .. 1,000,000
+  double rate_limit_burst = 100;         // 1 .. 1,000,000
+  int rate_limit_max_keys = 100000;      // 1 .. 10,000,000
+  int ws_ping_interval_ms = 30000;       // 100 .. 3,600,000
+  int ws_idle_timeout_ms = 75000;        // 200 .. 3,600,000
+  int ws_queue_max_bytes = 1024 * 1024;  // 128 KiB .. 1 GiB (one event can be ~100 KB)
+  int ws_queue_max_events = 1000;        // 1 .. 1,000,000
+  double ws_inbound_per_sec = 20;        // 0.1 .. 100,000
+  double ws_inbound_burst = 40;          // 1 .. 100,000
 };
 
 enum class ParseOutcome { Run, ExitOk, ExitUsage };

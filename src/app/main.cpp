@@ -15,9 +15,9 @@
 #include <sstream>
 #include <thread>
 
+#include "api/events_json.h"
 #include "api/metrics.h"
 #include "api/rate_limiter.h"
-#include "api/events_json.h"
 #include "api/rest.h"
 #include "api/ws_gate.h"
 #include "app/config.h"
@@ -182,9 +182,12 @@ int serve(const app::Config& cfg) {
 int main(int argc, char** argv) {
   app::Config cfg;
   switch (app::parse_config(argc, argv, cfg)) {
-    case app::ParseOutcome::ExitOk: return 0;
-    case app::ParseOutcome::ExitUsage: return 2;
-    case app::ParseOutcome::Run: break;
+    case app::ParseOutcome::ExitOk:
+      return 0;
+    case app::ParseOutcome::ExitUsage:
+      return 2;
+    case app::ParseOutcome::Run:
+      break;
   }
   try {
     return serve(cfg);

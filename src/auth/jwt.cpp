@@ -45,8 +45,8 @@ std::optional<Id> JwtCodec::verify(std::string_view token, TimeMs now) const {
   if (token.empty() || token.size() > kMaxTokenBytes) return std::nullopt;
   std::string t(token);
   JwtPtr j;
-  if (jwt_decode(&j.p, t.c_str(), reinterpret_cast<const unsigned char*>(key_.data()),
-                 static_cast<int>(key_.size())) != 0 ||
+  if (jwt_decode(&j.p, t.c_str(), reinterpret_cast<const unsigned char*>(key_.data()), static_cast<int>(key_.size())) !=
+          0 ||
       !j.p)
     return std::nullopt;
   if (jwt_get_alg(j.p) != JWT_ALG_HS256) return std::nullopt;  // pinned: no none, no other alg

@@ -18,14 +18,14 @@ struct UnreadState {
 
 struct MessageCreated {
   Message message;
-  std::vector<Id> members;            // the room's members at commit, sender included
-  std::vector<UnreadState> unread;    // of the online members whose count changed
+  std::vector<Id> members;          // the room's members at commit, sender included
+  std::vector<UnreadState> unread;  // of the online members whose count changed
 };
 
 struct ReadMoved {
   Id room = 0;
   Id reader = 0;
-  Message newest_read;                // the message at the reader's new watermark
+  Message newest_read;  // the message at the reader's new watermark
   TimeMs read_at = 0;
   std::vector<std::pair<Id, TimeMs>> read_status;  // members but its sender who read it
   std::vector<Id> members;

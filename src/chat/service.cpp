@@ -349,8 +349,10 @@ std::vector<ReadResult> ChatService::read_bulk(Id caller, const std::vector<Id>&
         continue;
       }
       auto [it, inserted] = target.emplace(m->room_id, m->seq);
-      if (inserted) room_order.push_back(m->room_id);
-      else it->second = std::max(it->second, m->seq);
+      if (inserted)
+        room_order.push_back(m->room_id);
+      else
+        it->second = std::max(it->second, m->seq);
     }
     // All or nothing: one refused id refuses the call.
     if (any_forbidden) forbidden("not a member of the room of a listed message");
@@ -467,8 +469,8 @@ std::vector<UnreadState> ChatService::unread_snapshot(Id user) {
     auto rooms = tx.rooms_of_user(user);
     for (auto& ur : rooms) total += unread_count(ur.room.last_seq, ur.read_seq);
     for (auto& ur : rooms)
-      out.push_back(UnreadState{user, ur.room.id, unread_count(ur.room.last_seq, ur.read_seq), total,
-                                ur.room.last_seq, ur.read_seq});
+      out.push_back(UnreadState{user, ur.room.id, unread_count(ur.room.last_seq, ur.read_seq), total, ur.room.last_seq,
+                                ur.read_seq});
   });
   return out;
 }

@@ -17,14 +17,14 @@ struct ReadResult {
   Seq up_to_seq = 0;     // the reader's watermark after the call
   Seq unread_count = 0;  // the reader's unread count after the call
   Seq last_seq = 0;
-  bool moved = false;    // whether the watermark moved (events are sent only then)
-  Seq marked = 0;        // how many messages became read
+  bool moved = false;  // whether the watermark moved (events are sent only then)
+  Seq marked = 0;      // how many messages became read
   TimeMs at = 0;
 };
 
 struct SendResult {
   Message message;
-  bool created = false;  // false: an idempotent retry returned the original
+  bool created = false;        // false: an idempotent retry returned the original
   std::vector<Id> member_ids;  // the room's members at commit (for fan-out)
 };
 

@@ -88,7 +88,7 @@ TEST_F(ServiceTest, MembershipRules) {
   EXPECT_EQ(kind_of([&] { chat.get_room(carol, r); }), ErrorKind::Forbidden);
   EXPECT_EQ(kind_of([&] { chat.send(carol, r, "x", {}); }), ErrorKind::Forbidden);
   EXPECT_EQ(kind_of([&] { chat.get_room(alice, 9999); }), ErrorKind::NotFound);
-  chat.add_member(bob, r, carol);  // any member may add
+  chat.add_member(bob, r, carol);                                                        // any member may add
   EXPECT_EQ(kind_of([&] { chat.remove_member(bob, r, carol); }), ErrorKind::Forbidden);  // only the creator
   chat.remove_member(alice, r, carol);
   EXPECT_EQ(kind_of([&] { chat.get_room(carol, r); }), ErrorKind::Forbidden);

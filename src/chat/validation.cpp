@@ -20,8 +20,7 @@ std::string normalize_username(std::string_view raw) {
 }
 
 void check_password(std::string_view password) {
-  if (password.size() < kMinPassword || password.size() > kMaxPassword)
-    bad_input("password must be 8-128 bytes");
+  if (password.size() < kMinPassword || password.size() > kMaxPassword) bad_input("password must be 8-128 bytes");
 }
 
 void check_content(std::string_view content) {

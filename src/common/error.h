@@ -7,14 +7,14 @@ namespace parley {
 // An expected failure (bad input, forbidden, not found, …). Thrown by the domain and storage,
 // mapped to one HTTP status and JSON error shape in api/ (see docs/decisions.md).
 enum class ErrorKind {
-  BadInput,         // 400
-  Unauthorized,     // 401
-  Forbidden,        // 403
-  NotFound,         // 404
-  Conflict,         // 409
-  TooLarge,         // 413
-  RateLimited,      // 429
-  Unavailable,      // 503
+  BadInput,      // 400
+  Unauthorized,  // 401
+  Forbidden,     // 403
+  NotFound,      // 404
+  Conflict,      // 409
+  TooLarge,      // 413
+  RateLimited,   // 429
+  Unavailable,   // 503
 };
 
 class Error : public std::runtime_error {

@@ -101,19 +101,20 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         std::lock_guard g(conns_mu);
         conns.insert(conn);
       }
-      asio::co_spawn(conn->stream.get_executor(), session(conn), [self = shared_from_this(), conn](std::exception_ptr e) {
-        if (e) {
-          try {
-            std::rethrow_exception(e);
-          } catch (const std::exception& ex) {
-            spdlog::error("connection ended by an unexpected error: {}", ex.what());
-          } catch (...) {
-            spdlog::error("connection ended by an unexpected error");
-          }
-        }
-        std::lock_guard g(self->conns_mu);
-        self->conns.erase(conn);
-      });
+      asio::co_spawn(conn->stream.get_executor(), session(conn),
+                     [self = shared_from_this(), conn](std::exception_ptr e) {
+                       if (e) {
+                         try {
+                           std::rethrow_exception(e);
+                         } catch (const std::exception& ex) {
+                           spdlog::error("connection ended by an unexpected error: {}", ex.what());
+                         } catch (...) {
+                           spdlog::error("connection ended by an unexpected error");
+                         }
+                       }
+                       std::lock_guard g(self->conns_mu);
+                       self->conns.erase(conn);
+                     });
     }
   }
 
@@ -163,8 +164,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     }
     if (!adm.accepted) {
       if (ws) ws->metrics.add("parley_ws_handshake_failures_total{reason=\"" + adm.reason + "\"}", 1);
-      spdlog::info("ws refused {} {} ip={} reason={}", adm.refusal.status, redact(std::string_view(req.target().data(), req.target().size())),
-                   remote_ip, adm.reason);
+      spdlog::info("ws refused {} {} ip={} reason={}", adm.refusal.status,
+                   redact(std::string_view(req.target().data(), req.target().size())), remote_ip, adm.reason);
       auto res = to_beast(adm.refusal, req.version(), false);
       stream.expires_after(std::chrono::seconds(10));
       co_await http::async_write(stream, res, tuple_awaitable);
@@ -203,9 +204,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         buffer.commit(fn);
       }
       auto [rec, n] = co_await http::async_read(stream, buffer, parser, tuple_awaitable);
-      if (rec == http::error::end_of_stream || rec == beast::error::timeout ||
-          rec == asio::error::operation_aborted || rec == asio::error::connection_reset ||
-          rec == asio::error::eof)
+      if (rec == http::error::end_of_stream || rec == beast::error::timeout || rec == asio::error::operation_aborted ||
+          rec == asio::error::connection_reset || rec == asio::error::eof)
         break;
       if (rec) {
         int status = 400;
@@ -276,9 +276,7 @@ std::string HttpServer::listen(const std::string& host, unsigned short port) {
   return h + ":" + std::to_string(bound.port());
 }
 
-void HttpServer::start() {
-  asio::co_spawn(impl_->acceptor.get_executor(), impl_->accept_loop(), asio::detached);
-}
+void HttpServer::start() { asio::co_spawn(impl_->acceptor.get_executor(), impl_->accept_loop(), asio::detached); }
 
 void HttpServer::stop() {
   auto self = impl_;

@@ -167,9 +167,8 @@ awaitable<bool> WsSession::catch_up() {
   for (;;) {
     std::vector<chat::Message> page;
     try {
-      page = co_await on_pool(deps_.pool, [&chat, user, room, cursor] {
-        return chat.messages_after(user, room, cursor, kPage);
-      });
+      page = co_await on_pool(deps_.pool,
+                              [&chat, user, room, cursor] { return chat.messages_after(user, room, cursor, kPage); });
     } catch (const std::exception&) {
       request_close(1008, "not a member", false);
       co_return true;
@@ -186,7 +185,8 @@ awaitable<bool> WsSession::catch_up() {
 
 awaitable<void> WsSession::writer_loop() {
   auto self = shared_from_this();
-  bool ok = co_await write_now(api::connected_frame(adm_.user, id_, adm_.sidebar ? std::nullopt : std::optional<Id>(adm_.room)));
+  bool ok = co_await write_now(
+      api::connected_frame(adm_.user, id_, adm_.sidebar ? std::nullopt : std::optional<Id>(adm_.room)));
   if (ok) {
     try {
       ok = co_await catch_up();
@@ -216,7 +216,8 @@ awaitable<void> WsSession::writer_loop() {
       continue;
     }
     if (close_) {
-      auto [ec] = co_await ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(close_->first), close_->second), tuple_awaitable);
+      auto [ec] = co_await ws_.async_close(
+          websocket::close_reason(static_cast<websocket::close_code>(close_->first), close_->second), tuple_awaitable);
       close_sent = !ec;
       break;
     }
@@ -261,8 +262,7 @@ awaitable<void> WsSession::reader_loop() {
       continue;
     }
     auto data = buf.cdata();
-    push_reply(api::answer_client_frame(
-        std::string_view(static_cast<const char*>(data.data()), data.size())));
+    push_reply(api::answer_client_frame(std::string_view(static_cast<const char*>(data.data()), data.size())));
   }
   closed_ = true;
   wake();

@@ -41,9 +41,9 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   boost::asio::awaitable<void> writer_loop();
   boost::asio::awaitable<void> keepalive_loop();
   boost::asio::awaitable<bool> write_now(const std::string& frame);
-  boost::asio::awaitable<bool> catch_up();  // replay or snapshot; false: close
+  boost::asio::awaitable<bool> catch_up();                            // replay or snapshot; false: close
   void push(const api::OutEventPtr& ev, bool closing_flush = false);  // on the strand
-  void push_reply(std::string frame);      // on the strand
+  void push_reply(std::string frame);                                 // on the strand
   void wake();
   void hard_close(const std::string& why);
   void request_close(std::uint16_t code, std::string reason, bool flush);
@@ -63,9 +63,9 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   bool catching_up_ = true;
   std::vector<api::OutEventPtr> pending_;  // live events held during replay/snapshot
   std::size_t pending_bytes_ = 0;
-  chat::Seq last_msg_seq_ = 0;                                   // chatroom: newest seq sent
-  std::map<Id, std::pair<chat::Seq, chat::Seq>> last_unread_;    // room → (last_seq, read_seq) sent
-  std::optional<std::pair<std::uint16_t, std::string>> close_;   // requested close
+  chat::Seq last_msg_seq_ = 0;                                  // chatroom: newest seq sent
+  std::map<Id, std::pair<chat::Seq, chat::Seq>> last_unread_;   // room → (last_seq, read_seq) sent
+  std::optional<std::pair<std::uint16_t, std::string>> close_;  // requested close
   bool closed_ = false;
   bool ping_due_ = false;
   Clock::time_point last_rx_ = Clock::now(), last_ping_ = Clock::now();

@@ -173,7 +173,6 @@ class Conn {
   std::unordered_map<const char*, sqlite3_stmt*> cache_;
 };
 
-
 Message message_from(const Stmt& s) {
   Message m;
   m.id = s.i64(0);
@@ -206,8 +205,9 @@ class SqliteTx final : public chat::Tx {
   explicit SqliteTx(Conn& c) : c_(c) {}
 
   std::optional<chat::User> insert_user(std::string_view username, std::string_view hash, TimeMs now) override {
-    auto s = c_.prepare("INSERT INTO users(username, password_hash, created_at) VALUES(?,?,?) "
-                        "ON CONFLICT(username) DO NOTHING");
+    auto s = c_.prepare(
+        "INSERT INTO users(username, password_hash, created_at) VALUES(?,?,?) "
+        "ON CONFLICT(username) DO NOTHING");
     if (!s.bind(1, username).bind(2, hash).bind(3, now).exec()) return std::nullopt;
     return chat::User{sqlite3_last_insert_rowid(c_.raw()), std::string(username), now};
   }
@@ -225,8 +225,9 @@ class SqliteTx final : public chat::Tx {
   }
   std::vector<chat::User> users_by_prefix(std::string_view prefix, int limit) override {
     // Usernames hold only [a-z0-9_.-], all below '~', so [prefix, prefix + '~') is the range.
-    auto s = c_.prepare("SELECT id, username, created_at FROM users WHERE username >= ?1 AND username < ?1 || '~' "
-                        "ORDER BY username LIMIT ?2");
+    auto s = c_.prepare(
+        "SELECT id, username, created_at FROM users WHERE username >= ?1 AND username < ?1 || '~' "
+        "ORDER BY username LIMIT ?2");
     s.bind(1, prefix).bind(2, limit);
     std::vector<chat::User> out;
     while (s.step()) out.push_back({s.i64(0), s.text(1), s.i64(2)});
@@ -235,8 +236,9 @@ class SqliteTx final : public chat::Tx {
 
   Id insert_room(const std::optional<std::string>& name, chat::RoomType type, Id created_by, TimeMs now,
                  const std::optional<std::string>& direct_key) override {
-    auto s = c_.prepare("INSERT INTO rooms(name, type, created_by, created_at, last_seq, last_activity, direct_key) "
-                        "VALUES(?,?,?,?,0,?,?)");
+    auto s = c_.prepare(
+        "INSERT INTO rooms(name, type, created_by, created_at, last_seq, last_activity, direct_key) "
+        "VALUES(?,?,?,?,0,?,?)");
     s.bind(1, name).bind(2, type == chat::RoomType::Direct ? 1 : 0).bind(3, created_by).bind(4, now).bind(5, now);
     s.bind(6, direct_key).exec();
     return sqlite3_last_insert_rowid(c_.raw());
@@ -283,7 +285,8 @@ class SqliteTx final : public chat::Tx {
     return out;
   }
   std::vector<chat::UserRoom> rooms_of_user(Id user) override {
-    auto s = c_.prepare("SELECT " ROOM_COLS ", m.read_seq FROM members m JOIN rooms r ON r.id = m.room_id "
+    auto s = c_.prepare("SELECT " ROOM_COLS
+                        ", m.read_seq FROM members m JOIN rooms r ON r.id = m.room_id "
                         "WHERE m.user_id=? AND m.active=1 ORDER BY r.last_activity DESC, r.id DESC");
     s.bind(1, user);
     std::vector<chat::UserRoom> out;
@@ -292,8 +295,9 @@ class SqliteTx final : public chat::Tx {
   }
 
   Id insert_message(const Message& m) override {
-    auto s = c_.prepare("INSERT INTO messages(room_id, seq, sender_id, content, created_at, client_msg_id) "
-                        "VALUES(?,?,?,?,?,?)");
+    auto s = c_.prepare(
+        "INSERT INTO messages(room_id, seq, sender_id, content, created_at, client_msg_id) "
+        "VALUES(?,?,?,?,?,?)");
     s.bind(1, m.room_id).bind(2, m.seq).bind(3, m.sender_id).bind(4, std::string_view(m.content));
     s.bind(5, m.created_at).bind(6, m.client_msg_id).exec();
     return sqlite3_last_insert_rowid(c_.raw());
@@ -324,8 +328,8 @@ class SqliteTx final : public chat::Tx {
     return out;
   }
   std::vector<Message> messages_descending(Id room, Seq after, Seq before, int limit) override {
-    auto s = c_.prepare(
-        "SELECT " MSG_COLS " FROM messages WHERE room_id=? AND seq>? AND seq<? ORDER BY seq DESC LIMIT ?");
+    auto s =
+        c_.prepare("SELECT " MSG_COLS " FROM messages WHERE room_id=? AND seq>? AND seq<? ORDER BY seq DESC LIMIT ?");
     s.bind(1, room).bind(2, after).bind(3, before).bind(4, limit);
     std::vector<Message> out;
     while (s.step()) out.push_back(message_from(s));
@@ -334,13 +338,19 @@ class SqliteTx final : public chat::Tx {
 
   void insert_read_move(Id room, Id user, Seq up_to_seq, TimeMs at) override {
     // A re-join can land on a watermark reached before: the first time is the one kept.
-    c_.prepare("INSERT INTO read_moves(room_id, user_id, up_to_seq, at) VALUES(?,?,?,?) "
-               "ON CONFLICT DO NOTHING")
-        .bind(1, room).bind(2, user).bind(3, up_to_seq).bind(4, at).exec();
+    c_.prepare(
+          "INSERT INTO read_moves(room_id, user_id, up_to_seq, at) VALUES(?,?,?,?) "
+          "ON CONFLICT DO NOTHING")
+        .bind(1, room)
+        .bind(2, user)
+        .bind(3, up_to_seq)
+        .bind(4, at)
+        .exec();
   }
   Seq total_unread(Id user) override {
-    auto s = c_.prepare("SELECT COALESCE(SUM(MAX(r.last_seq - m.read_seq, 0)), 0) FROM members m "
-                        "JOIN rooms r ON r.id = m.room_id WHERE m.user_id=? AND m.active=1");
+    auto s = c_.prepare(
+        "SELECT COALESCE(SUM(MAX(r.last_seq - m.read_seq, 0)), 0) FROM members m "
+        "JOIN rooms r ON r.id = m.room_id WHERE m.user_id=? AND m.active=1");
     s.bind(1, user);
     return s.step() ? s.i64(0) : 0;
   }
@@ -352,8 +362,9 @@ class SqliteTx final : public chat::Tx {
   void set_callbacks(std::vector<std::function<void()>>* cbs) { callbacks_ = cbs; }
 
   std::optional<TimeMs> first_read_at(Id room, Id user, Seq seq) override {
-    auto s = c_.prepare("SELECT at FROM read_moves WHERE room_id=? AND user_id=? AND up_to_seq>=? "
-                        "ORDER BY up_to_seq LIMIT 1");
+    auto s = c_.prepare(
+        "SELECT at FROM read_moves WHERE room_id=? AND user_id=? AND up_to_seq>=? "
+        "ORDER BY up_to_seq LIMIT 1");
     s.bind(1, room).bind(2, user).bind(3, seq);
     if (!s.step()) return std::nullopt;
     return s.i64(0);
@@ -428,8 +439,10 @@ struct SqliteStore::Impl {
       int version = 0;
       {
         auto s = c.prepare("SELECT version FROM schema_version");
-        if (s.step()) version = static_cast<int>(s.i64(0));
-        else c.exec("INSERT INTO schema_version(version) VALUES(0)");
+        if (s.step())
+          version = static_cast<int>(s.i64(0));
+        else
+          c.exec("INSERT INTO schema_version(version) VALUES(0)");
       }
       if (version > kSchemaVersion)
         throw std::runtime_error("database schema version " + std::to_string(version) +

@@ -11,8 +11,8 @@
 namespace parley::storage {
 
 struct SqliteOptions {
-  std::string path;            // file path, or ":memory:"
-  std::size_t readers = 16;    // read connections (one per storage thread is enough)
+  std::string path;                    // file path, or ":memory:"
+  std::size_t readers = 16;            // read connections (one per storage thread is enough)
   std::size_t group_commit_max = 256;  // jobs per transaction; 1 turns group commit off
   bool synchronous_full = true;        // fsync the WAL at every commit
   // Called by the writer after each commit with the number of jobs in it (metrics).
