@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <exception>
@@ -77,8 +78,9 @@ constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 // One prepared statement, reset after each use.
 class Stmt {
  public:
-  Stmt(sqlite3* db, sqlite3_stmt* s) : db_(db), s_(s) {}
+  Stmt(sqlite3* db, sqlite3_stmt* s, std::atomic<std::uint64_t>* scans) : db_(db), s_(s), scans_(scans) {}
   ~Stmt() {
+    if (scans_) *scans_ += static_cast<std::uint64_t>(sqlite3_stmt_status(s_, SQLITE_STMTSTATUS_FULLSCAN_STEP, 1));
     sqlite3_reset(s_);
     sqlite3_clear_bindings(s_);
   }
@@ -123,6 +125,7 @@ class Stmt {
   }
   sqlite3* db_;
   sqlite3_stmt* s_;
+  std::atomic<std::uint64_t>* scans_;
 };
 
 // A connection with a cache of prepared statements keyed by their SQL text's address
@@ -164,13 +167,16 @@ class Conn {
         fail(db_, std::string("sqlite prepare: ") + sql);
       it = cache_.emplace(sql, s).first;
     }
-    return Stmt(db_, it->second);
+    return Stmt(db_, it->second, scans_);
   }
   sqlite3* raw() { return db_; }
+  // Counts every step of a full table scan into *scans (statement status FULLSCAN_STEP).
+  void count_full_scans(std::atomic<std::uint64_t>* scans) { scans_ = scans; }
 
  private:
   sqlite3* db_ = nullptr;
   std::unordered_map<const char*, sqlite3_stmt*> cache_;
+  std::atomic<std::uint64_t>* scans_ = nullptr;
 };
 
 Message message_from(const Stmt& s) {
@@ -431,6 +437,9 @@ struct SqliteStore::Impl {
   std::vector<std::unique_ptr<Conn>> idle_readers;
   std::size_t opened_readers = 0;
 
+  // Rows visited by full table scans since start (every access path should use an index).
+  std::atomic<std::uint64_t> full_scans{0};
+
   void migrate() {
     Conn& c = *writer_conn;
     c.exec("CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)");
@@ -523,7 +532,9 @@ struct SqliteStore::Impl {
     ++opened_readers;
     lk.unlock();
     try {
-      return std::make_unique<Conn>(opts.path, opts.synchronous_full);
+      auto c = std::make_unique<Conn>(opts.path, opts.synchronous_full);
+      c->count_full_scans(&full_scans);
+      return c;
     } catch (...) {
       std::lock_guard g(readers_mu);
       --opened_readers;
@@ -543,6 +554,7 @@ SqliteStore::SqliteStore(SqliteOptions opts) : impl_(std::make_unique<Impl>()) {
   impl_->memory = impl_->opts.path == ":memory:";
   impl_->writer_conn = std::make_unique<Conn>(impl_->opts.path, impl_->opts.synchronous_full);
   impl_->migrate();
+  impl_->writer_conn->count_full_scans(&impl_->full_scans);
   impl_->writer = std::thread([this] { impl_->run_writer(); });
 }
 
@@ -606,5 +618,7 @@ bool SqliteStore::healthy() {
 }
 
 int SqliteStore::schema_version() { return kSchemaVersion; }
+
+std::uint64_t SqliteStore::full_scan_steps() const { return impl_->full_scans.load(); }
 
 }  // namespace parley::storage
