@@ -203,6 +203,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         if (fec) break;
         buffer.commit(fn);
       }
+      stream.expires_after(opts.request_timeout);  // a slow sender gets this long for one request
       auto [rec, n] = co_await http::async_read(stream, buffer, parser, tuple_awaitable);
       if (rec == http::error::end_of_stream || rec == beast::error::timeout || rec == asio::error::operation_aborted ||
           rec == asio::error::connection_reset || rec == asio::error::eof)

@@ -23,7 +23,8 @@ struct WsDeps;
 struct HttpOptions {
   std::size_t max_body_bytes = 1024 * 1024;  // larger → 413
   std::size_t max_header_bytes = 16 * 1024;  // larger → 431
-  std::chrono::seconds idle_timeout{60};     // keep-alive / slow request read
+  std::chrono::seconds idle_timeout{60};     // keep-alive: wait for a request's first byte
+  std::chrono::seconds request_timeout{30};  // from a request's first byte to its last
 };
 
 class HttpServer {
