@@ -20,6 +20,11 @@ RoomRow require_room(Tx& tx, Id room, bool lock = false) {
   return *r;
 }
 
+// A valid token whose user no longer exists (the database was replaced, the key kept).
+void require_caller(Tx& tx, Id caller) {
+  if (!tx.user_by_id(caller)) throw Error(ErrorKind::Unauthorized, "unauthorized", "the token's user does not exist");
+}
+
 // The caller's active membership of the room, or 403.
 MemberRow require_member(Tx& tx, Id room, Id user) {
   auto m = tx.member(room, user);
@@ -146,6 +151,7 @@ RoomView ChatService::create_group(Id caller, std::string_view name, const std::
   RoomView view;
   TimeMs now = now_ms();
   store_.write([&](Tx& tx) {
+    require_caller(tx, caller);
     for (Id m : members)
       if (!tx.user_by_id(m)) not_found("user " + format_id(m) + " not found");
     Id id = tx.insert_room(std::string(name), RoomType::Group, caller, now, std::nullopt);
@@ -164,6 +170,7 @@ std::pair<RoomView, bool> ChatService::create_direct(Id caller, Id other) {
   bool created = false;
   TimeMs now = now_ms();
   store_.write([&](Tx& tx) {
+    require_caller(tx, caller);
     if (!tx.user_by_id(other)) not_found("user not found");
     auto existing = tx.direct_room(key);
     Id id;

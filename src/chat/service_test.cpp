@@ -150,3 +150,8 @@ TEST_F(ServiceTest, HistoryPaging) {
   EXPECT_TRUE(window.has_more);
   EXPECT_EQ(kind_of([&] { chat.history(alice, r, {}, {}, 201); }), ErrorKind::BadInput);
 }
+
+TEST_F(ServiceTest, AnUnknownCallerCannotCreateRooms) {
+  EXPECT_EQ(kind_of([&] { chat.create_group(424242, "r", {}); }), ErrorKind::Unauthorized);
+  EXPECT_EQ(kind_of([&] { chat.create_direct(424242, alice); }), ErrorKind::Unauthorized);
+}
