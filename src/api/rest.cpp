@@ -318,6 +318,8 @@ RestApi::~RestApi() = default;
 
 std::optional<Id> RestApi::authenticate(std::string_view token) const { return impl_->jwt.verify(token, now_ms()); }
 
+void RestApi::observe_refused(int status) { impl_->metrics.observe_request("unparsed", "OTHER", status, 0); }
+
 Response RestApi::handle(const Request& req) {
   auto start = std::chrono::steady_clock::now();
   std::string route_label = "unmatched";

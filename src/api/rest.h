@@ -19,6 +19,10 @@ class RestApi {
   ~RestApi();
   Response handle(const Request& req);
 
+  // Counts a request the HTTP layer refused before it could be routed (malformed, body or
+  // headers too large) under the route label "unparsed".
+  void observe_refused(int status);
+
   // The user id of a bearer token / query token, or nullopt.
   std::optional<Id> authenticate(std::string_view token) const;
 

@@ -220,6 +220,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
           status = 431;
           msg = "request headers too large";
         }
+        api.observe_refused(status);
         auto res = to_beast(api::error_response(status, code, msg), 11, false);
         stream.expires_after(std::chrono::seconds(5));
         co_await http::async_write(stream, res, tuple_awaitable);

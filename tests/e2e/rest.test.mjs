@@ -690,6 +690,10 @@ describe('messages', () => {
     assert.equal(rc.status, 413, `chunked 1.06 MiB → ${rc.text.slice(0, 200)}`);
     const last = (await a.api.get(`/api/chatrooms/${room.id}`)).body;
     assert.equal(last.last_message.content, 'fits', 'nothing stored from the refused bodies');
+    // The refusals are counted in the request metrics too.
+    const metrics = await (await fetch(`${S.url}/metrics`)).text();
+    const m = metrics.match(/parley_http_requests_total\{route="unparsed",method="OTHER",status="413"\} (\d+)/);
+    assert.ok(m && Number(m[1]) >= 2, `413s counted in /metrics: ${m?.[0]}`);
     // The server is fine afterwards.
     assertStatus(await a.api.get('/api/me'), 200);
   });
