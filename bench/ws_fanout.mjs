@@ -5,33 +5,19 @@
 // --messages messages over REST (--concurrency at a time). Every socket must receive every
 // message (checked); the rate is deliveries / time from the first send to the last delivery.
 import WebSocket from '../tests/node_modules/ws/wrapper.mjs';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { arg, register, startBenchServer } from './lib.mjs';
 
-const arg = (name, def) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : def;
-};
 const BIN = arg('bin', 'build/release/parley');
 const USERS = +arg('users', 50), PER_USER = +arg('per-user', 20), MESSAGES = +arg('messages', 1000);
 const CONC = +arg('concurrency', 16);
 
-const dir = mkdtempSync(join(tmpdir(), 'parley-bench-'));
-const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--db', `sqlite:${join(dir, 'p.db')}`, '--log-level', 'warn',
-  '--rate-limit-per-sec', '0', '--ws-cooldown-ms', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-const base = await new Promise((resolve) => {
-  let out = '';
-  proc.stdout.on('data', (d) => { out += d; const m = out.match(/listening on (http:\/\/\S+)/); if (m) resolve(m[1]); });
-});
-const cpu = () => { const f = readFileSync(`/proc/${proc.pid}/stat`, 'utf8').split(') ')[1].split(' '); return (+f[11] + +f[12]) / 100; };
-const rss = () => +readFileSync(`/proc/${proc.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)[1];
+const server = await startBenchServer(BIN);
+const { base, rss, cpu } = server;
 const post = async (path, body, token) => {
   const r = await fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) });
   return r.json();
 };
-const reg = async (name) => post('/api/auth/register', { username: name, password: 'password123' });
+const reg = (name) => register(base, name);
 
 const users = [];
 for (let i = 0; i < USERS; i += 8) users.push(...await Promise.all(Array.from({ length: Math.min(8, USERS - i) }, (_, k) => reg(`bench_u${i + k}`))));
@@ -84,7 +70,5 @@ console.log(JSON.stringify({
   rss_kib_per_connection: +((rssConnected - rssBefore) / opened.length).toFixed(1),
 }));
 for (const ws of opened) ws.terminate();
-proc.kill('SIGTERM');
-await new Promise((r) => proc.on('exit', r));
-rmSync(dir, { recursive: true, force: true });
+await server.stop();
 process.exit(missing ? 1 : 0);

@@ -3,25 +3,12 @@
 // Opens --connections sidebar sockets spread over --users users (cooldown off), waits until
 // the server's connection gauge shows them all, then reads the server's VmRSS.
 import WebSocket from '../tests/node_modules/ws/wrapper.mjs';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { arg, register, startBenchServer } from './lib.mjs';
 
-const arg = (name, def) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : def;
-};
 const BIN = arg('bin', 'build/release/parley');
 const N = +arg('connections', 10000), USERS = +arg('users', 100);
-const dir = mkdtempSync(join(tmpdir(), 'parley-bench-'));
-const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--db', `sqlite:${join(dir, 'p.db')}`, '--log-level', 'warn',
-  '--rate-limit-per-sec', '0', '--ws-cooldown-ms', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-const base = await new Promise((resolve) => {
-  let out = '';
-  proc.stdout.on('data', (d) => { out += d; const m = out.match(/listening on (http:\/\/\S+)/); if (m) resolve(m[1]); });
-});
-const rss = () => +readFileSync(`/proc/${proc.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)[1];
+const server = await startBenchServer(BIN);
+const { base, rss } = server;
 const gauge = async () => {
   const t = await (await fetch(`${base}/metrics`)).text();
   return +(t.match(/parley_ws_connections\{endpoint="sidebar"\} (\d+)/)?.[1] ?? 0);
@@ -29,8 +16,7 @@ const gauge = async () => {
 const users = [];
 for (let i = 0; i < USERS; i += 8)
   users.push(...await Promise.all(Array.from({ length: Math.min(8, USERS - i) }, async (_, k) => {
-    const r = await fetch(`${base}/api/auth/register`, { method: 'POST', body: JSON.stringify({ username: `idle_${i + k}`, password: 'password123' }) });
-    return r.json();
+    return register(base, `idle_${i + k}`);
   })));
 const rssBefore = rss();
 const sockets = [];
@@ -53,6 +39,4 @@ console.log(JSON.stringify({
   rss_kib_per_idle_connection: +((rssAfter - rssBefore) / N).toFixed(2),
 }));
 for (const ws of sockets) ws.terminate();
-proc.kill('SIGTERM');
-await new Promise((r) => proc.on('exit', r));
-rmSync(dir, { recursive: true, force: true });
+await server.stop();
