@@ -4,6 +4,7 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <unordered_map>
 
 #include "chat/read_state.h"
 #include "chat/validation.h"
@@ -277,10 +278,19 @@ SendResult ChatService::send(Id caller, Id room_id, std::string_view content,
     out.created = true;
     if (sink_) {
       MessageCreated e{out.message, out.member_ids, {}};
+      std::vector<const MemberUser*> targets;  // online members whose badge changed
       for (auto& mu : members) {
         bool changed = mu.user.id != caller || sender_unread_before > 0;
-        if (changed && sink_->is_online(mu.user.id))
-          e.unread.push_back(unread_state(tx, mu.user.id, room_id, room.last_seq, mu.read_seq));
+        if (changed && sink_->is_online(mu.user.id)) targets.push_back(&mu);
+      }
+      if (targets.size() <= 2) {
+        for (auto* mu : targets) e.unread.push_back(unread_state(tx, mu->user.id, room_id, room.last_seq, mu->read_seq));
+      } else {  // one query for the whole room instead of one per member
+        std::unordered_map<Id, Seq> totals;
+        for (auto [user, total] : tx.total_unread_of_members(room_id)) totals.emplace(user, total);
+        for (auto* mu : targets)
+          e.unread.push_back(UnreadState{mu->user.id, room_id, unread_count(room.last_seq, mu->read_seq),
+                                         totals[mu->user.id], room.last_seq, mu->read_seq});
       }
       tx.on_commit([sink = sink_, e = std::move(e)] { sink->message_created(e); });
     }

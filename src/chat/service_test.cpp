@@ -155,3 +155,37 @@ TEST_F(ServiceTest, AnUnknownCallerCannotCreateRooms) {
   EXPECT_EQ(kind_of([&] { chat.create_group(424242, "r", {}); }), ErrorKind::Unauthorized);
   EXPECT_EQ(kind_of([&] { chat.create_direct(424242, alice); }), ErrorKind::Unauthorized);
 }
+
+namespace {
+struct RecordingSink : EventSink {
+  bool is_online(Id) override { return true; }
+  void message_created(const MessageCreated& e) override { created.push_back(e); }
+  void read_moved(const ReadMoved&) override {}
+  void member_joined(const MemberJoined&) override {}
+  void member_left(const MemberLeft&) override {}
+  std::vector<MessageCreated> created;
+};
+}  // namespace
+
+TEST(ServiceEvents, BadgeTotalsCoverEveryRoomOfEachRecipient) {
+  storage::SqliteStore store{storage::SqliteOptions{":memory:", 1, 256, false, {}}};
+  RecordingSink sink;
+  ChatService chat{store, &sink};
+  std::vector<Id> u;
+  for (int i = 0; i < 5; ++i) u.push_back(chat.create_user("user" + std::to_string(i), "h").id);
+  Id big = chat.create_group(u[0], "big", {u[1], u[2], u[3], u[4]}).room.id;
+  Id side = chat.create_group(u[1], "side", {u[2]}).room.id;
+  chat.send(u[1], side, "s1", {});
+  chat.send(u[1], side, "s2", {});  // u2 now has 2 unread in "side"
+  sink.created.clear();
+  chat.send(u[0], big, "hello", {});
+  ASSERT_EQ(sink.created.size(), 1u);
+  const auto& e = sink.created[0];
+  ASSERT_EQ(e.unread.size(), 4u);  // every member but the sender (whose count did not change)
+  for (const auto& st : e.unread) {
+    EXPECT_EQ(st.room, big);
+    EXPECT_EQ(st.unread_count, 1);
+    EXPECT_EQ(st.last_seq, 1);
+    EXPECT_EQ(st.total_unread, st.user == u[2] ? 3 : 1) << "user " << st.user;
+  }
+}

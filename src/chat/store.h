@@ -52,6 +52,8 @@ class Tx {
   virtual std::optional<TimeMs> first_read_at(Id room, Id user, Seq seq) = 0;
   // Sum of the user's unread counts over all their rooms.
   virtual Seq total_unread(Id user) = 0;
+  // The same for every active member of the room at once: (user, total) pairs.
+  virtual std::vector<std::pair<Id, Seq>> total_unread_of_members(Id room) = 0;
 
   // Runs fn after this transaction has committed (never if it rolls back). Callbacks run in
   // commit order on the store's commit thread; they must be quick and must not throw.

@@ -360,6 +360,16 @@ class SqliteTx final : public chat::Tx {
     s.bind(1, user);
     return s.step() ? s.i64(0) : 0;
   }
+  std::vector<std::pair<Id, Seq>> total_unread_of_members(Id room) override {
+    auto s = c_.prepare(
+        "SELECT m.user_id, COALESCE(SUM(MAX(r.last_seq - m.read_seq, 0)), 0) FROM members me "
+        "JOIN members m ON m.user_id = me.user_id AND m.active = 1 JOIN rooms r ON r.id = m.room_id "
+        "WHERE me.room_id = ? AND me.active = 1 GROUP BY m.user_id");
+    s.bind(1, room);
+    std::vector<std::pair<Id, Seq>> out;
+    while (s.step()) out.emplace_back(s.i64(0), s.i64(1));
+    return out;
+  }
   void on_commit(std::function<void()> fn) override {
     if (!callbacks_) throw std::logic_error("on_commit outside a write transaction");
     callbacks_->push_back(std::move(fn));

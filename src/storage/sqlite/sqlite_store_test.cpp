@@ -40,17 +40,27 @@ storage::SqliteOptions options(const std::string& path, std::function<void(std::
   return o;
 }
 
+// Everyone is online: the event paths run their queries too.
+struct AllOnline : chat::EventSink {
+  bool is_online(Id) override { return true; }
+  void message_created(const chat::MessageCreated&) override {}
+  void read_moved(const chat::ReadMoved&) override {}
+  void member_joined(const chat::MemberJoined&) override {}
+  void member_left(const chat::MemberLeft&) override {}
+};
+
 }  // namespace
 
 TEST(SqliteStore, EveryQueryUsesAnIndex) {
   TempDb db;
   storage::SqliteStore store(options(db.path()));
-  chat::ChatService chat(store);
+  AllOnline sink;
+  chat::ChatService chat(store, &sink);
   // Enough rows that a scan would show, then every operation of the domain once or more.
   std::vector<Id> users;
   for (int i = 0; i < 30; ++i) users.push_back(chat.create_user("user" + std::to_string(i), "h").id);
   Id a = users[0], b = users[1], c = users[2];
-  Id room = chat.create_group(a, "r", {b}).room.id;
+  Id room = chat.create_group(a, "r", {b, users[3], users[4]}).room.id;
   Id other = chat.create_group(c, "o", {}).room.id;
   auto direct = chat.create_direct(a, c).first.room.id;
   chat.create_direct(c, a);
