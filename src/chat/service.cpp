@@ -110,8 +110,7 @@ void emit_joined(Tx& tx, EventSink* sink, const RoomRow& room, Id user) {
 User ChatService::create_user(std::string_view username, const std::string& password_hash) {
   std::string name = normalize_username(username);
   std::optional<User> u;
-  TimeMs now = now_ms();
-  store_.write([&](Tx& tx) { u = tx.insert_user(name, password_hash, now); });
+  store_.write([&](Tx& tx) { u = tx.insert_user(name, password_hash, tx.now()); });
   if (!u) throw Error(ErrorKind::Conflict, "username_taken", "username is taken");
   return *u;
 }
@@ -150,8 +149,8 @@ RoomView ChatService::create_group(Id caller, std::string_view name, const std::
   std::set<Id> members(member_ids.begin(), member_ids.end());
   members.insert(caller);
   RoomView view;
-  TimeMs now = now_ms();
   store_.write([&](Tx& tx) {
+    TimeMs now = tx.now();  // taken in commit order: times never go back along seq
     require_caller(tx, caller);
     for (Id m : members)
       if (!tx.user_by_id(m)) not_found("user " + format_id(m) + " not found");
@@ -169,8 +168,8 @@ std::pair<RoomView, bool> ChatService::create_direct(Id caller, Id other) {
   std::string key = format_id(std::min(caller, other)) + ":" + format_id(std::max(caller, other));
   RoomView view;
   bool created = false;
-  TimeMs now = now_ms();
   store_.write([&](Tx& tx) {
+    TimeMs now = tx.now();  // taken in commit order: times never go back along seq
     require_caller(tx, caller);
     if (!tx.user_by_id(other)) not_found("user not found");
     auto existing = tx.direct_room(key);
@@ -213,8 +212,8 @@ RoomView ChatService::get_room(Id caller, Id room_id) {
 
 MembershipChange ChatService::add_member(Id caller, Id room_id, Id user) {
   MembershipChange out;
-  TimeMs now = now_ms();
   store_.write([&](Tx& tx) {
+    TimeMs now = tx.now();  // taken in commit order: times never go back along seq
     RoomRow room = require_room(tx, room_id, true);
     MemberRow me = require_member(tx, room_id, caller);
     if (room.type == RoomType::Direct) bad_input("the members of a direct room never change");
@@ -249,8 +248,8 @@ SendResult ChatService::send(Id caller, Id room_id, std::string_view content,
   check_content(content);
   if (client_msg_id) check_client_msg_id(*client_msg_id);
   SendResult out;
-  TimeMs now = now_ms();
   store_.write([&](Tx& tx) {
+    TimeMs now = tx.now();  // taken in commit order: times never go back along seq
     RoomRow room = require_room(tx, room_id, true);
     MemberRow me = require_member(tx, room_id, caller);
     if (client_msg_id) {
@@ -284,7 +283,8 @@ SendResult ChatService::send(Id caller, Id room_id, std::string_view content,
         if (changed && sink_->is_online(mu.user.id)) targets.push_back(&mu);
       }
       if (targets.size() <= 2) {
-        for (auto* mu : targets) e.unread.push_back(unread_state(tx, mu->user.id, room_id, room.last_seq, mu->read_seq));
+        for (auto* mu : targets)
+          e.unread.push_back(unread_state(tx, mu->user.id, room_id, room.last_seq, mu->read_seq));
       } else {  // one query for the whole room instead of one per member
         std::unordered_map<Id, Seq> totals;
         for (auto [user, total] : tx.total_unread_of_members(room_id)) totals.emplace(user, total);
@@ -334,8 +334,8 @@ Message ChatService::get_message(Id caller, Id message) {
 
 ReadResult ChatService::read_one(Id caller, Id message) {
   ReadResult r;
-  TimeMs now = now_ms();
   store_.write([&](Tx& tx) {
+    TimeMs now = tx.now();  // taken in commit order: times never go back along seq
     auto m = tx.message_by_id(message);
     if (!m) not_found("message not found");
     RoomRow room = require_room(tx, m->room_id, true);
@@ -349,8 +349,8 @@ ReadResult ChatService::read_one(Id caller, Id message) {
 std::vector<ReadResult> ChatService::read_bulk(Id caller, const std::vector<Id>& messages) {
   if (messages.empty() || messages.size() > kMaxBulkReadIds) bad_input("message_ids must hold 1-500 ids");
   std::vector<ReadResult> out;
-  TimeMs now = now_ms();
   store_.write([&](Tx& tx) {
+    TimeMs now = tx.now();  // taken in commit order: times never go back along seq
     std::vector<Id> room_order;
     std::map<Id, Seq> target;  // room -> highest seq asked for
     bool any_unknown = false, any_forbidden = false;
@@ -386,8 +386,8 @@ std::vector<ReadResult> ChatService::read_bulk(Id caller, const std::vector<Id>&
 
 ReadResult ChatService::mark_all_read(Id caller, Id room_id) {
   ReadResult r;
-  TimeMs now = now_ms();
   store_.write([&](Tx& tx) {
+    TimeMs now = tx.now();  // taken in commit order: times never go back along seq
     RoomRow room = require_room(tx, room_id, true);
     MemberRow me = require_member(tx, room_id, caller);
     r = move_watermark(tx, room, me, room.last_seq, now);

@@ -55,6 +55,10 @@ class Tx {
   // The same for every active member of the room at once: (user, total) pairs.
   virtual std::vector<std::pair<Id, Seq>> total_unread_of_members(Id room) = 0;
 
+  // The time of this write, in commit order: never earlier than that of a write committed
+  // before it (so read_at is never before created_at, whatever the wall clock does).
+  virtual TimeMs now() = 0;
+
   // Runs fn after this transaction has committed (never if it rolls back). Callbacks run in
   // commit order on the store's commit thread; they must be quick and must not throw.
   virtual void on_commit(std::function<void()> fn) = 0;

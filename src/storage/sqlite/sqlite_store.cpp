@@ -370,6 +370,10 @@ class SqliteTx final : public chat::Tx {
     while (s.step()) out.emplace_back(s.i64(0), s.i64(1));
     return out;
   }
+  TimeMs now() override {
+    last_now_ = std::max(last_now_, now_ms());
+    return last_now_;
+  }
   void on_commit(std::function<void()> fn) override {
     if (!callbacks_) throw std::logic_error("on_commit outside a write transaction");
     callbacks_->push_back(std::move(fn));
@@ -389,6 +393,7 @@ class SqliteTx final : public chat::Tx {
  private:
   Conn& c_;
   std::vector<std::function<void()>>* callbacks_ = nullptr;
+  TimeMs last_now_ = 0;  // the writer's one Tx outlives every job: times only grow
 };
 
 // A job's failure travels back as plain values and is rethrown as a fresh exception on the
