@@ -48,18 +48,6 @@ void Metrics::add(const std::string& series, double delta) {
   series_[series] += delta;
 }
 
-void Metrics::raise_to(const std::string& series, double value) {
-  std::lock_guard g(mu_);
-  auto& v = series_[series];
-  if (value > v) v = value;
-}
-
-double Metrics::value(const std::string& series) const {
-  std::lock_guard g(mu_);
-  auto it = series_.find(series);
-  return it == series_.end() ? 0 : it->second;
-}
-
 std::string Metrics::render() const {
   std::ostringstream o;
   std::lock_guard g(mu_);
@@ -78,6 +66,14 @@ std::string Metrics::render() const {
   o << "# HELP parley_db_commit_batch_size Write jobs per storage transaction (group commit).\n"
        "# TYPE parley_db_commit_batch_size histogram\n";
   histogram(o, "parley_db_commit_batch_size", kBatchBuckets, batch_, static_cast<double>(batch_sum_), batch_count_);
+  o << "# HELP parley_ws_events_sent_total WebSocket frames written.\n"
+       "# TYPE parley_ws_events_sent_total counter\n"
+       "parley_ws_events_sent_total "
+    << ws_frames_sent_.load() << "\n";
+  o << "# HELP parley_ws_queue_high_water_events Largest outbound queue seen, in events.\n"
+       "# TYPE parley_ws_queue_high_water_events gauge\n"
+       "parley_ws_queue_high_water_events "
+    << ws_queue_high_water_.load() << "\n";
   for (const auto& [family, th] : families_) {
     o << "# HELP " << family << " " << th.second << "\n# TYPE " << family << " " << th.first << "\n";
     for (auto it = series_.lower_bound(family); it != series_.end() && it->first.rfind(family, 0) == 0; ++it) {

@@ -16,13 +16,18 @@ class Metrics {
   void observe_request(const std::string& route, const std::string& method, int status, double seconds);
   void observe_commit(std::size_t jobs);
   void message_stored() { messages_stored_.fetch_add(1, std::memory_order_relaxed); }
+  // Per-frame and per-event WebSocket figures: lock-free, they sit on the fan-out hot path.
+  void ws_frame_sent() { ws_frames_sent_.fetch_add(1, std::memory_order_relaxed); }
+  void ws_queue_depth(std::uint64_t events) {
+    auto cur = ws_queue_high_water_.load(std::memory_order_relaxed);
+    while (events > cur && !ws_queue_high_water_.compare_exchange_weak(cur, events, std::memory_order_relaxed)) {
+    }
+  }
   // Other series, by full name with labels ("parley_ws_connections{endpoint=\"sidebar\"}"):
-  // declare() the metric family once at start-up, then add() (counters, gauges) or raise_to()
-  // (high-water marks). Label sets must stay bounded.
+  // declare() the metric family once at start-up, then add() (counters, gauges). Label sets
+  // must stay bounded.
   void declare(const std::string& family, const std::string& type, const std::string& help);
   void add(const std::string& series, double delta);
-  void raise_to(const std::string& series, double value);
-  double value(const std::string& series) const;
   std::string render() const;
 
  private:
@@ -37,6 +42,8 @@ class Metrics {
   std::array<std::uint64_t, kBatchBuckets.size() + 1> batch_{};
   std::uint64_t batch_sum_ = 0, batch_count_ = 0;
   std::atomic<std::uint64_t> messages_stored_{0};
+  std::atomic<std::uint64_t> ws_frames_sent_{0};
+  std::atomic<std::uint64_t> ws_queue_high_water_{0};
   std::map<std::string, std::pair<std::string, std::string>> families_;  // family -> (type, help)
   std::map<std::string, double> series_;
 };

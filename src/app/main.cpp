@@ -119,9 +119,7 @@ int serve(const app::Config& cfg) {
   wso.inbound_burst = cfg.ws_inbound_burst;
   net::WsDeps ws{hub, chat, pool, metrics, wso};
   metrics.declare("parley_ws_connections", "gauge", "Open WebSocket connections by endpoint.");
-  metrics.declare("parley_ws_events_sent_total", "counter", "WebSocket frames written.");
   metrics.declare("parley_ws_events_dropped_total", "counter", "Queued events dropped when a connection was cut.");
-  metrics.declare("parley_ws_queue_high_water_events", "gauge", "Largest outbound queue seen, in events.");
   metrics.declare("parley_ws_slow_consumer_closes_total", "counter", "Connections closed 1008 slow consumer.");
   metrics.declare("parley_ws_handshake_failures_total", "counter", "Refused or failed upgrades by reason.");
   metrics.add("parley_ws_connections{endpoint=\"sidebar\"}", 0);

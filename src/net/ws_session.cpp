@@ -106,7 +106,7 @@ void WsSession::push(const api::OutEventPtr& ev, bool closing_flush) {
   }
   queue_.push_back(ev);
   queued_bytes_ += ev->payload.size();
-  deps_.metrics.raise_to("parley_ws_queue_high_water_events", static_cast<double>(queue_.size()));
+  deps_.metrics.ws_queue_depth(queue_.size());
   if (queue_.size() > deps_.opts.queue_max_events || queued_bytes_ > deps_.opts.queue_max_bytes) {
     deps_.metrics.add("parley_ws_slow_consumer_closes_total", 1);
     request_close(1008, "slow consumer", false);
@@ -127,7 +127,7 @@ awaitable<bool> WsSession::write_now(const std::string& frame) {
     if (end_reason_ == "closed") end_reason_ = "write: " + ec.message();
     co_return false;
   }
-  deps_.metrics.add("parley_ws_events_sent_total", 1);
+  deps_.metrics.ws_frame_sent();
   co_return true;
 }
 

@@ -1,0 +1,22 @@
+#include "api/metrics.h"
+
+#include <gtest/gtest.h>
+
+TEST(Metrics, WebSocketFiguresRender) {
+  parley::api::Metrics m;
+  m.ws_frame_sent();
+  m.ws_frame_sent();
+  m.ws_queue_depth(5);
+  m.ws_queue_depth(3);  // a high-water mark never goes down
+  auto text = m.render();
+  EXPECT_NE(text.find("\nparley_ws_events_sent_total 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nparley_ws_queue_high_water_events 5\n"), std::string::npos) << text;
+}
+
+TEST(Metrics, DeclaredSeriesRenderUnderTheirFamily) {
+  parley::api::Metrics m;
+  m.declare("parley_x_total", "counter", "X.");
+  m.add("parley_x_total{reason=\"a\"}", 2);
+  auto text = m.render();
+  EXPECT_NE(text.find("# TYPE parley_x_total counter\nparley_x_total{reason=\"a\"} 2\n"), std::string::npos) << text;
+}
