@@ -15,6 +15,46 @@ std::string frame(std::string_view type, json::object data) {
 
 std::string new_message_frame(const chat::Message& m) { return frame("new_message", to_json(m)); }
 
+OutEventPtr new_message_event(const chat::Message& m, bool echo) {
+  auto ev = std::make_shared<OutEvent>();
+  ev->cls = EventClass::Message;
+  ev->room = m.room_id;
+  ev->seq = m.seq;
+  auto o = to_json(m);
+  if (echo) o["echo"] = true;
+  ev->payload = frame("new_message", std::move(o));
+  return ev;
+}
+
+OutEventPtr message_read_event(const chat::MessageRead& e) {
+  json::array status;
+  for (const auto& [user, at] : e.read_status)
+    status.push_back(json::object{{"user_id", format_id(user)}, {"read_at", format_rfc3339(at)}});
+  auto ev = std::make_shared<OutEvent>();
+  ev->cls = EventClass::Message;
+  ev->room = e.room;
+  ev->payload = frame("message_read", json::object{{"room_id", format_id(e.room)},
+                                                   {"reader_id", format_id(e.reader)},
+                                                   {"message_id", format_id(e.newest_read.id)},
+                                                   {"up_to_seq", e.newest_read.seq},
+                                                   {"read_at", format_rfc3339(e.read_at)},
+                                                   {"read_status", std::move(status)}});
+  return ev;
+}
+
+OutEventPtr badge_event(const chat::Badge& b) {
+  auto ev = std::make_shared<OutEvent>();
+  ev->cls = EventClass::Badge;
+  ev->room = b.room;
+  ev->last_seq = b.last_seq;
+  ev->read_seq = b.read_seq;
+  ev->payload = frame("unread_count_update", json::object{{"room_id", format_id(b.room)},
+                                                          {"unread_count", b.unread},
+                                                          {"total_unread", b.total},
+                                                          {"last_seq", b.last_seq}});
+  return ev;
+}
+
 std::string connected_frame(Id user, std::string_view connection_id, std::optional<Id> room) {
   json::object d{{"user_id", format_id(user)}, {"connection_id", connection_id}};
   if (room) d["room_id"] = format_id(*room);
@@ -26,64 +66,15 @@ std::string resync_frame(Id room, chat::Seq last_seq) {
   return frame("resync_required", json::object{{"room_id", format_id(room)}, {"last_seq", last_seq}});
 }
 
-std::string error_frame(std::string_view code, std::string_view message) {
-  return frame("error", json::object{{"code", code}, {"message", message}});
+std::string error_frame(std::string_view code, std::string_view message,
+                        const std::optional<std::string>& client_msg_id) {
+  json::object d{{"code", code}, {"message", message}};
+  if (client_msg_id) d["client_msg_id"] = *client_msg_id;
+  return frame("error", std::move(d));
 }
 
-OutEventPtr unread_event(const chat::UnreadState& s) {
-  auto ev = std::make_shared<OutEvent>();
-  ev->kind = OutEvent::Kind::UnreadCount;
-  ev->room = s.room;
-  ev->last_seq = s.last_seq;
-  ev->read_seq = s.read_seq;
-  ev->payload = frame("unread_count_update", json::object{{"room_id", format_id(s.room)},
-                                                          {"unread_count", s.unread_count},
-                                                          {"total_unread", s.total_unread},
-                                                          {"last_seq", s.last_seq}});
-  return ev;
-}
-
-void EventPublisher::message_created(const chat::MessageCreated& e) {
-  fanout_.run_in_order([this, e] {
-    auto ev = std::make_shared<OutEvent>();
-    ev->kind = OutEvent::Kind::NewMessage;
-    ev->room = e.message.room_id;
-    ev->seq = e.message.seq;
-    ev->payload = new_message_frame(e.message);
-    std::vector<Id> others;
-    others.reserve(e.members.size());
-    for (Id m : e.members)
-      if (m != e.message.sender_id) others.push_back(m);
-    fanout_.deliver(others, ev);
-    for (const auto& u : e.unread) fanout_.deliver({u.user}, unread_event(u));
-  });
-}
-
-void EventPublisher::read_moved(const chat::ReadMoved& e) {
-  fanout_.run_in_order([this, e] {
-    json::array status;
-    for (const auto& [user, at] : e.read_status)
-      status.push_back(json::object{{"user_id", format_id(user)}, {"read_at", format_rfc3339(at)}});
-    auto ev = std::make_shared<OutEvent>();
-    ev->kind = OutEvent::Kind::MessageRead;
-    ev->room = e.room;
-    ev->payload = frame("message_read", json::object{{"room_id", format_id(e.room)},
-                                                     {"reader_id", format_id(e.reader)},
-                                                     {"message_id", format_id(e.newest_read.id)},
-                                                     {"up_to_seq", e.newest_read.seq},
-                                                     {"read_at", format_rfc3339(e.read_at)},
-                                                     {"read_status", std::move(status)}});
-    fanout_.deliver(e.members, ev);
-    fanout_.deliver({e.reader}, unread_event(e.reader_unread));
-  });
-}
-
-void EventPublisher::member_joined(const chat::MemberJoined& e) {
-  fanout_.run_in_order([this, e] { fanout_.deliver({e.user}, unread_event(e.unread)); });
-}
-
-void EventPublisher::member_left(const chat::MemberLeft& e) {
-  fanout_.run_in_order([this, e] { fanout_.revoke(e.user, e.room); });
+std::string ack_frame(const std::string& client_msg_id, const chat::Message& m) {
+  return frame("ack", json::object{{"client_msg_id", client_msg_id}, {"message", to_json(m)}});
 }
 
 }  // namespace parley::api

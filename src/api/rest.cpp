@@ -141,10 +141,11 @@ struct RestApi::Impl {
   const auth::JwtCodec& jwt;
   RateLimiter& limiter;
   Metrics& metrics;
+  const LoadGauge* load;
   Router<RouteInfo> router;
 
-  Impl(chat::ChatService& c, chat::Store& s, const auth::JwtCodec& j, RateLimiter& l, Metrics& m)
-      : chat(c), store(s), jwt(j), limiter(l), metrics(m) {
+  Impl(chat::ChatService& c, chat::Store& s, const auth::JwtCodec& j, RateLimiter& l, Metrics& m, const LoadGauge* g)
+      : chat(c), store(s), jwt(j), limiter(l), metrics(m), load(g) {
     add_routes();
   }
 
@@ -247,6 +248,9 @@ struct RestApi::Impl {
       auto b = c.body();
       std::string content = field_string(b, "content");
       auto cmid = optional_string(b, "client_msg_id");
+      // The server is behind on fan-out: shed the new send here rather than let queues grow.
+      if (load && load->overloaded())
+        throw Error(ErrorKind::Unavailable, "unavailable", "the server is busy; retry shortly");
       auto res = chat.send(c.user, room, content, cmid);
       if (res.created) metrics.message_stored();
       return json_response(res.created ? 201 : 200, to_json(res.message));
@@ -312,8 +316,8 @@ struct RestApi::Impl {
 };
 
 RestApi::RestApi(chat::ChatService& chat, chat::Store& store, const auth::JwtCodec& jwt, RateLimiter& limiter,
-                 Metrics& metrics)
-    : impl_(std::make_unique<Impl>(chat, store, jwt, limiter, metrics)) {}
+                 Metrics& metrics, const LoadGauge* load)
+    : impl_(std::make_unique<Impl>(chat, store, jwt, limiter, metrics, load)) {}
 RestApi::~RestApi() = default;
 
 std::optional<Id> RestApi::authenticate(std::string_view token) const { return impl_->jwt.verify(token, now_ms()); }
@@ -366,6 +370,7 @@ Response RestApi::handle(const Request& req) {
     }
   } catch (const Error& e) {
     resp = error_response(status_of(e.kind()), e.code(), e.what());
+    if (e.kind() == ErrorKind::Unavailable) resp.headers.emplace_back("Retry-After", "1");
   } catch (const std::exception& e) {
     spdlog::error("unexpected error on {} {}: {}", req.method, route_label, e.what());
     resp = error_response(500, "internal", "internal error");

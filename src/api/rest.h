@@ -1,6 +1,7 @@
 #pragma once
 #include <memory>
 
+#include "api/fanout.h"
 #include "api/http_types.h"
 #include "api/metrics.h"
 #include "api/rate_limiter.h"
@@ -14,8 +15,9 @@ namespace parley::api {
 // HTTP answer with the JSON error shape.
 class RestApi {
  public:
+  // load (optional): while it says the server is behind, new sends are refused with 503.
   RestApi(chat::ChatService& chat, chat::Store& store, const auth::JwtCodec& jwt, RateLimiter& limiter,
-          Metrics& metrics);
+          Metrics& metrics, const LoadGauge* load = nullptr);
   ~RestApi();
   Response handle(const Request& req);
 

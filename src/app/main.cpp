@@ -15,13 +15,15 @@
 #include <sstream>
 #include <thread>
 
-#include "api/events_json.h"
+#include "api/fanout.h"
 #include "api/metrics.h"
 #include "api/rate_limiter.h"
 #include "api/rest.h"
 #include "api/ws_gate.h"
+#include "api/ws_service.h"
 #include "app/config.h"
 #include "auth/jwt.h"
+#include "bus/bus.h"
 #include "chat/service.h"
 #include "net/http_server.h"
 #include "net/hub.h"
@@ -32,6 +34,9 @@ namespace fs = std::filesystem;
 using namespace parley;
 
 namespace {
+
+// Events waiting in the hub beyond which the server counts as behind and sheds new sends.
+constexpr std::int64_t kFanoutBehindWatermark = 256;
 
 struct StartupError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -101,13 +106,15 @@ int serve(const app::Config& cfg) {
   boost::asio::io_context ioc(io_threads);
   boost::asio::thread_pool pool(static_cast<std::size_t>(cfg.storage_threads));
 
-  net::Hub hub(ioc);
-  api::EventPublisher publisher(hub);
-  chat::ChatService chat(*store, &publisher);
+  // Committed events: chat → bus → hub (per-room order, badges, rendering) → sockets.
+  net::HubOptions hub_opts;
+  api::LoadGauge load(kFanoutBehindWatermark);
+  bus::LocalBus bus;
+  chat::ChatService chat(*store, &bus);
   auth::JwtCodec jwt(key, cfg.jwt_ttl_seconds);
   api::RateLimiter limiter(cfg.rate_limit_per_sec, cfg.rate_limit_burst,
                            static_cast<std::size_t>(cfg.rate_limit_max_keys));
-  api::RestApi rest(chat, *store, jwt, limiter, metrics);
+  api::RestApi rest(chat, *store, jwt, limiter, metrics, &load);
   api::WsGate gate(chat, jwt,
                    api::WsGateOptions{cfg.allowed_origins, cfg.allow_insecure_sidebar, cfg.ws_cooldown_ms, 100000});
   net::WsOptions wso;
@@ -117,14 +124,17 @@ int serve(const app::Config& cfg) {
   wso.queue_max_events = static_cast<std::size_t>(cfg.ws_queue_max_events);
   wso.inbound_per_sec = cfg.ws_inbound_per_sec;
   wso.inbound_burst = cfg.ws_inbound_burst;
-  net::WsDeps ws{hub, chat, pool, metrics, wso};
+  api::WsService ws_service(chat, gate, metrics, load);
+  net::Hub hub(ioc, pool, ws_service, hub_opts);
+  bus.subscribe([&hub](const chat::EventPtr& e) { hub.on_event(e); });
+  net::WsDeps ws{hub, ws_service, pool, metrics, wso};
   metrics.declare("parley_ws_connections", "gauge", "Open WebSocket connections by endpoint.");
   metrics.declare("parley_ws_events_dropped_total", "counter", "Queued events dropped when a connection was cut.");
   metrics.declare("parley_ws_slow_consumer_closes_total", "counter", "Connections closed 1008 slow consumer.");
   metrics.declare("parley_ws_handshake_failures_total", "counter", "Refused or failed upgrades by reason.");
   metrics.add("parley_ws_connections{endpoint=\"sidebar\"}", 0);
   metrics.add("parley_ws_connections{endpoint=\"chatroom\"}", 0);
-  net::HttpServer server(ioc, pool, rest, net::HttpOptions{}, &gate, &ws);
+  net::HttpServer server(ioc, pool, rest, net::HttpOptions{}, &ws);
 
   // Shutdown: stop accepting, let requests in flight finish (at most 8 s), then stop.
   boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);

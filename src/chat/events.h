@@ -1,59 +1,69 @@
 #pragma once
+#include <memory>
+#include <string>
+#include <variant>
 #include <vector>
 
 #include "chat/types.h"
 
 namespace parley::chat {
 
-// What a user's badge for one room shows, at one commit. Both last_seq and read_seq only
-// grow, so (last_seq, read_seq) orders the states of one (user, room) in time.
-struct UnreadState {
+// The domain's events: typed values published once a change has committed, carried by the
+// bus (bus/) to every instance and rendered to JSON there (api/events_json), never before.
+// Each carries what ordering at the receiver needs: a message its room and seq; a badge the
+// (last_seq, read_seq) pair of its (user, room), which only grows and so orders the states.
+
+// A member and their read watermark at the commit that produced the event.
+struct MemberSeq {
   Id user = 0;
-  Id room = 0;
-  Seq unread_count = 0;
-  Seq total_unread = 0;  // over every room of the user
-  Seq last_seq = 0;
   Seq read_seq = 0;
 };
 
+// A new message. members: the room's active members at commit, the sender included, ordered
+// by user id. origin: the connection that sent it over WebSocket ("" for REST), which gets
+// the ack instead of the echo.
 struct MessageCreated {
   Message message;
-  std::vector<Id> members;          // the room's members at commit, sender included
-  std::vector<UnreadState> unread;  // of the online members whose count changed
+  std::vector<MemberSeq> members;
+  std::string origin;
 };
 
-struct ReadMoved {
+// A read call moved reader's watermark to newest_read.seq (blue ticks, the reader's badge).
+struct MessageRead {
   Id room = 0;
   Id reader = 0;
   Message newest_read;  // the message at the reader's new watermark
   TimeMs read_at = 0;
   std::vector<std::pair<Id, TimeMs>> read_status;  // members but its sender who read it
   std::vector<Id> members;
-  UnreadState reader_unread;
+  Seq last_seq = 0;  // the room's, at commit
 };
 
+// user became an active member (room creation, add, re-join) at the room's last_seq.
 struct MemberJoined {
   Id room = 0;
   Id user = 0;
-  UnreadState unread;
+  Seq last_seq = 0;
+  Seq read_seq = 0;
 };
 
+// user stopped being a member (left or removed) when the room was at last_seq.
 struct MemberLeft {
   Id room = 0;
   Id user = 0;
+  Seq last_seq = 0;
 };
 
-// Receives the domain's events. is_online() is asked inside transactions (to compute badge
-// states only for users who can receive them); the other calls come after the commit that
-// caused them, in commit order, on the store's commit thread: they must only hand off.
-class EventSink {
+using Event = std::variant<MessageCreated, MessageRead, MemberJoined, MemberLeft>;
+using EventPtr = std::shared_ptr<const Event>;
+
+// Where the domain hands its committed events (bus/ implements it). publish() is called
+// after the commit, from whichever thread ran it: it must only hand off, and it may be
+// called concurrently. No ordering is promised between calls: receivers order per room.
+class EventPublisher {
  public:
-  virtual ~EventSink() = default;
-  virtual bool is_online(Id user) = 0;
-  virtual void message_created(const MessageCreated& e) = 0;
-  virtual void read_moved(const ReadMoved& e) = 0;
-  virtual void member_joined(const MemberJoined& e) = 0;
-  virtual void member_left(const MemberLeft& e) = 0;
+  virtual ~EventPublisher() = default;
+  virtual void publish(EventPtr event) = 0;
 };
 
 }  // namespace parley::chat

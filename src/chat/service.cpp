@@ -4,7 +4,6 @@
 #include <limits>
 #include <map>
 #include <set>
-#include <unordered_map>
 
 #include "chat/read_state.h"
 #include "chat/validation.h"
@@ -42,8 +41,19 @@ RoomView view_of(Tx& tx, const RoomRow& room, Seq read_seq) {
   return v;
 }
 
-UnreadState unread_state(Tx& tx, Id user, Id room, Seq last_seq, Seq read_seq) {
-  return UnreadState{user, room, unread_count(last_seq, read_seq), tx.total_unread(user), last_seq, read_seq};
+// The prologue of every write in one room: the room, locked against concurrent writers of
+// it, and the caller's active membership (404 / 403 otherwise, in that order).
+std::pair<RoomRow, MemberRow> lock_room_as_member(Tx& tx, Id room, Id caller) {
+  RoomRow r = require_room(tx, room, true);
+  return {std::move(r), require_member(tx, room, caller)};
+}
+
+// Events of one write, published once it has committed (never if it rolls back).
+using Outbox = std::vector<EventPtr>;
+
+template <class E>
+void emit(Outbox& out, E e) {
+  out.push_back(std::make_shared<const Event>(std::move(e)));
 }
 
 // Moves (user, room)'s read watermark towards target and records the move.
@@ -81,9 +91,9 @@ void join(Tx& tx, const RoomRow& room, Id user, TimeMs now) {
 }
 
 // The event of a read call that moved the reader's watermark (blue ticks, badges).
-void emit_read(Tx& tx, EventSink* sink, const RoomRow& room, Id reader, const ReadResult& r) {
-  if (!sink || !r.moved) return;
-  ReadMoved e;
+void emit_read(Tx& tx, Outbox& out, const RoomRow& room, Id reader, const ReadResult& r) {
+  if (!r.moved) return;
+  MessageRead e;
   e.room = room.id;
   e.reader = reader;
   e.read_at = r.at;
@@ -94,15 +104,13 @@ void emit_read(Tx& tx, EventSink* sink, const RoomRow& room, Id reader, const Re
     auto at = tx.first_read_at(room.id, mu.user.id, r.up_to_seq);
     e.read_status.emplace_back(mu.user.id, at.value_or(r.at));
   }
-  e.reader_unread = unread_state(tx, reader, room.id, room.last_seq, r.up_to_seq);
-  tx.on_commit([sink, e = std::move(e)] { sink->read_moved(e); });
+  e.last_seq = room.last_seq;
+  emit(out, std::move(e));
 }
 
-void emit_joined(Tx& tx, EventSink* sink, const RoomRow& room, Id user) {
-  if (!sink || !sink->is_online(user)) return;
+void emit_joined(Tx& tx, Outbox& out, const RoomRow& room, Id user) {
   auto m = tx.member(room.id, user);
-  MemberJoined e{room.id, user, unread_state(tx, user, room.id, room.last_seq, m ? m->read_seq : room.last_seq)};
-  tx.on_commit([sink, e] { sink->member_joined(e); });
+  emit(out, MemberJoined{room.id, user, room.last_seq, m ? m->read_seq : room.last_seq});
 }
 
 }  // namespace
@@ -149,7 +157,9 @@ RoomView ChatService::create_group(Id caller, std::string_view name, const std::
   std::set<Id> members(member_ids.begin(), member_ids.end());
   members.insert(caller);
   RoomView view;
+  Outbox out;
   store_.write([&](Tx& tx) {
+    out.clear();
     TimeMs now = tx.now();  // taken in commit order: times never go back along seq
     require_caller(tx, caller);
     for (Id m : members)
@@ -157,9 +167,10 @@ RoomView ChatService::create_group(Id caller, std::string_view name, const std::
     Id id = tx.insert_room(std::string(name), RoomType::Group, caller, now, std::nullopt);
     RoomRow room = require_room(tx, id);
     for (Id m : members) join(tx, room, m, now);
-    for (Id m : members) emit_joined(tx, sink_, room, m);
+    for (Id m : members) emit_joined(tx, out, room, m);
     view = view_of(tx, room, 0);
   });
+  publish(out);
   return view;
 }
 
@@ -168,7 +179,9 @@ std::pair<RoomView, bool> ChatService::create_direct(Id caller, Id other) {
   std::string key = format_id(std::min(caller, other)) + ":" + format_id(std::max(caller, other));
   RoomView view;
   bool created = false;
+  Outbox out;
   store_.write([&](Tx& tx) {
+    out.clear();
     TimeMs now = tx.now();  // taken in commit order: times never go back along seq
     require_caller(tx, caller);
     if (!tx.user_by_id(other)) not_found("user not found");
@@ -181,14 +194,15 @@ std::pair<RoomView, bool> ChatService::create_direct(Id caller, Id other) {
       RoomRow room = require_room(tx, id);
       join(tx, room, caller, now);
       join(tx, room, other, now);
-      emit_joined(tx, sink_, room, caller);
-      emit_joined(tx, sink_, room, other);
+      emit_joined(tx, out, room, caller);
+      emit_joined(tx, out, room, other);
       created = true;
     }
     RoomRow room = require_room(tx, id);
     auto me = tx.member(id, caller);
     view = view_of(tx, room, me ? me->read_seq : 0);
   });
+  publish(out);
   return {std::move(view), created};
 }
 
@@ -212,46 +226,51 @@ RoomView ChatService::get_room(Id caller, Id room_id) {
 
 MembershipChange ChatService::add_member(Id caller, Id room_id, Id user) {
   MembershipChange out;
+  Outbox events;
   store_.write([&](Tx& tx) {
+    events.clear();
     TimeMs now = tx.now();  // taken in commit order: times never go back along seq
-    RoomRow room = require_room(tx, room_id, true);
-    MemberRow me = require_member(tx, room_id, caller);
+    auto [room, me] = lock_room_as_member(tx, room_id, caller);
     if (room.type == RoomType::Direct) bad_input("the members of a direct room never change");
     if (!tx.user_by_id(user)) not_found("user not found");
     auto existing = tx.member(room_id, user);
     if (!existing || !existing->active) {
       join(tx, room, user, now);
-      emit_joined(tx, sink_, room, user);
+      emit_joined(tx, events, room, user);
       out.changed = true;
     }
     out.room = view_of(tx, room, me.read_seq);
   });
+  publish(events);
   return out;
 }
 
 void ChatService::remove_member(Id caller, Id room_id, Id user) {
+  Outbox out;
   store_.write([&](Tx& tx) {
-    RoomRow room = require_room(tx, room_id, true);
-    require_member(tx, room_id, caller);
+    out.clear();
+    RoomRow room = lock_room_as_member(tx, room_id, caller).first;
     if (room.type == RoomType::Direct) bad_input("the members of a direct room never change");
     if (user != caller && room.created_by != caller) forbidden("only the room's creator may remove others");
     auto target = tx.member(room_id, user);
     if (!target || !target->active) not_found("user is not a member of this room");
     target->active = false;
     tx.upsert_member(*target);
-    if (sink_) tx.on_commit([sink = sink_, e = MemberLeft{room_id, user}] { sink->member_left(e); });
+    emit(out, MemberLeft{room_id, user, room.last_seq});
   });
+  publish(out);
 }
 
 SendResult ChatService::send(Id caller, Id room_id, std::string_view content,
-                             const std::optional<std::string>& client_msg_id) {
+                             const std::optional<std::string>& client_msg_id, std::string_view origin) {
   check_content(content);
   if (client_msg_id) check_client_msg_id(*client_msg_id);
   SendResult out;
+  Outbox events;
   store_.write([&](Tx& tx) {
+    events.clear();
     TimeMs now = tx.now();  // taken in commit order: times never go back along seq
-    RoomRow room = require_room(tx, room_id, true);
-    MemberRow me = require_member(tx, room_id, caller);
+    auto [room, me] = lock_room_as_member(tx, room_id, caller);
     if (client_msg_id) {
       if (auto prior = tx.message_by_client_id(room_id, caller, *client_msg_id)) {
         out.message = std::move(*prior);
@@ -269,32 +288,21 @@ SendResult ChatService::send(Id caller, Id room_id, std::string_view content,
     m.id = tx.insert_message(m);
     tx.set_room_last_seq(room_id, m.seq, now);
     room.last_seq = m.seq;
-    Seq sender_unread_before = unread_count(room.last_seq - 1, me.read_seq);
     move_watermark(tx, room, me, m.seq, now);  // sending reads up to the own message
-    std::vector<MemberUser> members = tx.active_members(room_id);
-    for (auto& mu : members) out.member_ids.push_back(mu.user.id);
+    // Badges are not computed here: the event carries each member's watermark and every
+    // instance derives its connected users' badges and totals from it (chat/unread_tracker.h).
+    MessageCreated e;
+    for (auto& mu : tx.active_members(room_id)) {
+      out.member_ids.push_back(mu.user.id);
+      e.members.push_back(MemberSeq{mu.user.id, mu.read_seq});
+    }
     out.message = std::move(m);
     out.created = true;
-    if (sink_) {
-      MessageCreated e{out.message, out.member_ids, {}};
-      std::vector<const MemberUser*> targets;  // online members whose badge changed
-      for (auto& mu : members) {
-        bool changed = mu.user.id != caller || sender_unread_before > 0;
-        if (changed && sink_->is_online(mu.user.id)) targets.push_back(&mu);
-      }
-      if (targets.size() <= 2) {
-        for (auto* mu : targets)
-          e.unread.push_back(unread_state(tx, mu->user.id, room_id, room.last_seq, mu->read_seq));
-      } else {  // one query for the whole room instead of one per member
-        std::unordered_map<Id, Seq> totals;
-        for (auto [user, total] : tx.total_unread_of_members(room_id)) totals.emplace(user, total);
-        for (auto* mu : targets)
-          e.unread.push_back(UnreadState{mu->user.id, room_id, unread_count(room.last_seq, mu->read_seq),
-                                         totals[mu->user.id], room.last_seq, mu->read_seq});
-      }
-      tx.on_commit([sink = sink_, e = std::move(e)] { sink->message_created(e); });
-    }
+    e.message = out.message;
+    e.origin = std::string(origin);
+    emit(events, std::move(e));
   });
+  publish(events);
   return out;
 }
 
@@ -334,22 +342,27 @@ Message ChatService::get_message(Id caller, Id message) {
 
 ReadResult ChatService::read_one(Id caller, Id message) {
   ReadResult r;
+  Outbox events;
   store_.write([&](Tx& tx) {
+    events.clear();
     TimeMs now = tx.now();  // taken in commit order: times never go back along seq
     auto m = tx.message_by_id(message);
     if (!m) not_found("message not found");
-    RoomRow room = require_room(tx, m->room_id, true);
-    MemberRow me = require_member(tx, room.id, caller);
+    auto [room, me] = lock_room_as_member(tx, m->room_id, caller);
     r = move_watermark(tx, room, me, m->seq, now);
-    emit_read(tx, sink_, room, caller, r);
+    emit_read(tx, events, room, caller, r);
   });
+  publish(events);
   return r;
 }
 
 std::vector<ReadResult> ChatService::read_bulk(Id caller, const std::vector<Id>& messages) {
   if (messages.empty() || messages.size() > kMaxBulkReadIds) bad_input("message_ids must hold 1-500 ids");
   std::vector<ReadResult> out;
+  Outbox events;
   store_.write([&](Tx& tx) {
+    out.clear();
+    events.clear();
     TimeMs now = tx.now();  // taken in commit order: times never go back along seq
     std::vector<Id> room_order;
     std::map<Id, Seq> target;  // room -> highest seq asked for
@@ -375,24 +388,26 @@ std::vector<ReadResult> ChatService::read_bulk(Id caller, const std::vector<Id>&
     if (any_forbidden) forbidden("not a member of the room of a listed message");
     if (any_unknown) not_found("message not found");
     for (Id room_id : room_order) {
-      RoomRow room = require_room(tx, room_id, true);
-      MemberRow me = require_member(tx, room_id, caller);
+      auto [room, me] = lock_room_as_member(tx, room_id, caller);
       out.push_back(move_watermark(tx, room, me, target[room_id], now));
-      emit_read(tx, sink_, room, caller, out.back());
+      emit_read(tx, events, room, caller, out.back());
     }
   });
+  publish(events);
   return out;
 }
 
 ReadResult ChatService::mark_all_read(Id caller, Id room_id) {
   ReadResult r;
+  Outbox events;
   store_.write([&](Tx& tx) {
+    events.clear();
     TimeMs now = tx.now();  // taken in commit order: times never go back along seq
-    RoomRow room = require_room(tx, room_id, true);
-    MemberRow me = require_member(tx, room_id, caller);
+    auto [room, me] = lock_room_as_member(tx, room_id, caller);
     r = move_watermark(tx, room, me, room.last_seq, now);
-    emit_read(tx, sink_, room, caller, r);
+    emit_read(tx, events, room, caller, r);
   });
+  publish(events);
   return r;
 }
 
@@ -479,17 +494,32 @@ std::vector<Message> ChatService::messages_after(Id user, Id room_id, Seq after,
   return out;
 }
 
-std::vector<UnreadState> ChatService::unread_snapshot(Id user) {
-  std::vector<UnreadState> out;
-  store_.read_in_commit_order([&](Tx& tx) {
-    Seq total = 0;
-    auto rooms = tx.rooms_of_user(user);
-    for (auto& ur : rooms) total += unread_count(ur.room.last_seq, ur.read_seq);
-    for (auto& ur : rooms)
-      out.push_back(UnreadState{user, ur.room.id, unread_count(ur.room.last_seq, ur.read_seq), total, ur.room.last_seq,
-                                ur.read_seq});
+std::vector<RoomBadge> ChatService::badge_snapshot(Id user) {
+  std::vector<RoomBadge> out;
+  store_.read([&](Tx& tx) {
+    for (auto& ur : tx.rooms_of_user(user)) out.push_back(RoomBadge{ur.room.id, ur.room.last_seq, ur.read_seq});
   });
   return out;
+}
+
+std::vector<Id> ChatService::active_member_ids(Id room) {
+  std::vector<Id> out;
+  store_.read([&](Tx& tx) {
+    for (auto& mu : tx.active_members(room)) out.push_back(mu.user.id);
+  });
+  return out;
+}
+
+std::vector<Message> ChatService::messages_between(Id room, Seq after, Seq before, int limit) {
+  std::vector<Message> out;
+  store_.read([&](Tx& tx) { out = tx.messages_ascending(room, after, before, limit); });
+  return out;
+}
+
+void ChatService::publish(std::vector<EventPtr>& events) {
+  if (publisher_)
+    for (auto& e : events) publisher_->publish(std::move(e));
+  events.clear();
 }
 
 }  // namespace parley::chat

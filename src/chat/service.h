@@ -8,6 +8,7 @@
 #include "chat/events.h"
 #include "chat/store.h"
 #include "chat/types.h"
+#include "chat/unread_tracker.h"
 
 namespace parley::chat {
 
@@ -65,8 +66,8 @@ struct MembershipChange {
 // reads and writes in one Store transaction. Throws parley::Error for expected failures.
 class ChatService {
  public:
-  // sink (optional) receives the events of every committed change.
-  explicit ChatService(Store& store, EventSink* sink = nullptr) : store_(store), sink_(sink) {}
+  // publisher (optional) receives the events of every committed change, after its commit.
+  explicit ChatService(Store& store, EventPublisher* publisher = nullptr) : store_(store), publisher_(publisher) {}
 
   // Users
   User create_user(std::string_view username, const std::string& password_hash);  // 409 when taken
@@ -83,7 +84,9 @@ class ChatService {
   void remove_member(Id caller, Id room, Id user);
 
   // Messages
-  SendResult send(Id caller, Id room, std::string_view content, const std::optional<std::string>& client_msg_id);
+  // origin: the WebSocket connection that sent it ("" for REST); see MessageCreated.
+  SendResult send(Id caller, Id room, std::string_view content, const std::optional<std::string>& client_msg_id,
+                  std::string_view origin = {});
   HistoryPage history(Id caller, Id room, std::optional<Seq> after, std::optional<Seq> before, int limit);
   Message get_message(Id caller, Id message);
 
@@ -102,12 +105,18 @@ class ChatService {
   Seq require_membership(Id user, Id room);
   // Messages with seq > after, ascending, at most limit (for resume); 403 if not a member.
   std::vector<Message> messages_after(Id user, Id room, Seq after, int limit);
-  // Every room's badge state for the user, ordered with commits (see read_in_commit_order).
-  std::vector<UnreadState> unread_snapshot(Id user);
+  // Every room's badge state for the user: (last_seq, read_seq) per active membership. Read
+  // at any time: receivers merge it with live events by the pair's order (unread_tracker.h).
+  std::vector<RoomBadge> badge_snapshot(Id user);
+  // For receivers filling a gap in a room's seq order (no caller: the receiver delivers only
+  // to the room's members): the active members, and the messages with after < seq < before.
+  std::vector<Id> active_member_ids(Id room);
+  std::vector<Message> messages_between(Id room, Seq after, Seq before, int limit);
 
  private:
+  void publish(std::vector<EventPtr>& events);
   Store& store_;
-  EventSink* sink_;
+  EventPublisher* publisher_;
 };
 
 }  // namespace parley::chat

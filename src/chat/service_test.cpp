@@ -157,35 +157,53 @@ TEST_F(ServiceTest, AnUnknownCallerCannotCreateRooms) {
 }
 
 namespace {
-struct RecordingSink : EventSink {
-  bool is_online(Id) override { return true; }
-  void message_created(const MessageCreated& e) override { created.push_back(e); }
-  void read_moved(const ReadMoved&) override {}
-  void member_joined(const MemberJoined&) override {}
-  void member_left(const MemberLeft&) override {}
-  std::vector<MessageCreated> created;
+struct RecordingPublisher : EventPublisher {
+  void publish(EventPtr e) override { events.push_back(std::move(e)); }
+  std::vector<EventPtr> events;
 };
 }  // namespace
 
-TEST(ServiceEvents, BadgeTotalsCoverEveryRoomOfEachRecipient) {
+TEST(ServiceEvents, APublishedMessageCarriesEveryMembersWatermarkNotTheirTotals) {
   storage::SqliteStore store{storage::SqliteOptions{":memory:", 1, 256, false, {}}};
-  RecordingSink sink;
-  ChatService chat{store, &sink};
+  RecordingPublisher pub;
+  ChatService chat{store, &pub};
   std::vector<Id> u;
-  for (int i = 0; i < 5; ++i) u.push_back(chat.create_user("user" + std::to_string(i), "h").id);
-  Id big = chat.create_group(u[0], "big", {u[1], u[2], u[3], u[4]}).room.id;
-  Id side = chat.create_group(u[1], "side", {u[2]}).room.id;
-  chat.send(u[1], side, "s1", {});
-  chat.send(u[1], side, "s2", {});  // u2 now has 2 unread in "side"
-  sink.created.clear();
-  chat.send(u[0], big, "hello", {});
-  ASSERT_EQ(sink.created.size(), 1u);
-  const auto& e = sink.created[0];
-  ASSERT_EQ(e.unread.size(), 4u);  // every member but the sender (whose count did not change)
-  for (const auto& st : e.unread) {
-    EXPECT_EQ(st.room, big);
-    EXPECT_EQ(st.unread_count, 1);
-    EXPECT_EQ(st.last_seq, 1);
-    EXPECT_EQ(st.total_unread, st.user == u[2] ? 3 : 1) << "user " << st.user;
-  }
+  for (int i = 0; i < 4; ++i) u.push_back(chat.create_user("user" + std::to_string(i), "h").id);
+  Id room = chat.create_group(u[0], "big", {u[1], u[2], u[3]}).room.id;
+  EXPECT_EQ(pub.events.size(), 4u);  // one MemberJoined per first member
+  for (const auto& e : pub.events) EXPECT_TRUE(std::holds_alternative<MemberJoined>(*e));
+  chat.send(u[1], room, "one", {});
+  chat.mark_all_read(u[2], room);
+  pub.events.clear();
+  chat.send(u[0], room, "two", std::string("c-2"), "conn-9");
+  ASSERT_EQ(pub.events.size(), 1u);
+  const auto& e = std::get<MessageCreated>(*pub.events[0]);
+  EXPECT_EQ(e.message.seq, 2);
+  EXPECT_EQ(e.origin, "conn-9");
+  ASSERT_EQ(e.members.size(), 4u);
+  std::vector<std::pair<Id, Seq>> got;
+  for (const auto& m : e.members) got.emplace_back(m.user, m.read_seq);
+  // The sender has read its own message; u1 sent seq 1; u2 read up to 1; u3 read nothing.
+  EXPECT_EQ(got, (std::vector<std::pair<Id, Seq>>{{u[0], 2}, {u[1], 1}, {u[2], 1}, {u[3], 0}}));
+  pub.events.clear();
+  chat.send(u[0], room, "two", std::string("c-2"));  // an idempotent retry: nothing new
+  EXPECT_TRUE(pub.events.empty());
+}
+
+TEST(ServiceEvents, ARefusedWriteRollsBackAndPublishesNothing) {
+  storage::SqliteStore store{storage::SqliteOptions{":memory:", 1, 256, false, {}}};
+  RecordingPublisher pub;
+  ChatService chat{store, &pub};
+  Id a = chat.create_user("alice", "h").id;
+  Id b = chat.create_user("bob", "h").id;
+  Id room = chat.create_group(a, "r", {}).room.id;
+  pub.events.clear();
+  EXPECT_EQ(kind_of([&] { chat.send(b, room, "x", {}); }), ErrorKind::Forbidden);
+  EXPECT_EQ(kind_of([&] { chat.add_member(a, room, 999); }), ErrorKind::NotFound);
+  EXPECT_TRUE(pub.events.empty());
+  chat.add_member(a, room, b);
+  chat.remove_member(a, room, b);
+  ASSERT_EQ(pub.events.size(), 2u);
+  EXPECT_EQ(std::get<MemberJoined>(*pub.events[0]).user, b);
+  EXPECT_EQ(std::get<MemberLeft>(*pub.events[1]).user, b);
 }

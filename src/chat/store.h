@@ -50,31 +50,25 @@ class Tx {
   virtual void insert_read_move(Id room, Id user, Seq up_to_seq, TimeMs at) = 0;
   // When the user's watermark in the room first reached seq (nullopt if never).
   virtual std::optional<TimeMs> first_read_at(Id room, Id user, Seq seq) = 0;
-  // Sum of the user's unread counts over all their rooms.
-  virtual Seq total_unread(Id user) = 0;
-  // The same for every active member of the room at once: (user, total) pairs.
-  virtual std::vector<std::pair<Id, Seq>> total_unread_of_members(Id room) = 0;
-
   // The time of this write, in commit order: never earlier than that of a write committed
   // before it (so read_at is never before created_at, whatever the wall clock does).
   virtual TimeMs now() = 0;
-
-  // Runs fn after this transaction has committed (never if it rolls back). Callbacks run in
-  // commit order on the store's commit thread; they must be quick and must not throw.
-  virtual void on_commit(std::function<void()> fn) = 0;
 };
 
 // A transactional store. write() runs fn atomically and returns only once it is durable;
 // whatever fn throws rolls it back and is rethrown to the caller. read() runs fn on a
 // consistent snapshot. Both block the calling thread: call them off the IO threads.
+//
+// Ordering: within one room, writes are serialized (lock_room_by_id), so a room's seqs are
+// assigned gap-free in commit order. Nothing else is ordered: writes of different rooms may
+// commit in parallel, and the events of committed writes reach receivers in any order —
+// receivers order each room by seq (chat/room_order.h) and each badge by its
+// (last_seq, read_seq) pair (chat/unread_tracker.h). No store promises commit-order callbacks.
 class Store {
  public:
   virtual ~Store() = default;
   virtual void write(const std::function<void(Tx&)>& fn) = 0;
   virtual void read(const std::function<void(Tx&)>& fn) = 0;
-  // Like read(), but ordered with the writes: it sees every write whose commit callbacks ran
-  // before it, and none of those after it (used for snapshots that must meet live events).
-  virtual void read_in_commit_order(const std::function<void(Tx&)>& fn) = 0;
   // True while the store answers (for /readyz).
   virtual bool healthy() = 0;
 };

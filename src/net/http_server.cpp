@@ -14,7 +14,6 @@
 
 #include "api/rest.h"
 #include "api/ws_gate.h"
-#include "auth/jwt.h"
 #include "net/ws_session.h"
 
 namespace parley::net {
@@ -66,7 +65,6 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   asio::thread_pool& pool;
   api::RestApi& api;
   HttpOptions opts;
-  api::WsGate* gate;
   WsDeps* ws;
   tcp::acceptor acceptor;
   std::atomic<bool> stopping{false};
@@ -81,8 +79,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   };
   std::set<std::shared_ptr<Conn>> conns;
 
-  Impl(asio::io_context& i, asio::thread_pool& p, api::RestApi& a, HttpOptions o, api::WsGate* g, WsDeps* w)
-      : ioc(i), pool(p), api(a), opts(o), gate(g), ws(w), acceptor(i) {}
+  Impl(asio::io_context& i, asio::thread_pool& p, api::RestApi& a, HttpOptions o, WsDeps* w)
+      : ioc(i), pool(p), api(a), opts(o), ws(w), acceptor(i) {}
 
   awaitable<void> accept_loop() {
     for (;;) {
@@ -139,7 +137,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   awaitable<void> upgrade(std::shared_ptr<Conn> conn, http::request<http::string_body> req, std::string remote_ip) {
     beast::tcp_stream& stream = conn->stream;
     api::Admission adm;
-    if (!gate || !ws) {
+    if (!ws) {
       adm.refusal = api::error_response(404, "not_found", "no WebSocket endpoint here");
       adm.reason = "not_found";
     } else if (stopping) {
@@ -150,7 +148,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
                              std::string(req[http::field::origin]), std::string(req[http::field::host])};
       try {
         adm = co_await asio::co_spawn(
-            pool, [this, &ur]() -> awaitable<api::Admission> { co_return gate->admit(ur); }, use_awaitable);
+            pool, [this, &ur]() -> awaitable<api::Admission> { co_return ws->service.admit(ur); }, use_awaitable);
       } catch (const std::exception& e) {
         spdlog::error("ws admission failed: {}", e.what());
         adm.refusal = api::error_response(503, "unavailable", "try again");
@@ -174,7 +172,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       stream.socket().close(ec);
       co_return;
     }
-    auto session = std::make_shared<WsSession>(stream, conn, *ws, std::move(adm), auth::random_key_hex(8));
+    auto session = std::make_shared<WsSession>(stream, conn, *ws, std::move(adm), api::WsService::new_connection_id());
     co_await session->run(std::move(req));
   }
 
@@ -256,8 +254,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 };
 
 HttpServer::HttpServer(asio::io_context& ioc, asio::thread_pool& pool, api::RestApi& api, HttpOptions opts,
-                       api::WsGate* gate, WsDeps* ws)
-    : impl_(std::make_shared<Impl>(ioc, pool, api, opts, gate, ws)) {}
+                       WsDeps* ws)
+    : impl_(std::make_shared<Impl>(ioc, pool, api, opts, ws)) {}
 
 HttpServer::~HttpServer() = default;
 

@@ -14,7 +14,6 @@ class thread_pool;
 
 namespace parley::api {
 class RestApi;
-class WsGate;
 }  // namespace parley::api
 
 namespace parley::net {
@@ -29,9 +28,9 @@ struct HttpOptions {
 
 class HttpServer {
  public:
-  // gate and ws may be null: then upgrades are answered 404.
+  // ws may be null: then upgrades are answered 404.
   HttpServer(boost::asio::io_context& ioc, boost::asio::thread_pool& pool, api::RestApi& api, HttpOptions opts,
-             api::WsGate* gate = nullptr, WsDeps* ws = nullptr);
+             WsDeps* ws = nullptr);
   ~HttpServer();
   // Binds and listens; returns the bound "HOST:PORT" (the real port when 0 was asked for).
   // Throws std::runtime_error when the address cannot be bound.

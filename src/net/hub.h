@@ -1,70 +1,86 @@
 #pragma once
-#include <condition_variable>
+#include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "api/fanout.h"
+#include "api/ws_service.h"
+#include "chat/events.h"
 
 namespace boost::asio {
 class io_context;
-}
+class thread_pool;
+}  // namespace boost::asio
 
 namespace parley::net {
 
-// A live WebSocket connection as the hub sees it.
+// A live WebSocket connection as the hub sees it. Every call is thread-safe and only hands
+// off to the connection's own strand.
 class WsConnection {
  public:
   virtual ~WsConnection() = default;
-  // Thread-safe: hands the event to the connection's own strand.
   virtual void deliver(const api::OutEventPtr& ev) = 0;
-  // Closes with the code after flushing what is queued (1001) or at once (1008).
+  // Sidebar sockets: the badge of every room of the user, the first events after connected.
+  virtual void deliver_snapshot(std::vector<api::OutEventPtr> badges) = 0;
+  // Closes with the code after flushing what is queued (1001) or at once (1008, 1011).
   virtual void kick(std::uint16_t code, std::string reason) = 0;
-  // Whether events of the room go to this connection (sidebar: every room of the user).
-  virtual bool follows(Id room) const = 0;
-  virtual bool is_chatroom_of(Id room) const = 0;
+  virtual const std::string& connection_id() const = 0;
 };
 
-// The connection registry: user → connections. Fan-out takes a snapshot of the targets under
-// the lock and delivers outside it; the event's bytes are shared, never copied per target.
-// Bounded by the open connections (each registers once and is removed on every exit path).
-class Hub final : public api::Fanout {
- public:
-  // max_pending: fan-out tasks waiting to run; beyond it run_in_order() blocks its caller
-  // (the store's commit thread), so a fan-out that cannot keep up slows commits instead of
-  // growing without bound.
-  explicit Hub(boost::asio::io_context& ioc, std::size_t max_pending = 10000);
-  ~Hub() override;
+struct HubOptions {
+  // Events received from the bus and waiting to be fanned out; beyond it the publishing
+  // thread waits, so a fan-out that cannot keep up slows commits instead of growing without
+  // bound. Half of it marks the server as behind (api::LoadGauge): new sends are refused.
+  std::size_t max_pending = 10000;
+  // Per-room order (chat/room_order.h): how long a message that came before an earlier seq
+  // is held before the gap is filled from storage; rooms and held messages remembered.
+  std::chrono::milliseconds gap_hold{200};
+  std::size_t max_rooms = 100000;
+  std::size_t max_held_per_room = 10000;
+  int fill_max = 1000;  // messages one gap fill reads at most
+};
 
-  // Registers c; false (and not registered) once close_all() has run.
-  bool add(Id user, const std::shared_ptr<WsConnection>& c);
-  void remove(Id user, const WsConnection* c);
+// The instance's receiver and connection registry. It takes committed events from the bus
+// (on_event), puts each room's messages in seq order (chat::RoomSequencer), keeps the badge
+// state of every connected user from the events (chat::UnreadTracker: loaded from storage on
+// the user's first connection, then updated from events, so no write computes a total),
+// renders each event once (api/events_json) and hands the shared frame to exactly the
+// connections that receive it: per user, their sidebar sockets and their chatroom sockets of
+// that room (an index, not a walk asking each connection).
+//
+// Events are processed one at a time on the hub's own strand; the registry, trackers and
+// sequencer sit behind one mutex so that a registration is seen by every event processed
+// after it. Bounded by the open connections, the users they belong to, and the limits above.
+class Hub {
+ public:
+  Hub(boost::asio::io_context& ioc, boost::asio::thread_pool& pool, api::WsService& service, HubOptions opts = {});
+  ~Hub();
+
+  // The bus receiver: hands the event to the hub's strand (waits while max_pending are queued).
+  void on_event(const chat::EventPtr& ev);
+
+  // Registers a connection of user: room 0 for a sidebar socket (which then gets its badge
+  // snapshot through deliver_snapshot), else a chatroom socket of that room. False (and not
+  // registered) once close_all() has run.
+  bool add(Id user, Id room, const std::shared_ptr<WsConnection>& c);
+  void remove(Id user, Id room, const WsConnection* c);
+  // A chatroom socket that registered, then read the room from storage, has every message up
+  // to seq: anchors the room's order if this instance did not know it yet.
+  void anchor(Id room, chat::Seq seq);
+
   void close_all(std::uint16_t code, const std::string& reason);
-  // The io_context has stopped: run_in_order() drops its tasks from now on instead of
-  // waiting for room (nobody is connected any more; clients resume after a restart).
+  // The io_context has stopped: on_event() drops events from now on instead of waiting for
+  // room (nobody is connected any more; clients resume after a restart).
   void shutdown();
   std::size_t size() const;
-
-  bool online(Id user) override;
-  void run_in_order(std::function<void()> task) override;
-  void deliver(const std::vector<Id>& users, const api::OutEventPtr& ev) override;
-  void revoke(Id user, Id room) override;
+  bool online(Id user) const;
+  std::size_t pending() const;
 
  private:
   struct Impl;
-  std::unique_ptr<Impl> impl_;
-  std::size_t max_pending_;
-  std::mutex pending_mu_;
-  std::condition_variable pending_cv_;
-  std::size_t pending_ = 0;
-  bool stopped_ = false;
-  mutable std::mutex mu_;
-  std::unordered_map<Id, std::vector<std::shared_ptr<WsConnection>>> by_user_;
-  std::size_t count_ = 0;
-  bool closing_ = false;
+  std::shared_ptr<Impl> impl_;
 };
 
 }  // namespace parley::net

@@ -1,111 +1,201 @@
+// The hub as the instance's receiver: per-room order of out-of-order arrivals, gap fills
+// from storage, badges from the events, echo rules and the connection index.
 #include "net/hub.h"
 
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/json.hpp>
+#include <mutex>
 #include <thread>
 
+#include "auth/jwt.h"
+#include "storage/sqlite/sqlite_store.h"
+
 using namespace parley;
+namespace json = boost::json;
+using namespace std::chrono_literals;
 
 namespace {
 
 struct FakeConn : net::WsConnection {
-  FakeConn(bool sidebar, Id room) : sidebar(sidebar), room(room) {}
-  void deliver(const api::OutEventPtr& ev) override { got.push_back(ev->payload); }
-  void kick(std::uint16_t code, std::string reason) override { kicks.emplace_back(code, std::move(reason)); }
-  bool follows(Id r) const override { return sidebar || r == room; }
-  bool is_chatroom_of(Id r) const override { return !sidebar && r == room; }
-  bool sidebar;
-  Id room;
-  std::vector<std::string> got;
-  std::vector<std::pair<std::uint16_t, std::string>> kicks;
+  explicit FakeConn(std::string id) : id(std::move(id)) {}
+  void deliver(const api::OutEventPtr& ev) override {
+    std::lock_guard g(mu);
+    got.push_back(json::parse(ev->payload).as_object());
+  }
+  void deliver_snapshot(std::vector<api::OutEventPtr> badges) override {
+    std::lock_guard g(mu);
+    snapshots.push_back(badges.size());
+    for (auto& b : badges) got.push_back(json::parse(b->payload).as_object());
+  }
+  void kick(std::uint16_t code, std::string) override {
+    std::lock_guard g(mu);
+    kicks.push_back(code);
+  }
+  const std::string& connection_id() const override { return id; }
+  std::vector<json::object> of(std::string_view type) {
+    std::lock_guard g(mu);
+    std::vector<json::object> out;
+    for (auto& o : got)
+      if (o.at("type").as_string() == type) out.push_back(o.at("data").as_object());
+    return out;
+  }
+  std::vector<std::int64_t> seqs() {
+    std::vector<std::int64_t> s;
+    for (auto& d : of("new_message")) s.push_back(d.at("seq").as_int64());
+    return s;
+  }
+  std::string id;
+  std::mutex mu;
+  std::vector<json::object> got;
+  std::vector<std::size_t> snapshots;
+  std::vector<std::uint16_t> kicks;
 };
 
-api::OutEventPtr event(Id room, std::string payload) {
-  auto ev = std::make_shared<api::OutEvent>();
-  ev->room = room;
-  ev->payload = std::move(payload);
-  return ev;
-}
+struct HubTest : ::testing::Test {
+  storage::SqliteStore store{storage::SqliteOptions{":memory:", 2, 256, false, {}}};
+  chat::ChatService chat{store};  // no publisher: the tests hand events to the hub themselves
+  auth::JwtCodec jwt{std::string(32, 'k'), 3600};
+  api::WsGate gate{chat, jwt, api::WsGateOptions{}};
+  api::Metrics metrics;
+  api::LoadGauge load{100};
+  api::WsService svc{chat, gate, metrics, load};
+  boost::asio::io_context ioc;
+  boost::asio::thread_pool pool{2};
+  net::HubOptions opts = [] {
+    net::HubOptions o;
+    o.gap_hold = 30ms;
+    return o;
+  }();
+  std::unique_ptr<net::Hub> hub = std::make_unique<net::Hub>(ioc, pool, svc, opts);
+  Id alice = chat.create_user("alice", "h").id;
+  Id bob = chat.create_user("bob", "h").id;
+  Id room = chat.create_group(alice, "r", {bob}).room.id;
+
+  ~HubTest() override {
+    hub->shutdown();
+    pool.join();
+  }
+  // Runs the hub's strand until cond holds (or 3 s pass).
+  template <class F>
+  bool until(F cond) {
+    for (int i = 0; i < 600 && !cond(); ++i) {
+      ioc.restart();
+      if (ioc.poll() == 0) std::this_thread::sleep_for(5ms);  // the pool's work comes back later
+    }
+    return cond();
+  }
+  void settle() {  // lets whatever is in flight arrive
+    for (int i = 0; i < 20; ++i) {
+      ioc.restart();
+      ioc.poll();
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+  chat::EventPtr created(const chat::Message& m, std::string origin = {}) {
+    chat::MessageCreated e;
+    e.message = m;
+    e.origin = std::move(origin);
+    for (Id u : {alice, bob}) e.members.push_back({u, u == m.sender_id ? m.seq : 0});
+    return std::make_shared<const chat::Event>(std::move(e));
+  }
+  std::shared_ptr<FakeConn> sidebar(Id user, std::string id) {
+    auto c = std::make_shared<FakeConn>(std::move(id));
+    hub->add(user, 0, c);
+    EXPECT_TRUE(until([&] { return !c->snapshots.empty(); }));
+    return c;
+  }
+};
 
 }  // namespace
 
-TEST(Hub, DeliversToFollowersOfTheRoomOnly) {
-  boost::asio::io_context ioc;
-  net::Hub hub(ioc);
-  auto side = std::make_shared<FakeConn>(true, 0);
-  auto room1 = std::make_shared<FakeConn>(false, 1);
-  auto room2 = std::make_shared<FakeConn>(false, 2);
-  auto other = std::make_shared<FakeConn>(true, 0);
-  hub.add(7, side);
-  hub.add(7, room1);
-  hub.add(7, room2);
-  hub.add(8, other);
-  hub.deliver({7}, event(1, "e1"));
-  EXPECT_EQ(side->got, std::vector<std::string>{"e1"});
-  EXPECT_EQ(room1->got, std::vector<std::string>{"e1"});
-  EXPECT_TRUE(room2->got.empty());
-  EXPECT_TRUE(other->got.empty());  // user 8 was not an addressee
-  EXPECT_TRUE(hub.online(7));
-  EXPECT_EQ(hub.size(), 4u);
-  hub.remove(7, side.get());
-  hub.remove(7, room1.get());
-  hub.remove(7, room2.get());
-  EXPECT_FALSE(hub.online(7));
-  EXPECT_EQ(hub.size(), 1u);
+TEST_F(HubTest, OutOfOrderArrivalsReachEachConnectionInSeqOrderOnce) {
+  auto b = sidebar(bob, "b1");
+  std::vector<chat::Message> m;
+  for (int i = 0; i < 4; ++i) m.push_back(chat.send(alice, room, "m" + std::to_string(i), {}).message);
+  // Published from parallel commits: 2 and 4 overtake 1 and 3, and 3 comes twice.
+  for (int i : {1, 0, 3, 2, 2}) hub->on_event(created(m[i]));
+  ASSERT_TRUE(until([&] { return b->seqs().size() >= 4; }));
+  EXPECT_EQ(b->seqs(), (std::vector<std::int64_t>{1, 2, 3, 4}));
+  auto badges = b->of("unread_count_update");
+  ASSERT_FALSE(badges.empty());
+  EXPECT_EQ(badges.back().at("unread_count").as_int64(), 4);
+  EXPECT_EQ(badges.back().at("total_unread").as_int64(), 4);
 }
 
-TEST(Hub, RevokeClosesOnlyThatRoomsChatroomSockets) {
-  boost::asio::io_context ioc;
-  net::Hub hub(ioc);
-  auto side = std::make_shared<FakeConn>(true, 0);
-  auto room1 = std::make_shared<FakeConn>(false, 1);
-  auto room2 = std::make_shared<FakeConn>(false, 2);
-  hub.add(7, side);
-  hub.add(7, room1);
-  hub.add(7, room2);
-  hub.revoke(7, 1);
-  ASSERT_EQ(room1->kicks.size(), 1u);
-  EXPECT_EQ(room1->kicks[0].first, 1008);
-  EXPECT_EQ(room1->kicks[0].second, "not a member");
-  EXPECT_TRUE(side->kicks.empty());
-  EXPECT_TRUE(room2->kicks.empty());
+TEST_F(HubTest, AGapIsFilledFromStorageAfterTheHold) {
+  auto b = sidebar(bob, "b1");
+  std::vector<chat::Message> m;
+  for (int i = 0; i < 3; ++i) m.push_back(chat.send(alice, room, "m" + std::to_string(i), {}).message);
+  hub->on_event(created(m[0]));
+  hub->on_event(created(m[2]));  // the event of seq 2 is lost on the way
+  ASSERT_TRUE(until([&] { return b->seqs().size() >= 3; }));
+  EXPECT_EQ(b->seqs(), (std::vector<std::int64_t>{1, 2, 3}));
+  EXPECT_EQ(b->of("new_message")[1].at("content").as_string(), "m1");  // read from storage
+  hub->on_event(created(m[1]));  // the lost one turns up after all: not sent twice
+  settle();
+  EXPECT_EQ(b->seqs().size(), 3u);
 }
 
-TEST(Hub, RunInOrderIsBoundedAndOrdered) {
-  boost::asio::io_context ioc;
-  net::Hub hub(ioc, 2);
-  std::vector<int> ran;
-  hub.run_in_order([&] { ran.push_back(1); });
-  hub.run_in_order([&] { ran.push_back(2); });
-  std::atomic<bool> third_queued{false};
-  std::thread producer([&] {
-    hub.run_in_order([&] { ran.push_back(3); });  // blocks: two tasks pending
-    third_queued = true;
-  });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  EXPECT_FALSE(third_queued.load());
-  while (!third_queued) {
-    ioc.restart();  // poll() leaves the context stopped once it runs out of work
-    ioc.poll();
-  }
-  producer.join();
-  ioc.restart();
-  ioc.poll();
-  EXPECT_EQ(ran, (std::vector<int>{1, 2, 3}));
+TEST_F(HubTest, EchoGoesToTheSendersOtherConnectionsNeverToTheSendingOne) {
+  auto a1 = sidebar(alice, "a1");
+  auto a2 = sidebar(alice, "a2");
+  auto ar = std::make_shared<FakeConn>("a3");
+  hub->add(alice, room, ar);
+  hub->anchor(room, 0);
+  auto b = sidebar(bob, "b1");
+  auto msg = chat.send(alice, room, "hi", std::string("x"), "a1").message;
+  hub->on_event(created(msg, "a1"));
+  ASSERT_TRUE(until([&] { return !b->of("new_message").empty() && !ar->of("new_message").empty(); }));
+  EXPECT_TRUE(a1->of("new_message").empty());
+  ASSERT_EQ(a2->of("new_message").size(), 1u);
+  EXPECT_TRUE(a2->of("new_message")[0].at("echo").as_bool());
+  EXPECT_TRUE(ar->of("new_message")[0].at("echo").as_bool());
+  EXPECT_FALSE(b->of("new_message")[0].contains("echo"));
+  // The sender's badge did not change (0 before and after): no update beyond the snapshot's.
+  settle();
+  EXPECT_EQ(a2->of("unread_count_update").size(), 1u);
 }
 
-TEST(Hub, ShutdownUnblocksAndDrops) {
-  boost::asio::io_context ioc;
-  net::Hub hub(ioc, 1);
-  int ran = 0;
-  hub.run_in_order([&] { ++ran; });
-  std::thread producer([&] { hub.run_in_order([&] { ++ran; }); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  hub.shutdown();
-  producer.join();
-  ioc.restart();
-  ioc.poll();
-  EXPECT_EQ(ran, 1);
+TEST_F(HubTest, ChatroomSocketsGetOnlyTheirRoomAndBadgeTotalsSpanRooms) {
+  Id other = chat.create_group(alice, "o", {bob}).room.id;
+  auto b = sidebar(bob, "b1");
+  auto br = std::make_shared<FakeConn>("b2");
+  hub->add(bob, other, br);
+  hub->anchor(other, 0);
+  auto m1 = chat.send(alice, room, "in room", {}).message;
+  auto m2 = chat.send(alice, other, "in other", {}).message;
+  hub->on_event(created(m1));
+  hub->on_event(created(m2));
+  ASSERT_TRUE(until([&] { return b->seqs().size() >= 2 && !br->seqs().empty(); }));
+  ASSERT_EQ(br->of("new_message").size(), 1u);
+  EXPECT_EQ(br->of("new_message")[0].at("content").as_string(), "in other");
+  auto badges = b->of("unread_count_update");
+  EXPECT_EQ(badges.back().at("total_unread").as_int64(), 2);  // one unread in each room
+}
+
+TEST_F(HubTest, ALeaveClosesThatRoomsChatroomSocketsOnly) {
+  auto br = std::make_shared<FakeConn>("b2");
+  hub->add(bob, room, br);
+  auto b = sidebar(bob, "b1");
+  chat.remove_member(bob, room, bob);
+  hub->on_event(std::make_shared<const chat::Event>(chat::MemberLeft{room, bob, 0}));
+  ASSERT_TRUE(until([&] { return !br->kicks.empty(); }));
+  EXPECT_EQ(br->kicks, std::vector<std::uint16_t>{1008});
+  EXPECT_TRUE(b->kicks.empty());
+  EXPECT_EQ(hub->size(), 2u);
+  hub->remove(bob, room, br.get());
+  hub->remove(bob, 0, b.get());
+  EXPECT_EQ(hub->size(), 0u);
+  EXPECT_FALSE(hub->online(bob));
+}
+
+TEST_F(HubTest, CloseAllKicksEveryoneAndRefusesLateRegistrations) {
+  auto b = sidebar(bob, "b1");
+  hub->close_all(1001, "bye");
+  ASSERT_TRUE(until([&] { return !b->kicks.empty(); }));
+  EXPECT_EQ(b->kicks, std::vector<std::uint16_t>{1001});
+  EXPECT_FALSE(hub->add(alice, 0, std::make_shared<FakeConn>("late")));
 }

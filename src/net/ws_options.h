@@ -5,7 +5,7 @@
 #include <cstddef>
 
 #include "api/metrics.h"
-#include "chat/service.h"
+#include "api/ws_service.h"
 #include "net/hub.h"
 
 namespace boost::asio {
@@ -15,21 +15,33 @@ class thread_pool;
 namespace parley::net {
 
 struct WsOptions {
-  std::size_t queue_max_bytes = 1024 * 1024;  // outbound queue bound, bytes
+  std::size_t queue_max_bytes = 1024 * 1024;  // outbound queue bound, bytes (net/outbound_queue.h)
   std::size_t queue_max_events = 1000;        // outbound queue bound, events
+  std::size_t queue_hard_factor = 4;          // beyond this many times the bounds: slow consumer at once
+  // A queue over its bounds while the connection's write has been pending this long: slow
+  // consumer (the client does not drain). A write pending for write_timeout: cut.
+  std::chrono::milliseconds write_stall{1000};
+  std::chrono::milliseconds write_timeout{10000};
+  // A queue at a quarter of its bounds while writes are not pending longer than this: the
+  // server is behind (api::LoadGauge) and refuses new sends.
+  std::chrono::milliseconds write_blocked{50};
   std::chrono::milliseconds ping_interval{30000};
   std::chrono::milliseconds idle_timeout{75000};  // silence before close
   std::chrono::seconds handshake_timeout{10};     // upgrade and close handshakes
+  std::chrono::seconds close_timeout{5};          // a close frame that cannot leave: cut
+  std::chrono::seconds snapshot_timeout{10};      // sidebar: badge snapshot not ready → 1011
   std::size_t max_frame_bytes = 64 * 1024;        // larger → close 1009
   double inbound_per_sec = 20;                    // client frames per second…
   double inbound_burst = 40;                      // …with this burst; beyond → error event
   std::size_t replay_max = 1000;                  // more missing → resync_required
+  int replay_page = 200;                          // messages per storage read of a replay
+  std::size_t write_batch = 64;                   // frames taken from the queue per wake-up
 };
 
 // What a session needs from the rest of the process.
 struct WsDeps {
   Hub& hub;
-  chat::ChatService& chat;
+  api::WsService& service;
   boost::asio::thread_pool& pool;
   api::Metrics& metrics;
   WsOptions opts;

@@ -5,7 +5,6 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include "api/events_json.h"
-#include "api/ws_inbound.h"
 
 namespace parley::net {
 
@@ -32,15 +31,25 @@ WsSession::WsSession(beast::tcp_stream& stream, std::shared_ptr<void> keep, WsDe
       ws_(stream),
       deps_(deps),
       adm_(std::move(adm)),
-      id_(std::move(id)),
+      who_{adm_.user, adm_.sidebar ? 0 : adm_.room, std::move(id)},
       wake_(stream.get_executor()),
       keepalive_(stream.get_executor()),
-      kill_(stream.get_executor()) {
+      kill_(stream.get_executor()),
+      snapshot_wait_(stream.get_executor()),
+      stall_(stream.get_executor()),
+      queue_({deps.opts.queue_max_events, deps.opts.queue_max_bytes, deps.opts.queue_hard_factor}) {
   tokens_ = deps_.opts.inbound_burst;
 }
 
 void WsSession::deliver(const api::OutEventPtr& ev) {
   asio::post(strand_, [self = shared_from_this(), ev] { self->push(ev); });
+}
+
+void WsSession::deliver_snapshot(std::vector<api::OutEventPtr> badges) {
+  asio::post(strand_, [self = shared_from_this(), b = std::move(badges)]() mutable {
+    self->snapshot_ = std::move(b);
+    self->snapshot_wait_.cancel();
+  });
 }
 
 void WsSession::kick(std::uint16_t code, std::string reason) {
@@ -51,31 +60,60 @@ void WsSession::kick(std::uint16_t code, std::string reason) {
 
 void WsSession::wake() { wake_.cancel(); }
 
+// Keeps the server-wide "behind" count (api::LoadGauge) in step with this queue. Behind is
+// decided when a write completes (wrote_now: the client drains, yet a quarter of the queue's
+// bound is still waiting: the server's writer cannot keep up); a write blocked for longer
+// than write_blocked clears it (then the client is the slow one, not the server).
+void WsSession::queue_changed(bool wrote_now) {
+  deps_.metrics.ws_queue_depth(queue_.events());
+  bool long_queue =
+      queue_.events() * 4 >= deps_.opts.queue_max_events || queue_.bytes() * 4 >= deps_.opts.queue_max_bytes;
+  bool blocked = writing_since_ && Clock::now() - *writing_since_ > deps_.opts.write_blocked;
+  bool behind = behind_;
+  if (closed_ || close_ || blocked || !long_queue)
+    behind = false;
+  else if (wrote_now)
+    behind = true;
+  if (behind != behind_) {
+    behind_ = behind;
+    deps_.service.load().behind(behind ? 1 : -1);
+  }
+}
+
+void WsSession::slow_consumer() {
+  deps_.metrics.add("parley_ws_slow_consumer_closes_total", 1);
+  request_close(1008, "slow consumer", false);
+}
+
 void WsSession::hard_close(const std::string& why) {
   if (end_reason_ == "closed") end_reason_ = why;
   beast::error_code ec;
   beast::get_lowest_layer(ws_).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   beast::get_lowest_layer(ws_).socket().close(ec);
   closed_ = true;
+  queue_changed();
   wake();
   keepalive_.cancel();
+  snapshot_wait_.cancel();
+  stall_.cancel();
 }
 
 void WsSession::request_close(std::uint16_t code, std::string reason, bool flush) {
   if (closed_ || close_) return;
   end_reason_ = reason;
   if (!flush) {
-    deps_.metrics.add("parley_ws_events_dropped_total", static_cast<double>(queue_.size() + pending_.size()));
+    deps_.metrics.add("parley_ws_events_dropped_total", static_cast<double>(queue_.events() + pending_.size()));
     queue_.clear();
-    queued_bytes_ = 0;
     pending_.clear();
   }
   close_ = std::make_pair(code, std::move(reason));
+  queue_changed();
   // A peer that never reads would keep the close frame from leaving: cut it off in time.
-  kill_.expires_after(std::chrono::seconds(5));
+  kill_.expires_after(deps_.opts.close_timeout);
   kill_.async_wait([self = shared_from_this()](const beast::error_code& ec) {
     if (!ec) self->hard_close("close timeout");
   });
+  snapshot_wait_.cancel();
   wake();
 }
 
@@ -84,33 +122,28 @@ void WsSession::push(const api::OutEventPtr& ev, bool closing_flush) {
   if (catching_up_) {
     pending_.push_back(ev);
     pending_bytes_ += ev->payload.size();
-    if (pending_.size() > deps_.opts.queue_max_events || pending_bytes_ > deps_.opts.queue_max_bytes) {
-      deps_.metrics.add("parley_ws_slow_consumer_closes_total", 1);
-      request_close(1008, "slow consumer", false);
-    }
+    auto hard = deps_.opts.queue_hard_factor;
+    if (pending_.size() > deps_.opts.queue_max_events * hard || pending_bytes_ > deps_.opts.queue_max_bytes * hard)
+      slow_consumer();
     return;
   }
-  // Exactly once and in order: a chatroom socket never gets a seq twice (the replay seam).
-  if (ev->kind == api::OutEvent::Kind::NewMessage && !adm_.sidebar) {
-    if (ev->seq <= last_msg_seq_) return;
-    last_msg_seq_ = ev->seq;
-  }
-  // A badge never goes back: drop a state older than the one already sent.
-  if (ev->kind == api::OutEvent::Kind::UnreadCount) {
-    auto it = last_unread_.find(ev->room);
-    if (it != last_unread_.end()) {
-      auto [ls, rs] = it->second;
-      if (!(ev->last_seq > ls || (ev->last_seq == ls && ev->read_seq > rs))) return;
-    }
-    last_unread_[ev->room] = {ev->last_seq, ev->read_seq};
-  }
-  queue_.push_back(ev);
-  queued_bytes_ += ev->payload.size();
-  deps_.metrics.ws_queue_depth(queue_.size());
-  if (queue_.size() > deps_.opts.queue_max_events || queued_bytes_ > deps_.opts.queue_max_bytes) {
-    deps_.metrics.add("parley_ws_slow_consumer_closes_total", 1);
-    request_close(1008, "slow consumer", false);
-    return;
+  if (ev->seq > 0 && !filter_.admit_message(ev->room, ev->seq)) return;
+  if (ev->cls == api::EventClass::Badge && !filter_.admit_badge(ev->room, ev->last_seq, ev->read_seq)) return;
+  auto r = queue_.push(ev);
+  queue_changed();
+  if (r == OutboundQueue::Push::HardOverflow) return slow_consumer();
+  if (r == OutboundQueue::Push::Overflow && writing_since_) {
+    // Over its bounds: a slow consumer if its own write stays blocked (checked now and again
+    // when the write has been pending for write_stall), else the server is behind.
+    auto blocked_for = Clock::now() - *writing_since_;
+    if (blocked_for >= deps_.opts.write_stall) return slow_consumer();
+    stall_.expires_after(deps_.opts.write_stall - blocked_for);
+    stall_.async_wait([self = shared_from_this()](const beast::error_code& ec) {
+      if (ec || self->closed_ || self->close_) return;
+      if (self->queue_.over_bounds() && self->writing_since_ &&
+          Clock::now() - *self->writing_since_ >= self->deps_.opts.write_stall)
+        self->slow_consumer();
+    });
   }
   wake();
 }
@@ -122,7 +155,9 @@ void WsSession::push_reply(std::string frame) {
 }
 
 awaitable<bool> WsSession::write_now(const std::string& frame) {
+  writing_since_ = Clock::now();
   auto [ec, n] = co_await ws_.async_write(asio::buffer(frame), tuple_awaitable);
+  writing_since_.reset();
   if (ec) {
     if (end_reason_ == "closed") end_reason_ = "write: " + ec.message();
     co_return false;
@@ -131,54 +166,63 @@ awaitable<bool> WsSession::write_now(const std::string& frame) {
   co_return true;
 }
 
-awaitable<bool> WsSession::catch_up() {
-  auto& chat = deps_.chat;
-  if (adm_.sidebar) {
-    // Badges right after any outage: one update per room, ordered with the commits.
-    Id user = adm_.user;
-    auto states = co_await on_pool(deps_.pool, [&chat, user] { return chat.unread_snapshot(user); });
-    for (const auto& s : states) {
-      auto ev = api::unread_event(s);
-      last_unread_[s.room] = {s.last_seq, s.read_seq};
-      if (!co_await write_now(ev->payload)) co_return false;
-    }
-    co_return true;
-  }
+// Chatroom resume: every message after the cursor, page by page as the socket drains (none
+// of it counts toward the queue bounds); more than replay_max missing: resync_required.
+awaitable<bool> WsSession::replay() {
+  auto& svc = deps_.service;
   Id user = adm_.user, room = adm_.room;
   chat::Seq last = 0;
   try {
-    last = co_await on_pool(deps_.pool, [&chat, user, room] { return chat.require_membership(user, room); });
+    last = co_await on_pool(deps_.pool, [&svc, user, room] { return svc.require_membership(user, room); });
   } catch (const std::exception&) {
     request_close(1008, "not a member", false);
     co_return true;
   }
-  if (!adm_.after_seq) {
-    last_msg_seq_ = last;  // live from here on
+  chat::Seq cursor = last;
+  if (adm_.after_seq && last - std::min(*adm_.after_seq, last) > static_cast<chat::Seq>(deps_.opts.replay_max)) {
+    if (!co_await write_now(api::resync_frame(room, last))) co_return false;
+  } else if (adm_.after_seq) {
+    cursor = std::min(*adm_.after_seq, last);
+    int page_size = deps_.opts.replay_page;
+    for (;;) {
+      std::vector<chat::Message> page;
+      try {
+        page = co_await on_pool(
+            deps_.pool, [&svc, user, room, cursor, page_size] { return svc.replay(user, room, cursor, page_size); });
+      } catch (const std::exception&) {
+        request_close(1008, "not a member", false);
+        co_return true;
+      }
+      for (const auto& m : page) {
+        if (close_ || closed_) co_return true;  // revoked or cut meanwhile: stop replaying
+        if (!co_await write_now(api::new_message_frame(m))) co_return false;
+        cursor = m.seq;
+      }
+      if (static_cast<int>(page.size()) < page_size) break;
+    }
+  }
+  // Everything up to cursor has been sent (or is not wanted); live events go on after it.
+  filter_.messages_sent_up_to(room, std::max(cursor, last));
+  deps_.hub.anchor(room, std::max(cursor, last));
+  co_return true;
+}
+
+awaitable<bool> WsSession::catch_up() {
+  if (!adm_.sidebar) co_return co_await replay();
+  // Badges right after any outage: one update per room, from the hub's tracker of the user.
+  if (!snapshot_) {
+    snapshot_wait_.expires_after(deps_.opts.snapshot_timeout);
+    co_await snapshot_wait_.async_wait(tuple_awaitable);
+  }
+  if (close_ || closed_) co_return true;
+  if (!snapshot_) {
+    request_close(1011, "try again", false);
     co_return true;
   }
-  chat::Seq cursor = std::min(*adm_.after_seq, last);
-  if (last - cursor > static_cast<chat::Seq>(deps_.opts.replay_max)) {
-    last_msg_seq_ = last;
-    co_return co_await write_now(api::resync_frame(room, last));
-  }
-  // Written as the socket drains, page by page; none of it counts toward the queue bounds.
-  constexpr int kPage = 200;
-  last_msg_seq_ = cursor;
-  for (;;) {
-    std::vector<chat::Message> page;
-    try {
-      page = co_await on_pool(deps_.pool,
-                              [&chat, user, room, cursor] { return chat.messages_after(user, room, cursor, kPage); });
-    } catch (const std::exception&) {
-      request_close(1008, "not a member", false);
-      co_return true;
-    }
-    for (const auto& m : page) {
-      if (close_ || closed_) co_return true;  // revoked or cut meanwhile: stop replaying
-      if (!co_await write_now(api::new_message_frame(m))) co_return false;
-      cursor = last_msg_seq_ = m.seq;
-    }
-    if (static_cast<int>(page.size()) < kPage) break;
+  auto badges = std::move(*snapshot_);
+  for (const auto& b : badges) {
+    if (!filter_.admit_badge(b->room, b->last_seq, b->read_seq)) continue;
+    if (!co_await write_now(b->payload)) co_return false;
   }
   co_return true;
 }
@@ -186,12 +230,12 @@ awaitable<bool> WsSession::catch_up() {
 awaitable<void> WsSession::writer_loop() {
   auto self = shared_from_this();
   bool ok = co_await write_now(
-      api::connected_frame(adm_.user, id_, adm_.sidebar ? std::nullopt : std::optional<Id>(adm_.room)));
+      api::connected_frame(adm_.user, who_.connection_id, adm_.sidebar ? std::nullopt : std::optional<Id>(adm_.room)));
   if (ok) {
     try {
       ok = co_await catch_up();
     } catch (const std::exception& e) {  // storage failed or is shutting down
-      spdlog::warn("ws catch-up failed conn={} user={}: {}", id_, adm_.user, e.what());
+      spdlog::warn("ws catch-up failed conn={} user={}: {}", who_.connection_id, adm_.user, e.what());
       request_close(1011, "try again", false);
     }
   }
@@ -201,6 +245,7 @@ awaitable<void> WsSession::writer_loop() {
   pending_.clear();
   pending_bytes_ = 0;
   for (const auto& ev : held) push(ev, true);  // a 1001 close flushes what was held too
+  std::vector<api::OutEventPtr> batch;
   while (ok && !closed_) {
     if (ping_due_) {
       ping_due_ = false;
@@ -209,10 +254,12 @@ awaitable<void> WsSession::writer_loop() {
       continue;
     }
     if (!queue_.empty()) {
-      auto ev = std::move(queue_.front());
-      queue_.pop_front();
-      queued_bytes_ -= ev->payload.size();
-      if (!co_await write_now(ev->payload)) break;
+      batch.clear();
+      queue_.take(batch, deps_.opts.write_batch);
+      queue_changed();
+      for (const auto& ev : batch)
+        if (!(ok = co_await write_now(ev->payload))) break;
+      queue_changed(true);
       continue;
     }
     if (close_) {
@@ -248,26 +295,38 @@ awaitable<void> WsSession::reader_loop() {
     }
     last_rx_ = Clock::now();
     if (close_) continue;  // closing: answer nothing more
-    // Inbound rate: a token bucket per connection, over every data frame.
-    double elapsed = std::chrono::duration<double>(last_rx_ - tokens_at_).count();
-    tokens_ = std::min(deps_.opts.inbound_burst, tokens_ + elapsed * deps_.opts.inbound_per_sec);
-    tokens_at_ = last_rx_;
-    if (tokens_ < 1) {
-      push_reply(api::error_frame("rate_limited", "too many frames"));
-      continue;
-    }
-    tokens_ -= 1;
     if (!ws_.got_text()) {
       push_reply(api::error_frame("binary_not_supported", "frames must be JSON text"));
       continue;
     }
+    // Inbound rate: a token bucket per connection, over every data frame.
+    double elapsed = std::chrono::duration<double>(last_rx_ - tokens_at_).count();
+    tokens_ = std::min(deps_.opts.inbound_burst, tokens_ + elapsed * deps_.opts.inbound_per_sec);
+    tokens_at_ = last_rx_;
+    bool limited = tokens_ < 1;
+    if (!limited) tokens_ -= 1;
     auto data = buf.cdata();
-    push_reply(api::answer_client_frame(std::string_view(static_cast<const char*>(data.data()), data.size())));
+    auto in =
+        deps_.service.dispatch(who_, std::string_view(static_cast<const char*>(data.data()), data.size()), limited);
+    if (!in.reply.empty()) push_reply(std::move(in.reply));
+    if (in.blocking) {
+      // One at a time, in the order the frames came: a client's sends keep their order.
+      std::string answer;
+      try {
+        answer = co_await on_pool(deps_.pool, std::move(in.blocking));
+      } catch (const std::exception&) {
+        answer = api::error_frame("unavailable", "try again");
+      }
+      if (!answer.empty()) push_reply(std::move(answer));
+    }
   }
   closed_ = true;
+  queue_changed();
   wake();
   keepalive_.cancel();
   kill_.cancel();
+  snapshot_wait_.cancel();
+  stall_.cancel();
   beast::error_code ignored;
   beast::get_lowest_layer(ws_).socket().close(ignored);
 }
@@ -282,6 +341,11 @@ awaitable<void> WsSession::keepalive_loop() {
     auto now = Clock::now();
     if (now - last_rx_ > deps_.opts.idle_timeout) {
       hard_close("idle timeout");
+      break;
+    }
+    if (writing_since_ && now - *writing_since_ > deps_.opts.write_timeout) {  // the client does not drain
+      deps_.metrics.add("parley_ws_slow_consumer_closes_total", 1);
+      hard_close("write timeout");
       break;
     }
     if (now - last_ping_ >= deps_.opts.ping_interval) {
@@ -308,28 +372,29 @@ awaitable<void> WsSession::run(beast::http::request<beast::http::string_body> re
   auto [ec] = co_await ws_.async_accept(req, tuple_awaitable);
   if (ec) {
     deps_.metrics.add("parley_ws_handshake_failures_total{reason=\"handshake\"}", 1);
-    spdlog::info("ws handshake failed conn={} user={}: {}", id_, adm_.user, ec.message());
+    spdlog::info("ws handshake failed conn={} user={}: {}", who_.connection_id, adm_.user, ec.message());
     co_return;
   }
   std::string gauge = std::string("parley_ws_connections{endpoint=\"") + endpoint() + "\"}";
   deps_.metrics.add(gauge, 1);
   // Refused once the server is closing all sockets: this one came in too late for that.
-  if (!deps_.hub.add(adm_.user, self)) request_close(1001, "server shutting down", true);
-  // Every exit path, exceptions included, leaves the registry and the gauge.
+  if (!deps_.hub.add(adm_.user, who_.room, self)) request_close(1001, "server shutting down", true);
+  // Every exit path, exceptions included, leaves the registry and the gauges.
   struct Leave {
     WsSession* s;
     std::string gauge;
     ~Leave() {
-      s->deps_.hub.remove(s->adm_.user, s);
+      s->deps_.hub.remove(s->adm_.user, s->who_.room, s);
       s->deps_.metrics.add(gauge, -1);
+      if (s->behind_) s->deps_.service.load().behind(-1);
     }
   } leave{this, gauge};
-  spdlog::info("ws connect conn={} user={} endpoint={} room={}", id_, adm_.user, endpoint(),
+  spdlog::info("ws connect conn={} user={} endpoint={} room={}", who_.connection_id, adm_.user, endpoint(),
                adm_.sidebar ? std::string("-") : format_id(adm_.room));
   co_await (reader_loop() && writer_loop() && keepalive_loop());
   ws_.control_callback();
-  spdlog::info("ws disconnect conn={} user={} endpoint={} room={} duration={:.1f}s reason={}", id_, adm_.user,
-               endpoint(), adm_.sidebar ? std::string("-") : format_id(adm_.room),
+  spdlog::info("ws disconnect conn={} user={} endpoint={} room={} duration={:.1f}s reason={}", who_.connection_id,
+               adm_.user, endpoint(), adm_.sidebar ? std::string("-") : format_id(adm_.room),
                std::chrono::duration<double>(Clock::now() - started).count(), end_reason_);
 }
 

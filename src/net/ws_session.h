@@ -5,23 +5,24 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 #include <chrono>
-#include <deque>
-#include <map>
 #include <memory>
 #include <optional>
 
 #include "api/fanout.h"
 #include "api/metrics.h"
 #include "api/ws_gate.h"
-#include "chat/service.h"
+#include "api/ws_service.h"
+#include "chat/delivery_filter.h"
 #include "net/hub.h"
+#include "net/outbound_queue.h"
 #include "net/ws_options.h"
 
 namespace parley::net {
 
-// One WebSocket connection: a reader, one writer and a keep-alive timer, all on the
-// connection's strand. Events come in through deliver() and wait in a bounded queue; a
-// client that lets it overflow is closed with 1008 "slow consumer".
+// One WebSocket connection, as transport: a reader, one writer and a keep-alive timer, all
+// on the connection's strand. Events come in through deliver(), pass the delivery filter
+// (chat::DeliveryFilter: never a seq twice, never an older badge) and wait in the bounded
+// outbound queue (net/outbound_queue.h); client frames go to the inbound dispatcher (api/).
 class WsSession final : public WsConnection, public std::enable_shared_from_this<WsSession> {
  public:
   // keep: owns the stream (the HTTP connection); held as long as the session lives.
@@ -31,9 +32,9 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   boost::asio::awaitable<void> run(boost::beast::http::request<boost::beast::http::string_body> req);
 
   void deliver(const api::OutEventPtr& ev) override;
+  void deliver_snapshot(std::vector<api::OutEventPtr> badges) override;
   void kick(std::uint16_t code, std::string reason) override;
-  bool follows(Id room) const override { return adm_.sidebar || room == adm_.room; }
-  bool is_chatroom_of(Id room) const override { return !adm_.sidebar && room == adm_.room; }
+  const std::string& connection_id() const override { return who_.connection_id; }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -41,9 +42,12 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   boost::asio::awaitable<void> writer_loop();
   boost::asio::awaitable<void> keepalive_loop();
   boost::asio::awaitable<bool> write_now(const std::string& frame);
-  boost::asio::awaitable<bool> catch_up();                            // replay or snapshot; false: close
+  boost::asio::awaitable<bool> catch_up();  // replay or snapshot; false: close
+  boost::asio::awaitable<bool> replay();
   void push(const api::OutEventPtr& ev, bool closing_flush = false);  // on the strand
   void push_reply(std::string frame);                                 // on the strand
+  void queue_changed(bool wrote_now = false);
+  void slow_consumer();
   void wake();
   void hard_close(const std::string& why);
   void request_close(std::uint16_t code, std::string reason, bool flush);
@@ -54,17 +58,18 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   boost::beast::websocket::stream<boost::beast::tcp_stream&> ws_;
   WsDeps& deps_;
   api::Admission adm_;
-  std::string id_;
-  boost::asio::steady_timer wake_, keepalive_, kill_;
+  api::WsIdentity who_;
+  boost::asio::steady_timer wake_, keepalive_, kill_, snapshot_wait_, stall_;
 
   // Strand-only state.
-  std::deque<api::OutEventPtr> queue_;
-  std::size_t queued_bytes_ = 0;
+  OutboundQueue queue_;
+  chat::DeliveryFilter filter_;
   bool catching_up_ = true;
   std::vector<api::OutEventPtr> pending_;  // live events held during replay/snapshot
   std::size_t pending_bytes_ = 0;
-  chat::Seq last_msg_seq_ = 0;                                  // chatroom: newest seq sent
-  std::map<Id, std::pair<chat::Seq, chat::Seq>> last_unread_;   // room → (last_seq, read_seq) sent
+  std::optional<std::vector<api::OutEventPtr>> snapshot_;
+  std::optional<Clock::time_point> writing_since_;              // the write in flight started then
+  bool behind_ = false;                                         // counted in api::LoadGauge
   std::optional<std::pair<std::uint16_t, std::string>> close_;  // requested close
   bool closed_ = false;
   bool ping_due_ = false;

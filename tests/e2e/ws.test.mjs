@@ -257,7 +257,7 @@ test('connected first; sidebar snapshot: one unread_count_update per room with e
   assert.notEqual(cr.connected.data.connection_id, c.connected.data.connection_id);
 });
 
-test('REST send → new_message to other members (sidebar + chatroom), not to sender, non-members or other rooms; exact unread updates', async () => {
+test('REST send → new_message to other members (sidebar + chatroom), an echo to the sender\'s connections, nothing to non-members or other rooms; exact unread updates', async () => {
   const a = await newUser(S, 'eva');
   const b = await newUser(S, 'evb');
   const c = await newUser(S, 'evc');
@@ -298,6 +298,13 @@ test('REST send → new_message to other members (sidebar + chatroom), not to se
   const retry = await a.api.post(`/api/chatrooms/${room.id}/messages`, { content: 'héllo wörld', client_msg_id: 'cm-1' });
   assertStatus(retry, 200, 'idempotent retry');
   assert.deepEqual(retry.body, m1);
+
+  // Multi-device: a REST send has no sending connection, so every connection of the sender
+  // gets each of its messages once, marked echo:true (the chatroom socket only its room's).
+  for (const [who, x, msgs] of [['a sidebar', aSide, [m1, m2, o1]], ['a chatroom', aRoom, [m1, m2]]]) {
+    const evs = await x.take('new_message', msgs.length, 5000);
+    assert.deepEqual(evs.map((e) => e.data), msgs.map((m) => ({ ...m, echo: true })), `${who}: echoes of its own messages`);
+  }
 
   await sleep(200);
   await bSide.expectNone('new_message', 0);
@@ -454,7 +461,7 @@ test('ping → pong (timestamp echoed exactly), heartbeat → heartbeat_ack; bin
   assert.ok(c.raw.every((f) => !f.binary), 'every server frame is a text frame');
 });
 
-test('a send that clears the sender\'s own unread count → unread_count_update to the sender (not new_message)', async () => {
+test('a send that clears the sender\'s own unread count → unread_count_update to the sender (and only an echo of the message)', async () => {
   const a = await newUser(S, 'sua');
   const b = await newUser(S, 'sub');
   const room = await group(a, [b], 'own');
@@ -466,6 +473,7 @@ test('a send that clears the sender\'s own unread count → unread_count_update 
   bSide.drain();
   const m = await send(b, room.id, 'reply'); // moves b's watermark to seq 3: unread 2 → 0
   assertUnread(await bSide.next('unread_count_update'), { room_id: room.id, unread_count: 0, total_unread: 0, last_seq: 3 }, 'sender after its send');
+  assert.deepEqual((await bSide.next('new_message')).data, { ...m, echo: true }, 'the sender\'s socket gets the echo');
   await bSide.expectNone('new_message', 200);
   assert.equal(m.seq, 3);
   const rest = await b.api.get('/api/messages/unread-counts');
@@ -551,7 +559,7 @@ test('membership: removal closes the chatroom socket (1008 "not a member") and s
 // 4. Ordering and exactly-once under concurrent senders
 // =====================================================================================
 
-test('4 concurrent senders × 50: every other member gets every message once, in strictly increasing seq', async () => {
+test('4 concurrent senders × 50: every member gets every message once (own ones as echo), in strictly increasing seq', async () => {
   const senders = await Promise.all([0, 1, 2, 3].map(() => newUser(S, 'ord')));
   const obs = await newUser(S, 'obs');
   const room = await group(senders[0], [...senders.slice(1), obs], 'order');
@@ -574,20 +582,22 @@ test('4 concurrent senders × 50: every other member gets every message once, in
   }));
   const total = senders.length * N;
   assert.deepEqual([...sentBy.keys()].sort((x, y) => x - y), range(1, total), 'REST seqs 1..total');
-  const check = async (x, expectSeqs, who) => {
+  const check = async (x, expectSeqs, who, own) => {
     const evs = await x.take('new_message', expectSeqs.length, 15000);
     const got = evs.map((e) => e.data.seq);
     for (let i = 1; i < got.length; i++) assert.ok(got[i] > got[i - 1], `${who}: seq ${got[i]} after ${got[i - 1]}`);
     assert.deepEqual(got, expectSeqs, `${who}: exactly the expected seqs`);
-    for (const e of evs) assert.equal(e.data.room_id, room.id);
+    for (const e of evs) {
+      assert.equal(e.data.room_id, room.id);
+      assert.equal(e.data.echo === true, sentBy.get(e.data.seq) === own, `${who}: echo:true exactly on its own messages`);
+    }
   };
   const all = range(1, total);
-  await check(obsSide, all, 'observer sidebar');
-  await check(obsRoom, all, 'observer chatroom');
+  await check(obsSide, all, 'observer sidebar', -1);
+  await check(obsRoom, all, 'observer chatroom', -1);
   for (let i = 0; i < senders.length; i++) {
-    const others = all.filter((q) => sentBy.get(q) !== i);
-    await check(sRooms[i], others, `sender ${i} chatroom`);
-    await check(sSides[i], others, `sender ${i} sidebar`);
+    await check(sRooms[i], all, `sender ${i} chatroom`, i);
+    await check(sSides[i], all, `sender ${i} sidebar`, i);
   }
   await sleep(300);
   for (const x of [obsSide, obsRoom, ...sRooms, ...sSides]) await x.expectNone('new_message', 0);

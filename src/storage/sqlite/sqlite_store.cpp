@@ -353,33 +353,10 @@ class SqliteTx final : public chat::Tx {
         .bind(4, at)
         .exec();
   }
-  Seq total_unread(Id user) override {
-    auto s = c_.prepare(
-        "SELECT COALESCE(SUM(MAX(r.last_seq - m.read_seq, 0)), 0) FROM members m "
-        "JOIN rooms r ON r.id = m.room_id WHERE m.user_id=? AND m.active=1");
-    s.bind(1, user);
-    return s.step() ? s.i64(0) : 0;
-  }
-  std::vector<std::pair<Id, Seq>> total_unread_of_members(Id room) override {
-    auto s = c_.prepare(
-        "SELECT m.user_id, COALESCE(SUM(MAX(r.last_seq - m.read_seq, 0)), 0) FROM members me "
-        "JOIN members m ON m.user_id = me.user_id AND m.active = 1 JOIN rooms r ON r.id = m.room_id "
-        "WHERE me.room_id = ? AND me.active = 1 GROUP BY m.user_id");
-    s.bind(1, room);
-    std::vector<std::pair<Id, Seq>> out;
-    while (s.step()) out.emplace_back(s.i64(0), s.i64(1));
-    return out;
-  }
   TimeMs now() override {
     last_now_ = std::max(last_now_, now_ms());
     return last_now_;
   }
-  void on_commit(std::function<void()> fn) override {
-    if (!callbacks_) throw std::logic_error("on_commit outside a write transaction");
-    callbacks_->push_back(std::move(fn));
-  }
-  // The writer points this at the current job's callback list.
-  void set_callbacks(std::vector<std::function<void()>>* cbs) { callbacks_ = cbs; }
 
   std::optional<TimeMs> first_read_at(Id room, Id user, Seq seq) override {
     auto s = c_.prepare(
@@ -392,7 +369,6 @@ class SqliteTx final : public chat::Tx {
 
  private:
   Conn& c_;
-  std::vector<std::function<void()>>* callbacks_ = nullptr;
   TimeMs last_now_ = 0;  // the writer's one Tx outlives every job: times only grow
 };
 
@@ -493,23 +469,19 @@ struct SqliteStore::Impl {
         batch.assign(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(n));
         queue.erase(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(n));
       }
-      std::vector<std::vector<std::function<void()>>> callbacks(batch.size());
       JobError batch_error;
       try {
         c.exec("BEGIN IMMEDIATE");
         for (std::size_t i = 0; i < batch.size(); ++i) {
           c.exec("SAVEPOINT job");
-          tx.set_callbacks(&callbacks[i]);
           try {
             (*batch[i]->fn)(tx);
             c.exec("RELEASE job");
           } catch (...) {
             batch[i]->error.capture();
-            callbacks[i].clear();
             c.exec("ROLLBACK TO job");
             c.exec("RELEASE job");
           }
-          tx.set_callbacks(nullptr);
         }
         c.exec("COMMIT");
       } catch (...) {
@@ -518,15 +490,6 @@ struct SqliteStore::Impl {
       }
       if (!batch_error.failed) {
         if (opts.on_commit) opts.on_commit(batch.size());
-        // Events leave in commit order, before any caller hears back.
-        for (auto& cbs : callbacks)
-          for (auto& cb : cbs) {
-            try {
-              cb();
-            } catch (const std::exception& e) {
-              spdlog::error("commit callback failed: {}", e.what());
-            }
-          }
       }
       for (auto* job : batch) {
         if (batch_error.failed) job->error = batch_error;
@@ -616,8 +579,6 @@ void SqliteStore::read(const std::function<void(chat::Tx&)>& fn) {
     throw;
   }
 }
-
-void SqliteStore::read_in_commit_order(const std::function<void(chat::Tx&)>& fn) { write(fn); }
 
 bool SqliteStore::healthy() {
   try {

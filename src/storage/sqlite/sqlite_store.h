@@ -32,7 +32,6 @@ class SqliteStore final : public chat::Store {
 
   void write(const std::function<void(chat::Tx&)>& fn) override;
   void read(const std::function<void(chat::Tx&)>& fn) override;
-  void read_in_commit_order(const std::function<void(chat::Tx&)>& fn) override;
   bool healthy() override;
 
   // The schema version the code migrates to.

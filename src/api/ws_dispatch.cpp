@@ -1,0 +1,129 @@
+#include <boost/json.hpp>
+#include <cmath>
+
+#include "api/events_json.h"
+#include "api/ws_service.h"
+#include "auth/jwt.h"
+#include "chat/validation.h"
+#include "common/error.h"
+#include "common/time.h"
+
+namespace parley::api {
+namespace json = boost::json;
+
+namespace {
+
+const json::object& data_of(const void* data) {
+  static const json::object empty;
+  return data ? *static_cast<const json::object*>(data) : empty;
+}
+
+Inbound reply(std::string frame) { return Inbound{std::move(frame), {}}; }
+
+// ping / heartbeat: the timestamp is echoed, but only as a finite number (a double that
+// overflowed to infinity would render as invalid JSON).
+Inbound stamp_reply(const char* type, const json::value& stamp) {
+  return reply(json::serialize(json::object{
+      {"type", type}, {"data", json::object{{"timestamp", stamp}, {"server_time", format_rfc3339(now_ms())}}}}));
+}
+
+bool finite_number(const json::value& v) {
+  return v.is_int64() || v.is_uint64() || (v.is_double() && std::isfinite(v.as_double()));
+}
+
+Inbound ping(const WsIdentity&, const void* data, const std::optional<std::string>&) {
+  auto ts = data_of(data).if_contains("timestamp");
+  if (!ts || !finite_number(*ts))
+    return reply(error_frame("invalid_request", "ping needs data.timestamp as a finite number"));
+  return stamp_reply("pong", *ts);
+}
+
+Inbound heartbeat(const WsIdentity&, const void* data, const std::optional<std::string>&) {
+  auto ts = data_of(data).if_contains("timestamp");
+  if (ts && !finite_number(*ts))
+    return reply(error_frame("invalid_request", "heartbeat data.timestamp must be a finite number"));
+  return stamp_reply("heartbeat_ack", ts ? *ts : json::value(now_ms()));
+}
+
+}  // namespace
+
+WsDispatcher::WsDispatcher(chat::ChatService& chat, Metrics& metrics, const LoadGauge& load) {
+  handlers_.emplace("ping", ping);
+  handlers_.emplace("heartbeat", heartbeat);
+  // send_message: validated here, stored off the IO threads, answered with ack or error.
+  handlers_.emplace("send_message",
+                    [&chat, &metrics, &load](const WsIdentity& who, const void* data,
+                                             const std::optional<std::string>& cmid) -> Inbound {
+                      const auto& d = data_of(data);
+                      auto refuse = [&](const char* code, const std::string& msg) {
+                        return reply(error_frame(code, msg, cmid));
+                      };
+                      if (!cmid) return refuse("invalid_request", "client_msg_id must be a string of 1-64 characters");
+                      try {
+                        chat::check_client_msg_id(*cmid);
+                      } catch (const Error& e) {
+                        return refuse("invalid_request", e.what());
+                      }
+                      Id room = who.room;
+                      if (auto r = d.if_contains("room_id")) {
+                        std::optional<Id> id = r->is_string() ? parse_id(r->as_string()) : std::nullopt;
+                        if (!id) return refuse("invalid_request", "room_id must be an id string");
+                        if (who.room != 0 && *id != who.room)
+                          return refuse("invalid_request", "a chatroom socket sends to its own room only");
+                        room = *id;
+                      }
+                      if (room == 0) return refuse("invalid_request", "room_id is required on the sidebar socket");
+                      auto c = d.if_contains("content");
+                      if (!c || !c->is_string()) return refuse("invalid_request", "content must be a string");
+                      std::string content(c->as_string());
+                      try {
+                        chat::check_content(content);
+                      } catch (const Error& e) {
+                        return refuse("invalid_request", e.what());
+                      }
+                      if (load.overloaded()) return refuse("overloaded", "the server is busy; retry shortly");
+                      Inbound in;
+                      in.blocking = [&chat, &metrics, who, room, content = std::move(content), cmid]() -> std::string {
+                        try {
+                          auto res = chat.send(who.user, room, content, cmid, who.connection_id);
+                          if (res.created) metrics.message_stored();
+                          return ack_frame(*cmid, res.message);
+                        } catch (const Error& e) {
+                          const char* code = e.kind() == ErrorKind::Unavailable ? "unavailable" : e.code().c_str();
+                          return error_frame(code, e.what(), cmid);
+                        } catch (const std::exception&) {
+                          return error_frame("unavailable", "the message could not be stored; retry", cmid);
+                        }
+                      };
+                      return in;
+                    });
+}
+
+Inbound WsDispatcher::dispatch(const WsIdentity& who, std::string_view text, bool rate_limited) const {
+  json::error_code ec;
+  json::value v = json::parse(text, ec);
+  std::optional<std::string> cmid;
+  const json::object* data = nullptr;
+  const json::string* type = nullptr;
+  if (!ec && v.is_object()) {
+    const auto& o = v.as_object();
+    if (auto t = o.if_contains("type"); t && t->is_string()) type = &t->as_string();
+    if (auto d = o.if_contains("data"); d && d->is_object()) {
+      data = &d->as_object();
+      if (auto c = data->if_contains("client_msg_id"); c && c->is_string()) cmid = std::string(c->as_string());
+    }
+  }
+  if (rate_limited) return reply(error_frame("rate_limited", "too many frames", cmid));
+  if (ec || !v.is_object()) return reply(error_frame("invalid_json", "a frame must be a JSON object"));
+  if (!type) return reply(error_frame("invalid_request", "type must be a string"));
+  auto d = v.as_object().if_contains("data");
+  if (d && !d->is_object() && !d->is_null())
+    return reply(error_frame("invalid_request", "data must be an object", cmid));
+  auto it = handlers_.find(std::string_view(*type));
+  if (it == handlers_.end()) return reply(error_frame("unknown_type", "unknown message type", cmid));
+  return it->second(who, data, cmid);
+}
+
+std::string WsService::new_connection_id() { return auth::random_key_hex(8); }
+
+}  // namespace parley::api

@@ -1,0 +1,118 @@
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include "api/ws_service.h"
+#include "storage/sqlite/sqlite_store.h"
+
+using namespace parley;
+namespace json = boost::json;
+
+namespace {
+struct Dispatch : ::testing::Test {
+  storage::SqliteStore store{storage::SqliteOptions{":memory:", 1, 256, false, {}}};
+  chat::ChatService chat{store};
+  api::Metrics metrics;
+  api::LoadGauge load{10};
+  api::WsDispatcher d{chat, metrics, load};
+  Id alice = chat.create_user("alice", "h").id;
+  Id bob = chat.create_user("bob", "h").id;
+  Id room = chat.create_group(alice, "r", {}).room.id;
+  api::WsIdentity sidebar{alice, 0, "c1"};
+  api::WsIdentity chatroom{alice, room, "c2"};
+
+  json::object answer(const api::WsIdentity& who, std::string_view frame, bool limited = false) {
+    auto in = d.dispatch(who, frame, limited);
+    std::string text = in.blocking ? in.blocking() : in.reply;
+    EXPECT_TRUE(in.blocking == nullptr || in.reply.empty());
+    return json::parse(text).as_object();
+  }
+  std::string code(const json::object& o) {
+    EXPECT_EQ(o.at("type").as_string(), "error") << json::serialize(o);
+    return std::string(o.at("data").as_object().at("code").as_string());
+  }
+  std::string send(Id room_id, std::string_view content, std::string_view cmid) {
+    json::object data{{"content", content}, {"client_msg_id", cmid}};
+    if (room_id) data["room_id"] = format_id(room_id);
+    return json::serialize(json::object{{"type", "send_message"}, {"data", data}});
+  }
+  chat::Seq last_seq() { return chat.get_room(alice, room).room.last_seq; }
+};
+}  // namespace
+
+TEST_F(Dispatch, PingAndHeartbeatAreAnsweredAtOnceWithFiniteTimestampsOnly) {
+  auto in = d.dispatch(sidebar, R"({"type":"ping","data":{"timestamp":12.5}})", false);
+  EXPECT_FALSE(in.blocking);
+  auto pong = json::parse(in.reply).as_object();
+  EXPECT_EQ(pong.at("type").as_string(), "pong");
+  EXPECT_EQ(pong.at("data").as_object().at("timestamp").as_double(), 12.5);
+  EXPECT_EQ(code(answer(sidebar, R"({"type":"ping","data":{"timestamp":1e400}})")), "invalid_request");
+  EXPECT_EQ(code(answer(sidebar, R"({"type":"heartbeat","data":{"timestamp":-1e400}})")), "invalid_request");
+  EXPECT_EQ(answer(sidebar, R"({"type":"heartbeat"})").at("type").as_string(), "heartbeat_ack");
+}
+
+TEST_F(Dispatch, MalformedAndUnknownFramesGetErrors) {
+  EXPECT_EQ(code(answer(sidebar, "not json")), "invalid_json");
+  EXPECT_EQ(code(answer(sidebar, "[1]")), "invalid_json");
+  EXPECT_EQ(code(answer(sidebar, R"({"type":3})")), "invalid_request");
+  EXPECT_EQ(code(answer(sidebar, R"({"type":"ping","data":7})")), "invalid_request");
+  EXPECT_EQ(code(answer(sidebar, R"({"type":"nope"})")), "unknown_type");
+}
+
+TEST_F(Dispatch, SendMessageIsStoredOffTheIoThreadAndAcknowledged) {
+  auto in = d.dispatch(sidebar, send(room, "hello", "m-1"), false);
+  ASSERT_TRUE(in.blocking);  // the storage work is handed back, not done here
+  EXPECT_EQ(last_seq(), 0);
+  auto ack = json::parse(in.blocking()).as_object();
+  EXPECT_EQ(ack.at("type").as_string(), "ack");
+  EXPECT_EQ(ack.at("data").as_object().at("client_msg_id").as_string(), "m-1");
+  EXPECT_EQ(ack.at("data").as_object().at("message").as_object().at("seq").as_int64(), 1);
+  // On a chatroom socket room_id may be left out; a retry returns the original.
+  auto again = answer(chatroom, R"({"type":"send_message","data":{"content":"hello","client_msg_id":"m-1"}})");
+  EXPECT_EQ(again.at("data").as_object().at("message").as_object().at("seq").as_int64(), 1);
+  EXPECT_EQ(last_seq(), 1);
+}
+
+TEST_F(Dispatch, EveryRefusedSendNamesItsClientMsgIdAndStoresNothing) {
+  auto cmid_of = [](const json::object& o) -> std::string {
+    auto c = o.at("data").as_object().if_contains("client_msg_id");
+    return c ? std::string(c->as_string()) : "-";
+  };
+  auto other = chat.create_group(bob, "bob's", {}).room.id;
+  struct Case {
+    const api::WsIdentity* who;
+    std::string frame;
+    std::string code, cmid;
+  } cases[] = {
+      {&sidebar, send(0, "x", "a"), "invalid_request", "a"},        // no room on the sidebar
+      {&sidebar, send(424242, "x", "b"), "not_found", "b"},         // unknown room
+      {&sidebar, send(other, "x", "c"), "forbidden", "c"},          // not a member
+      {&chatroom, send(other, "x", "d"), "invalid_request", "d"},   // another room on a chatroom socket
+      {&sidebar, send(room, "", "e"), "invalid_request", "e"},      // empty
+      {&sidebar, send(room, "  \n", "f"), "invalid_request", "f"},  // whitespace only
+      {&sidebar, send(room, std::string(16385, 'x'), "g"), "invalid_request", "g"},  // too long
+      {&sidebar, R"({"type":"send_message","data":{"room_id":"1","content":5,"client_msg_id":"h"}})", "invalid_request",
+       "h"},
+      {&sidebar, R"({"type":"send_message","data":{"room_id":"x1","content":"x","client_msg_id":"i"}})",
+       "invalid_request", "i"},
+      {&sidebar, R"({"type":"send_message","data":{"room_id":"1","content":"x"}})", "invalid_request", "-"},
+      {&sidebar, send(room, "x", std::string(65, 'k')), "invalid_request", std::string(65, 'k')},
+  };
+  for (const auto& c : cases) {
+    auto o = answer(*c.who, c.frame);
+    EXPECT_EQ(code(o), c.code) << c.frame.substr(0, 120);
+    EXPECT_EQ(cmid_of(o), c.cmid) << c.frame.substr(0, 120);
+  }
+  auto limited = answer(sidebar, send(room, "x", "rl"), true);
+  EXPECT_EQ(code(limited), "rate_limited");
+  EXPECT_EQ(cmid_of(limited), "rl");
+  EXPECT_EQ(last_seq(), 0);
+}
+
+TEST_F(Dispatch, AnOverloadedServerRefusesNewSends) {
+  load.behind(1);
+  auto o = answer(sidebar, send(room, "x", "o"));
+  EXPECT_EQ(code(o), "overloaded");
+  load.behind(-1);
+  EXPECT_EQ(answer(sidebar, send(room, "x", "o")).at("type").as_string(), "ack");
+}

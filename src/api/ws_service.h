@@ -1,0 +1,85 @@
+#pragma once
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "api/fanout.h"
+#include "api/metrics.h"
+#include "api/ws_gate.h"
+#include "chat/service.h"
+
+namespace parley::api {
+
+// The identity of one WebSocket connection, given to every inbound handler.
+struct WsIdentity {
+  Id user = 0;
+  Id room = 0;  // chatroom sockets: their room; 0 on the sidebar
+  std::string connection_id;
+};
+
+// What one client frame asks for. reply: sent at once (when not empty). blocking: work that
+// touches storage, to be run off the IO threads; what it returns is sent when it is done.
+// The connection runs one blocking call at a time, in the order its frames came.
+struct Inbound {
+  std::string reply;
+  std::function<std::string()> blocking;
+};
+
+// The inbound dispatcher (CONTRACT.md "Client → server", "Sending over WebSocket"): a table
+// from `type` to handler, like Router for REST. Parsing and validation happen before any
+// storage work, so a refused frame costs no storage call and stores nothing.
+class WsDispatcher {
+ public:
+  using Handler = std::function<Inbound(const WsIdentity&, const void* data, const std::optional<std::string>& cmid)>;
+  WsDispatcher(chat::ChatService& chat, Metrics& metrics, const LoadGauge& load);
+  // rate_limited: the connection's inbound budget is spent (the frame is parsed only to name
+  // its client_msg_id in the error).
+  Inbound dispatch(const WsIdentity& who, std::string_view text, bool rate_limited) const;
+
+ private:
+  std::map<std::string, Handler, std::less<>> handlers_;  // data: a boost::json::object*
+};
+
+// What net/ needs from the rest of the process for WebSockets, so that it depends on api/
+// alone: admission, the reads of catch-up (replay, badge snapshot, gap fills) and the
+// inbound dispatcher. The reads are blocking: call them off the IO threads.
+class WsService {
+ public:
+  WsService(chat::ChatService& chat, WsGate& gate, Metrics& metrics, LoadGauge& load)
+      : chat_(chat), gate_(gate), metrics_(metrics), load_(load), dispatcher_(chat, metrics, load) {}
+
+  Admission admit(const UpgradeRequest& req) { return gate_.admit(req); }
+  static std::string new_connection_id();
+
+  std::vector<chat::RoomBadge> badge_snapshot(Id user) { return chat_.badge_snapshot(user); }
+  // The room's last_seq; throws parley::Error (403/404) when user is not a member.
+  chat::Seq require_membership(Id user, Id room) { return chat_.require_membership(user, room); }
+  std::vector<chat::Message> replay(Id user, Id room, chat::Seq after, int limit) {
+    return chat_.messages_after(user, room, after, limit);
+  }
+  struct Fill {
+    std::vector<Id> members;
+    std::vector<chat::Message> messages;
+  };
+  Fill fill(Id room, chat::Seq after, chat::Seq before, int limit) {
+    return Fill{chat_.active_member_ids(room), chat_.messages_between(room, after, before, limit)};
+  }
+
+  Inbound dispatch(const WsIdentity& who, std::string_view text, bool rate_limited) const {
+    return dispatcher_.dispatch(who, text, rate_limited);
+  }
+  Metrics& metrics() { return metrics_; }
+  LoadGauge& load() { return load_; }
+
+ private:
+  chat::ChatService& chat_;
+  WsGate& gate_;
+  Metrics& metrics_;
+  LoadGauge& load_;
+  WsDispatcher dispatcher_;
+};
+
+}  // namespace parley::api

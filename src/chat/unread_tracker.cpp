@@ -1,0 +1,79 @@
+#include "chat/unread_tracker.h"
+
+#include <algorithm>
+
+namespace parley::chat {
+
+std::optional<Badge> UnreadTracker::set(Id room, Entry& e, Seq last_seq, Seq read_seq) {
+  Seq before = e.member ? unread_count(e.last_seq, e.read_seq) : 0;
+  bool joined = !e.member;
+  e.last_seq = std::max(e.last_seq, last_seq);
+  e.read_seq = std::max(e.read_seq, read_seq);
+  e.member = true;
+  Seq after = unread_count(e.last_seq, e.read_seq);
+  total_ += after - before;
+  if (!loaded_) {
+    changed_while_loading_.push_back(room);
+    return std::nullopt;
+  }
+  if (after == before && !joined) return std::nullopt;
+  return badge_of(room, e);
+}
+
+std::optional<Badge> UnreadTracker::apply(Id room, Seq last_seq, Seq read_seq) {
+  Entry& e = rooms_[room];
+  if (e.left_at >= last_seq) return std::nullopt;  // a state of a membership that has ended
+  if (e.member && !newer(last_seq, read_seq, e)) return std::nullopt;
+  return set(room, e, last_seq, read_seq);
+}
+
+std::optional<Badge> UnreadTracker::join(Id room, Seq last_seq, Seq read_seq) {
+  Entry& e = rooms_[room];
+  if (e.left_at > last_seq) return std::nullopt;  // older than a leave already seen
+  e.left_at = -1;
+  if (e.member && !newer(last_seq, read_seq, e)) return std::nullopt;
+  return set(room, e, last_seq, read_seq);
+}
+
+void UnreadTracker::leave(Id room, Seq last_seq) {
+  Entry& e = rooms_[room];
+  if (e.member && e.last_seq > last_seq) return;  // the room was re-joined since
+  if (e.member) total_ -= unread_count(e.last_seq, e.read_seq);
+  e.member = false;
+  e.left_at = std::max(e.left_at, last_seq);
+}
+
+std::vector<Id> UnreadTracker::load(const std::vector<RoomBadge>& snapshot) {
+  for (const auto& s : snapshot) {
+    Entry& e = rooms_[s.room];
+    if (e.left_at >= s.last_seq) continue;  // left after the snapshot was read
+    e.last_seq = std::max(e.last_seq, s.last_seq);
+    e.read_seq = std::max(e.read_seq, s.read_seq);
+    e.member = true;
+  }
+  total_ = 0;
+  for (const auto& [room, e] : rooms_)
+    if (e.member) total_ += unread_count(e.last_seq, e.read_seq);
+  loaded_ = true;
+  std::vector<Id> changed = std::move(changed_while_loading_);
+  changed_while_loading_.clear();
+  std::sort(changed.begin(), changed.end());
+  changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
+  return changed;
+}
+
+std::optional<Badge> UnreadTracker::badge(Id room) const {
+  auto it = rooms_.find(room);
+  if (it == rooms_.end() || !it->second.member) return std::nullopt;
+  return badge_of(room, it->second);
+}
+
+std::vector<Badge> UnreadTracker::badges() const {
+  std::vector<Badge> out;
+  for (const auto& [room, e] : rooms_)
+    if (e.member) out.push_back(badge_of(room, e));
+  std::sort(out.begin(), out.end(), [](const Badge& a, const Badge& b) { return a.room < b.room; });
+  return out;
+}
+
+}  // namespace parley::chat

@@ -1,0 +1,76 @@
+#pragma once
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "chat/read_state.h"
+#include "chat/types.h"
+
+namespace parley::chat {
+
+// One room's badge state for one user: both numbers only grow, so the pair, compared
+// lexicographically, orders the states of a (user, room) in time, whichever order the
+// events carrying them arrive in.
+struct RoomBadge {
+  Id room = 0;
+  Seq last_seq = 0;
+  Seq read_seq = 0;
+};
+
+// A badge as a client sees it: the room's unread count and the user's total over every room.
+struct Badge {
+  Id room = 0;
+  Seq unread = 0;
+  Seq total = 0;
+  Seq last_seq = 0;
+  Seq read_seq = 0;
+};
+
+// The unread state of one connected user, kept by each instance from the events themselves
+// so that no write has to compute anyone's total. It starts empty ("loading"), takes every
+// event from the moment the user's first connection registered, and is completed by a
+// snapshot read from storage after that moment: since states merge by their order (the
+// newer pair wins), the snapshot and the events may come in any order and the result is the
+// same. Badges are only produced once loaded (before, the total is not known).
+//
+// Membership: a leave at last_seq L leaves a tombstone that refuses older states (seq <= L)
+// of that room, so a late event of the old membership cannot bring the room back; a join at
+// J >= L lifts it. Bounded by the rooms the user has been a member of.
+class UnreadTracker {
+ public:
+  // A state from a message or read event. Returns the badge when the room's count changed.
+  std::optional<Badge> apply(Id room, Seq last_seq, Seq read_seq);
+  // The user joined the room (creation, add, re-join): the room counts from now on.
+  std::optional<Badge> join(Id room, Seq last_seq, Seq read_seq);
+  // The user left the room when it was at last_seq: it no longer counts.
+  void leave(Id room, Seq last_seq);
+  // Completes the tracker with a snapshot of every room the user is a member of, read after
+  // the tracker was created. Returns the rooms whose state the live events had changed
+  // before it (their badges were held back for want of a total).
+  std::vector<Id> load(const std::vector<RoomBadge>& snapshot);
+
+  bool loaded() const { return loaded_; }
+  Seq total() const { return total_; }
+  std::optional<Badge> badge(Id room) const;
+  std::vector<Badge> badges() const;  // every room the user is a member of
+
+ private:
+  struct Entry {
+    Seq last_seq = 0;
+    Seq read_seq = 0;
+    bool member = false;
+    Seq left_at = -1;  // tombstone: states with last_seq <= left_at are stale
+  };
+  static bool newer(Seq ls, Seq rs, const Entry& e) { return ls > e.last_seq || (ls == e.last_seq && rs > e.read_seq); }
+  std::optional<Badge> set(Id room, Entry& e, Seq last_seq, Seq read_seq);
+  Badge badge_of(Id room, const Entry& e) const {
+    return Badge{room, unread_count(e.last_seq, e.read_seq), total_, e.last_seq, e.read_seq};
+  }
+
+  std::unordered_map<Id, Entry> rooms_;
+  std::vector<Id> changed_while_loading_;
+  Seq total_ = 0;
+  bool loaded_ = false;
+};
+
+}  // namespace parley::chat
