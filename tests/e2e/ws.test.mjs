@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { startServer, newUser } from './lib/server.mjs';
 import { TIME_RE, ID_RE, sleep, assertStatus } from './lib/rest-helpers.mjs';
-import { open, connect, probeUpgrade, rawConnect } from './lib/ws-client.mjs';
+import { open, connect, probeUpgrade, rawConnect, plainNewMessage, isEcho } from './lib/ws-client.mjs';
 
 const UNKNOWN_ID = '987654321987654321';
 const NO_COOLDOWN = ['--ws-cooldown-ms', '0'];
@@ -302,8 +302,10 @@ test('REST send → new_message to other members (sidebar + chatroom), not to se
   await sleep(200);
   await bSide.expectNone('new_message', 0);
   await bRoom.expectNone('new_message', 0);
-  await aSide.expectNone('new_message', 0);
-  await aRoom.expectNone('new_message', 0);
+  // The sender's own connections get no plain new_message; echoes (CONTRACT.md "Multi-device")
+  // are checked in ws_send.test.mjs.
+  await aSide.expectNone(plainNewMessage, 0);
+  await aRoom.expectNone(plainNewMessage, 0);
   await aSide.expectNone('unread_count_update', 0); // the sender's count did not change
   await dSide.expectNone(null, 0);
   await bOther.expectNone('new_message', 0); // only the other room's own message (consumed above)
@@ -466,7 +468,8 @@ test('a send that clears the sender\'s own unread count → unread_count_update 
   bSide.drain();
   const m = await send(b, room.id, 'reply'); // moves b's watermark to seq 3: unread 2 → 0
   assertUnread(await bSide.next('unread_count_update'), { room_id: room.id, unread_count: 0, total_unread: 0, last_seq: 3 }, 'sender after its send');
-  await bSide.expectNone('new_message', 200);
+  await bSide.expectNone(plainNewMessage, 200); // at most the echo of its own message
+  assert.ok(bSide.all.filter((e) => e.type === 'new_message').every((e) => isEcho(e) && e.data.id === m.id), 'only an echo of its own message');
   assert.equal(m.seq, 3);
   const rest = await b.api.get('/api/messages/unread-counts');
   assert.deepEqual(rest.body, { unread_counts: { [room.id]: 0 }, total: 0 }, 'REST agrees');
@@ -574,8 +577,10 @@ test('4 concurrent senders × 50: every other member gets every message once, in
   }));
   const total = senders.length * N;
   assert.deepEqual([...sentBy.keys()].sort((x, y) => x - y), range(1, total), 'REST seqs 1..total');
+  // Only plain new_message frames: a sender's own messages come back to its connections as
+  // echoes (CONTRACT.md "Multi-device"), which ws_send.test.mjs checks.
   const check = async (x, expectSeqs, who) => {
-    const evs = await x.take('new_message', expectSeqs.length, 15000);
+    const evs = await x.take(plainNewMessage, expectSeqs.length, 15000);
     const got = evs.map((e) => e.data.seq);
     for (let i = 1; i < got.length; i++) assert.ok(got[i] > got[i - 1], `${who}: seq ${got[i]} after ${got[i - 1]}`);
     assert.deepEqual(got, expectSeqs, `${who}: exactly the expected seqs`);
@@ -590,7 +595,7 @@ test('4 concurrent senders × 50: every other member gets every message once, in
     await check(sSides[i], others, `sender ${i} sidebar`);
   }
   await sleep(300);
-  for (const x of [obsSide, obsRoom, ...sRooms, ...sSides]) await x.expectNone('new_message', 0);
+  for (const x of [obsSide, obsRoom, ...sRooms, ...sSides]) await x.expectNone(plainNewMessage, 0);
   // The observer's last badge says all `total` are unread.
   const ups = obsSide.all.filter((e) => e.type === 'unread_count_update');
   assert.deepEqual(ups.at(-1).data, { room_id: room.id, unread_count: total, total_unread: total, last_seq: total });
