@@ -183,7 +183,10 @@ test(`overload: ${READER_USERS * SOCKETS_PER_USER} reading sockets, senders abov
       const cmid = `ov-${w++}`;
       const answer = new Promise((resolve) => { wsAnswers.set(cmid, resolve); wsOrder.push(cmid); });
       wsConn.ws.send(JSON.stringify({ type: 'send_message', data: { room_id: roomId, content: `ws ${cmid}`, client_msg_id: cmid } }));
-      const ev = await Promise.race([answer, sleep(20000).then(() => null), wsClosed.then(() => 'closed')]);
+      let timer;
+      const timeout = new Promise((resolve) => { timer = setTimeout(() => resolve(null), 20000); });
+      const ev = await Promise.race([answer, timeout, wsClosed.then(() => 'closed')]);
+      clearTimeout(timer);
       if (ev === 'closed') return;
       if (ev === null) { wsOutcome.other.push(`no answer to ${cmid} within 20 s`); return; }
       if (ev.type === 'ack' && ev.data?.client_msg_id === cmid && ev.data.message) wsOutcome.ack.push(ev.data.message);
