@@ -21,27 +21,46 @@
 // steps (and at the end) also GET /api/chatrooms, GET /api/messages/latest, non-member probes,
 // and at the end every message's read-by-who and the full history of every room.
 //
+// Sends are mixed: about half go over REST, the others as WebSocket `send_message` on one of
+// the sender's sockets (CONTRACT.md "Sending over WebSocket"; the choice of transport and socket
+// comes from its own PRNG stream, so a seed's operations stay as they were). A WS send must
+// be answered on its socket by `ack` {"client_msg_id","message"} with the message the model
+// expects (the original one for a repeated client_msg_id, shared with REST), or by `error`
+// `forbidden` for a non-member; bursts mix both transports too.
+//
 // Every user also keeps a sidebar WebSocket (`/ws?token=…`, CONTRACT.md "WebSocket") open for
-// the whole run. After every WS_EVERY steps (default every step), once its events have
-// settled (up to 3 s):
-//   - every message has arrived as `new_message` on the sidebar of every user who was a
-//     member other than its sender when it was sent, exactly once, in strictly increasing seq
-//     per room; never on the sender's own sidebar, never for a room the user was not in;
+// the whole run, and a few users a second one (a second device). After every WS_EVERY steps
+// (default every step), once its events have settled (up to 3 s), on every open connection:
+//   - every message has arrived as `new_message` exactly once, in strictly increasing seq per
+//     room, if the connection's user was a member other than its sender when it was sent
+//     (without `echo`), or if the connection belongs to the sender and did not send it itself
+//     (with "echo":true, CONTRACT.md "Multi-device": every sidebar of the sender for a REST
+//     send, all but the sending one for a WS send); never for a room the user was not in,
+//     never on the connection that sent it;
 //   - per room, the `unread_count_update`s never go backwards (last_seq never decreases; at
 //     equal last_seq the count never grows), and the newest one (highest last_seq, then lowest
 //     unread_count) carries the model's unread count, and a last_seq no higher than the
 //     room's, with only the user's own messages above it (an update is sent when the count
-//     changes, and a user's own message leaves their count as it was);
+//     changes, and a user's own message, echo or not, leaves their count as it was);
 //   - `message_read` only for rooms the user has been in, never above the room's last_seq.
 // A few times during the run (between steps, from a separate PRNG stream so that the REST
-// operations of a seed stay as they were) one user's sidebar is closed and reopened, and the
-// snapshot right after `connected` must be exactly one update per room of the user with the
-// model's unread_count, last_seq and total_unread. At the end, each user's newest update per
-// room is compared with GET /api/messages/unread-counts and GET /api/chatrooms.
+// operations of a seed stay as they were) one of a user's sidebars is closed and reopened,
+// and the snapshot right after `connected` must be exactly one update per room of the user
+// with the model's unread_count, last_seq and total_unread. At the end, each open
+// connection's newest update per room is compared with GET /api/messages/unread-counts and
+// GET /api/chatrooms.
+//
+// Two cases: a few users (PARLEY_MODEL_USERS, default 5) for many steps, and many distinct
+// users (PARLEY_MODEL_MANY_USERS, default 1,000; 0 skips it) for fewer steps
+// (PARLEY_MODEL_MANY_STEPS, default 60), where one group holds everyone. With many users,
+// each step checks the REST state of a sample of users (PARLEY_MODEL_SAMPLE, default 24) and
+// every FULL_EVERY steps and at the end the unread counts of all of them (the room lists,
+// with every member inlined, of a sample only); sidebars are checked on every connection.
 //
 // Env: PARLEY_MODEL_SEED (default fixed), PARLEY_MODEL_STEPS (default 400),
-// PARLEY_MODEL_FULL_EVERY (default 10), PARLEY_MODEL_WS_EVERY (default 1). A failure names
-// the seed, the step and the operation.
+// PARLEY_MODEL_FULL_EVERY (default 10), PARLEY_MODEL_WS_EVERY (default 1),
+// PARLEY_MODEL_WS_SEND_SHARE (share of sends over WebSocket, default 0.5). A failure names
+// the seed, the case, the step and the operation.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, newUser } from './lib/server.mjs';
@@ -50,12 +69,18 @@ import { SidebarSocket, sleep, waitUntil } from './lib/model-sidebar.mjs';
 
 const SEED = process.env.PARLEY_MODEL_SEED !== undefined && process.env.PARLEY_MODEL_SEED !== ''
   ? Number(process.env.PARLEY_MODEL_SEED) >>> 0 : 0x5eed2026;
-const STEPS = Number(process.env.PARLEY_MODEL_STEPS || 400);
-const FULL_EVERY = Math.max(1, Number(process.env.PARLEY_MODEL_FULL_EVERY || 10));
-const WS_EVERY = Math.max(1, Number(process.env.PARLEY_MODEL_WS_EVERY || 1));
+const envNum = (name, dflt) => (process.env[name] !== undefined && process.env[name] !== '' ? Number(process.env[name]) : dflt);
+const STEPS_FEW = envNum('PARLEY_MODEL_STEPS', 400);
+const USERS_FEW = Math.max(2, envNum('PARLEY_MODEL_USERS', 5));
+const USERS_MANY = envNum('PARLEY_MODEL_MANY_USERS', 1000);
+const STEPS_MANY = envNum('PARLEY_MODEL_MANY_STEPS', 60);
+const SAMPLE = Math.max(1, envNum('PARLEY_MODEL_SAMPLE', 24));
+const FULL_EVERY = Math.max(1, envNum('PARLEY_MODEL_FULL_EVERY', 10));
+const WS_EVERY = Math.max(1, envNum('PARLEY_MODEL_WS_EVERY', 1));
+const WS_SEND_SHARE = Math.min(1, Math.max(0, envNum('PARLEY_MODEL_WS_SEND_SHARE', 0.5)));
 const SETTLE_MS = 3000;
-const N_USERS = 5;
 const N_GROUPS = 3;
+const WS_ANSWER_MS = 5000; // how long a WS send may wait for its ack or error
 
 // mulberry32: small, fast, good enough for test input.
 function prng(seed) {
@@ -144,132 +169,217 @@ class Model {
 
 // ---------------------------------------------------------------------------------------
 
-test(`model-based read state (seed ${SEED}, ${STEPS} steps)`, { timeout: 300_000 }, async (t) => {
+test(`model-based read state, ${USERS_FEW} users (seed ${SEED}, ${STEPS_FEW} steps)`, { timeout: 300_000 },
+  (t) => runModel(t, { caseName: 'few', nUsers: USERS_FEW, steps: STEPS_FEW }));
+
+test(`model-based read state, ${USERS_MANY} distinct users (seed ${SEED}, ${STEPS_MANY} steps)`,
+  { timeout: 300_000, skip: USERS_MANY < 2 ? 'PARLEY_MODEL_MANY_USERS < 2' : false },
+  (t) => runModel(t, { caseName: 'many', nUsers: USERS_MANY, steps: STEPS_MANY }));
+
+async function runModel(t, { caseName, nUsers: N_USERS, steps: STEPS }) {
   const rnd = prng(SEED);
-  const server = await startServer({ args: ['--ws-cooldown-ms', '0'] });
+  // Many users: per-step REST checks of a sample (its own stream; the operations stay as they were).
+  const MANY = N_USERS > 20;
+  const checkRnd = prng((SEED ^ 0x85ebca6b) >>> 0);
+  // REST or WebSocket for a send, and which socket (its own stream, as above).
+  const viaRnd = prng((SEED ^ 0xc2b2ae35) >>> 0);
+  // The inbound limit is not under test here (ws_send.test.mjs): high enough for every burst.
+  const server = await startServer({ args: ['--ws-cooldown-ms', '0', '--ws-inbound-per-sec', '10000', '--ws-inbound-burst', '10000'] });
   t.after(() => server.close());
 
   const users = [];
-  for (let i = 0; i < N_USERS; i++) {
-    const u = await newUser(server, `mdl${i}_`);
-    users.push({ ...u, id: u.user.id, label: `U${i}` });
+  const tReg = Date.now();
+  {
+    let next = 0;
+    await Promise.all(Array.from({ length: Math.min(N_USERS, 8) }, async () => {
+      while (next < N_USERS) {
+        const i = next++;
+        const u = await newUser(server, `mdl${i}_`);
+        users[i] = { ...u, id: u.user.id, label: `U${i}` };
+      }
+    }));
   }
+  const regMs = Date.now() - tReg;
+  // A few users have a second sidebar (a second device): they see their own messages echoed.
+  const N_TWO_SIDEBARS = Math.min(N_USERS, 3 + Math.floor(N_USERS / 100));
   const byId = new Map(users.map((u) => [u.id, u]));
   const label = (id) => byId.get(id)?.label ?? id;
   const model = new Model();
   const roomLabels = new Map();
   const rlabel = (id) => roomLabels.get(id) ?? id;
 
-  // ---- sidebar WebSockets: one per user, open for the whole run ----
+  // ---- sidebar WebSockets: one per user (two for a few), open for the whole run ----
   const wsRnd = prng((SEED ^ 0x9e3779b9) >>> 0); // its own stream: a seed's REST operations stay as they were
   let curStep = 0;
   const wsProblems = []; // what the frame handlers saw wrong, checked at the next sidebar check
-  const wsStats = { frames: {}, reconnects: 0, snapshotRooms: 0, finalExactLastSeq: 0, finalOwnTail: 0 };
-  // Per user: the current connection and what has arrived over the whole run (all connections).
-  const sb = new Map(users.map((u) => [u.id, {
-    conn: null, conns: [],
-    lastUpd: new Map(), // room → the last unread_count_update to arrive
-    kept: new Map(), // room → the newest one: highest last_seq, then lowest unread_count
-    lastNewSeq: new Map(), // room → highest new_message seq so far
-    gotIds: new Set(), // ids of every new_message received
-    toValidate: [], // new_message events not yet compared with the model
-    reads: [], // message_read events not yet checked
-  }]));
+  const wsStats = { frames: {}, reconnects: 0, snapshotRooms: 0, finalExactLastSeq: 0, finalOwnTail: 0, echoes: 0, wsSends: 0, restSends: 0 };
+  // Per user: every connection ever opened, and the open ones. Per connection (conn.st): what
+  // has arrived on it, and the messages it is still due.
+  const sb = new Map(users.map((u) => [u.id, { conns: [], live: [] }]));
   const problem = (u, text) => wsProblems.push(`step ${curStep}: ${u.label} sidebar: ${text}`);
   const isCount = (x) => Number.isInteger(x) && x >= 0;
+  const liveConns = () => users.flatMap((u) => sb.get(u.id).live);
+
+  function newConnState() {
+    return {
+      lastUpd: new Map(), // room → the last unread_count_update to arrive
+      kept: new Map(), // room → the newest one: highest last_seq, then lowest unread_count
+      lastNewSeq: new Map(), // room → highest new_message seq so far
+      gotIds: new Set(), // ids of every new_message received
+      pending: new Map(), // id → message due on this connection and not arrived yet
+      toValidate: [], // new_message events not yet compared with the model
+      reads: [], // message_read events not yet checked
+      waiters: [], // WS sends awaiting their ack or error: {cmid, resolve}
+    };
+  }
 
   function onFrame(u, conn, type, d) {
-    const s = sb.get(u.id);
+    const s = conn.st;
     wsStats.frames[type] = (wsStats.frames[type] ?? 0) + 1;
     if (type === 'unread_count_update') {
       const shown = `${rlabel(d.room_id)} ${JSON.stringify(d)}`;
       if (typeof d.room_id !== 'string' || !isCount(d.unread_count) || !isCount(d.last_seq) ||
           !isCount(d.total_unread) || d.total_unread < d.unread_count || d.unread_count > d.last_seq) {
-        problem(u, `malformed unread_count_update ${shown}`);
+        problem(u, `conn #${conn.n}: malformed unread_count_update ${shown}`);
         return;
       }
       const rec = { ...d, step: curStep, conn: conn.n };
       const prev = s.lastUpd.get(d.room_id);
       if (prev && (d.last_seq < prev.last_seq || (d.last_seq === prev.last_seq && d.unread_count > prev.unread_count))) {
-        problem(u, `unread_count_update for ${rlabel(d.room_id)} went backwards: (last_seq ${prev.last_seq}, unread ${prev.unread_count}; ` +
-          `conn #${prev.conn}, step ${prev.step}) then (last_seq ${d.last_seq}, unread ${d.unread_count}; conn #${conn.n})`);
+        problem(u, `conn #${conn.n}: unread_count_update for ${rlabel(d.room_id)} went backwards: (last_seq ${prev.last_seq}, unread ${prev.unread_count}; ` +
+          `step ${prev.step}) then (last_seq ${d.last_seq}, unread ${d.unread_count})`);
       }
       s.lastUpd.set(d.room_id, rec);
       const k = s.kept.get(d.room_id);
       if (!k || d.last_seq > k.last_seq || (d.last_seq === k.last_seq && d.unread_count < k.unread_count)) s.kept.set(d.room_id, rec);
     } else if (type === 'new_message') {
-      const shown = `new_message ${rlabel(d.room_id)}#${d.seq} from ${label(d.sender_id)} (conn #${conn.n})`;
-      if (d.sender_id === u.id) problem(u, `${shown}: its own message${d.echo ? ' (echo: true)' : ''}; the sender's connections get nothing for it`);
+      const own = d.sender_id === u.id;
+      const shown = `new_message ${rlabel(d.room_id)}#${d.seq} from ${label(d.sender_id)}${d.echo === true ? ' (echo)' : ''} (conn #${conn.n})`;
+      if (own && d.echo !== true) problem(u, `${shown}: its own message without "echo":true`);
+      if (!own && 'echo' in d && d.echo !== false) problem(u, `${shown}: another member's message with echo ${JSON.stringify(d.echo)}`);
+      if (own) wsStats.echoes++;
       const prevSeq = s.lastNewSeq.get(d.room_id);
       if (prevSeq !== undefined && !(d.seq > prevSeq)) problem(u, `${shown} after #${prevSeq}: seqs not strictly increasing`);
       if (s.gotIds.has(d.id)) problem(u, `${shown}: a duplicate (id ${d.id})`);
       s.lastNewSeq.set(d.room_id, Math.max(prevSeq ?? 0, d.seq));
       s.gotIds.add(d.id);
+      s.pending.delete(d.id);
       s.toValidate.push({ d, step: curStep, conn: conn.n });
     } else if (type === 'message_read') {
       s.reads.push({ d, step: curStep, conn: conn.n });
-    } else if (type === 'error') {
-      problem(u, `error event ${JSON.stringify(d)}`);
+    } else if (type === 'ack' || type === 'error') {
+      // The answer to a WS send on this connection: by client_msg_id, or (an error that names
+      // none) the oldest one waiting, so that a wrong answer fails that send at once.
+      const cmid = d && typeof d === 'object' ? d.client_msg_id : undefined;
+      let i = s.waiters.findIndex((w) => w.cmid === cmid);
+      if (i < 0 && type === 'error' && cmid === undefined && s.waiters.length) i = 0;
+      if (i < 0) { problem(u, `conn #${conn.n}: ${type} ${JSON.stringify(d)} answers no send of this connection`); return; }
+      s.waiters.splice(i, 1)[0].resolve({ type, data: d });
     } // anything else (presence, …) is not this test's business
+  }
+
+  // Sends `send_message` on conn and resolves with its answer ({type: 'ack'|'error', data}).
+  function wsSend(conn, data) {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const i = conn.st.waiters.indexOf(w);
+        if (i >= 0) conn.st.waiters.splice(i, 1);
+        reject(new Error(`no ack or error for send_message ${JSON.stringify(data).slice(0, 200)} on conn #${conn.n} within ${WS_ANSWER_MS} ms`));
+      }, WS_ANSWER_MS);
+      const w = { cmid: data.client_msg_id, resolve: (ev) => { clearTimeout(timer); resolve(ev); } };
+      conn.st.waiters.push(w);
+      conn.ws.send(JSON.stringify({ type: 'send_message', data }));
+    });
+  }
+
+  // Records a stored message in the model and on which open connections it is due: every
+  // connection of every other member (plain), and every connection of the sender except the
+  // one it was sent on (`via`, null for REST) as an echo.
+  function recordSend(roomId, senderId, body, cmid, via) {
+    const m = model.send(roomId, senderId, body, cmid);
+    m.due = new Map(); // conn.n → {echo}
+    for (const uid of [...m.recipients, senderId]) {
+      for (const conn of sb.get(uid).live) {
+        if (conn === via) continue;
+        m.due.set(conn.n, { echo: uid === senderId });
+        if (!conn.st.gotIds.has(m.id)) conn.st.pending.set(m.id, m);
+      }
+    }
+    m.via = via ? `WS conn #${via.n}` : 'REST';
+    if (via) wsStats.wsSends++; else wsStats.restSends++;
+    return m;
   }
 
   // Compares the events received so far with the model (which is complete once every
   // operation issued so far has answered).
   function validateReceived(u) {
-    const s = sb.get(u.id);
-    for (const { d, step, conn } of s.toValidate.splice(0)) {
-      const m = model.msgs.get(d.id);
-      const shown = `new_message ${rlabel(d.room_id)}#${d.seq} id ${d.id} (conn #${conn}, arrived in step ${step})`;
-      if (!m) { problem(u, `${shown}: no such message was sent`); continue; }
-      if (m.roomId !== d.room_id || m.seq !== d.seq || m.sender !== d.sender_id || m.content !== d.content) {
-        problem(u, `${shown}: fields differ from the message sent (${rlabel(m.roomId)}#${m.seq} by ${label(m.sender)}, ${JSON.stringify(m.content)})`);
+    for (const conn of sb.get(u.id).conns) {
+      const s = conn.st;
+      for (const { d, step } of s.toValidate.splice(0)) {
+        const m = model.msgs.get(d.id);
+        const shown = `new_message ${rlabel(d.room_id)}#${d.seq} id ${d.id}${d.echo === true ? ' (echo)' : ''} (conn #${conn.n}, arrived in step ${step})`;
+        if (!m) { problem(u, `${shown}: no such message was sent`); continue; }
+        if (m.roomId !== d.room_id || m.seq !== d.seq || m.sender !== d.sender_id || m.content !== d.content) {
+          problem(u, `${shown}: fields differ from the message sent (${rlabel(m.roomId)}#${m.seq} by ${label(m.sender)}, ${JSON.stringify(m.content)})`);
+        }
+        if (!m.due.has(conn.n)) {
+          if (m.sender === u.id) problem(u, `${shown}: sent on this very connection (${m.via}); the sending connection gets only the ack`);
+          else {
+            const everIn = model.rooms.get(m.roomId).wm.has(u.id);
+            problem(u, `${shown}: ${u.label} was not a member of ${rlabel(m.roomId)} when it was sent${everIn ? '' : ' (nor ever)'}`);
+          }
+        }
       }
-      if (!m.recipients.has(u.id) && m.sender !== u.id) {
-        const everIn = model.rooms.get(m.roomId).wm.has(u.id);
-        problem(u, `${shown}: ${u.label} was not a member of ${rlabel(m.roomId)} when it was sent${everIn ? '' : ' (nor ever)'}`);
+      for (const { d, step } of s.reads.splice(0)) {
+        const room = model.rooms.get(d.room_id);
+        const shown = `message_read ${rlabel(d.room_id)} by ${label(d.reader_id)} up_to_seq ${d.up_to_seq} (conn #${conn.n}, arrived in step ${step})`;
+        if (!room || !room.wm.has(u.id)) problem(u, `${shown}: a room ${u.label} has never been in`);
+        else if (!isCount(d.up_to_seq) || d.up_to_seq > room.msgs.length) problem(u, `${shown}: beyond last_seq ${room.msgs.length}`);
+        else if (!byId.has(d.reader_id) || !room.wm.has(d.reader_id)) problem(u, `${shown}: the reader has never been in the room`);
       }
-    }
-    for (const { d, step, conn } of s.reads.splice(0)) {
-      const room = model.rooms.get(d.room_id);
-      const shown = `message_read ${rlabel(d.room_id)} by ${label(d.reader_id)} up_to_seq ${d.up_to_seq} (conn #${conn}, arrived in step ${step})`;
-      if (!room || !room.wm.has(u.id)) problem(u, `${shown}: a room ${u.label} has never been in`);
-      else if (!isCount(d.up_to_seq) || d.up_to_seq > room.msgs.length) problem(u, `${shown}: beyond last_seq ${room.msgs.length}`);
-      else if (!byId.has(d.reader_id) || !room.wm.has(d.reader_id)) problem(u, `${shown}: the reader has never been in the room`);
     }
   }
 
-  // What differs between a user's sidebar and the model (empty once everything has arrived).
+  // Cheap: has every open connection got every message due to it?
+  const allDelivered = () => liveConns().every((c) => c.st.pending.size === 0);
+
+  // What differs between a user's open sidebars and the model (empty once everything has arrived).
   function sidebarMismatches(u) {
-    const s = sb.get(u.id);
     const out = [];
-    const missing = model.order.filter((m) => m.recipients.has(u.id) && !s.gotIds.has(m.id));
-    if (missing.length) {
-      out.push(`new_message missing for ${missing.slice(0, 6).map((m) => `${rlabel(m.roomId)}#${m.seq} (from ${label(m.sender)})`).join(', ')}` +
-        `${missing.length > 6 ? ` and ${missing.length - 6} more` : ''}`);
-    }
-    for (const r of model.roomsOf(u.id)) {
-      const k = s.kept.get(r.id);
-      const exp = model.unread(r.id, u.id);
-      const L = r.msgs.length;
-      if (!k) { out.push(`${rlabel(r.id)}: no unread_count_update received (model: unread ${exp}, last_seq ${L})`); continue; }
-      const foreign = r.msgs.filter((m) => m.seq > k.last_seq && m.sender !== u.id);
-      if (k.unread_count !== exp || k.last_seq > L || foreign.length) {
-        out.push(`${rlabel(r.id)}: newest unread_count_update has unread ${k.unread_count}, last_seq ${k.last_seq} (conn #${k.conn}, ` +
-          `arrived in step ${k.step}); model: unread ${exp} (wm ${model.wm(r.id, u.id)}), last_seq ${L}` +
-          `${foreign.length ? `; messages from others above it: ${foreign.map((m) => `#${m.seq}`).join(',')}` : ''}`);
+    for (const conn of sb.get(u.id).live) {
+      const s = conn.st;
+      const missing = [...s.pending.values()].sort((x, y) => x.seq - y.seq);
+      if (missing.length) {
+        out.push(`conn #${conn.n}: new_message missing for ${missing.slice(0, 6).map((m) => `${rlabel(m.roomId)}#${m.seq} (from ${label(m.sender)} over ${m.via}` +
+          `${m.sender === u.id ? ', an echo' : ''})`).join(', ')}${missing.length > 6 ? ` and ${missing.length - 6} more` : ''}`);
+      }
+      for (const r of model.roomsOf(u.id)) {
+        const k = s.kept.get(r.id);
+        const exp = model.unread(r.id, u.id);
+        const L = r.msgs.length;
+        if (!k) { out.push(`conn #${conn.n} ${rlabel(r.id)}: no unread_count_update received (model: unread ${exp}, last_seq ${L})`); continue; }
+        if (k.unread_count === exp && k.last_seq === L) continue; // the common case, without scanning the messages
+        const foreign = r.msgs.filter((m) => m.seq > k.last_seq && m.sender !== u.id);
+        if (k.unread_count !== exp || k.last_seq > L || foreign.length) {
+          out.push(`conn #${conn.n} ${rlabel(r.id)}: newest unread_count_update has unread ${k.unread_count}, last_seq ${k.last_seq} ` +
+            `(arrived in step ${k.step}); model: unread ${exp} (wm ${model.wm(r.id, u.id)}), last_seq ${L}` +
+            `${foreign.length ? `; messages from others above it: ${foreign.map((m) => `#${m.seq}`).join(',')}` : ''}`);
+        }
       }
     }
     return out;
   }
 
   async function checkSidebars() {
-    await waitUntil(() => users.every((u) => sidebarMismatches(u).length === 0), SETTLE_MS);
+    await waitUntil(() => allDelivered() && users.every((u) => sidebarMismatches(u).length === 0), SETTLE_MS, MANY ? 20 : 5);
     for (const u of users) validateReceived(u);
     if (wsProblems.length) {
       assert.fail(`sidebar: ${wsProblems.length} problem(s):\n    ${wsProblems.slice(0, 12).join('\n    ')}`);
     }
     const bad = users.flatMap((u) => sidebarMismatches(u).map((x) => `${u.label}: ${x}`));
-    if (bad.length) assert.fail(`sidebar not in line with the model after ${SETTLE_MS} ms:\n    ${bad.join('\n    ')}`);
+    if (bad.length) {
+      assert.fail(`sidebar not in line with the model after ${SETTLE_MS} ms (${bad.length} finding(s)):\n    ${bad.slice(0, 20).join('\n    ')}`);
+    }
   }
 
   async function openSidebar(u) {
@@ -278,17 +388,20 @@ test(`model-based read state (seed ${SEED}, ${STEPS} steps)`, { timeout: 300_000
       onFrame: (c, type, d) => onFrame(u, c, type, d),
       onProblem: (c, text) => problem(u, `conn #${c.n}: ${text}`),
     });
-    s.conn = conn;
+    conn.st = newConnState();
     s.conns.push(conn);
     await conn.open();
+    s.live.push(conn);
     return conn;
   }
 
-  // Closes u's sidebar and opens a new one; the snapshot must match the model exactly (no
-  // operation is in flight). Everything due on the old connection has arrived first.
-  async function reconnectSidebar(u) {
+  // Closes one of u's sidebars and opens a new one; the snapshot must match the model exactly
+  // (no operation is in flight). Everything due on the old connection has arrived first.
+  async function reconnectSidebar(u, which) {
     await checkSidebars();
-    const old = sb.get(u.id).conn;
+    const s = sb.get(u.id);
+    const old = s.live[which % s.live.length];
+    s.live.splice(s.live.indexOf(old), 1);
     await old.close();
     const conn = await openSidebar(u);
     const mine = model.roomsOf(u.id);
@@ -314,12 +427,17 @@ test(`model-based read state (seed ${SEED}, ${STEPS} steps)`, { timeout: 300_000
   }
 
   t.after(() => { for (const s of sb.values()) for (const c of s.conns) c.terminate(); });
-  await Promise.all(users.map((u) => openSidebar(u)));
+  for (let i = 0; i < users.length; i += 100) {
+    await Promise.all(users.slice(i, i + 100).map((u) => openSidebar(u)));
+  }
+  for (const u of users.slice(0, N_TWO_SIDEBARS)) await openSidebar(u);
 
   // ---- setup: group rooms with random members, and a direct room ----
+  // With many users, the first group holds everyone and the others about 5 % of them.
   for (let g = 0; g < N_GROUPS; g++) {
     const creator = rnd.pick(users);
-    let others = users.filter((u) => u !== creator && rnd.chance(0.5)).map((u) => u.id);
+    const p = !MANY ? 0.5 : g === 0 ? 1 : 0.05;
+    let others = users.filter((u) => u !== creator && (p === 1 || rnd.chance(p))).map((u) => u.id);
     if (others.length === 0) others = [rnd.pick(users.filter((u) => u !== creator)).id];
     const res = await creator.api.post('/api/chatrooms', { name: `group ${g}`, member_ids: others });
     assert.equal(res.status, 201, `create group ${g}: ${show(res)}`);
@@ -454,24 +572,45 @@ test(`model-based read state (seed ${SEED}, ${STEPS} steps)`, { timeout: 300_000
     return [asker, m];
   }
 
+  // With many users: a random sample (the first users, who have two sidebars, always in it).
+  function sample() {
+    if (!MANY) return users;
+    const out = new Set(users.slice(0, N_TWO_SIDEBARS));
+    while (out.size < Math.min(users.length, N_TWO_SIDEBARS + SAMPLE)) out.add(users[checkRnd.int(users.length)]);
+    return [...out];
+  }
+
+  // Runs the jobs at most `width` at a time.
+  async function limited(jobs, width = 32) {
+    let next = 0;
+    await Promise.all(Array.from({ length: Math.min(width, jobs.length) }, async () => {
+      while (next < jobs.length) await jobs[next++]();
+    }));
+  }
+
   async function checkStep(full) {
     const jobs = [];
-    for (const u of users) {
-      jobs.push(checkUnreadCounts(u));
-      for (const r of model.roomsOf(u.id)) jobs.push(checkFirstUnread(u, r.id));
+    const some = sample();
+    for (const u of some) {
+      jobs.push(() => checkUnreadCounts(u));
+      for (const r of model.roomsOf(u.id)) jobs.push(() => checkFirstUnread(u, r.id));
     }
+    if (full && MANY) for (const u of users) if (!some.includes(u)) jobs.push(() => checkUnreadCounts(u));
     for (let i = 0; i < 2; i++) {
       const p = randomMessageProbe();
-      if (p) jobs.push(checkReadByWho(...p));
+      if (p) jobs.push(() => checkReadByWho(...p));
     }
     if (full) {
-      for (const u of users) {
-        jobs.push(checkChatrooms(u), checkLatest(u));
+      for (const u of some) {
+        jobs.push(() => checkChatrooms(u), () => checkLatest(u));
         const outside = roomIds.filter((id) => !model.isMember(id, u.id));
-        if (outside.length) jobs.push(checkFirstUnread(u, rnd.pick(outside)));
+        if (outside.length) {
+          const r = (MANY ? checkRnd : rnd).pick(outside);
+          jobs.push(() => checkFirstUnread(u, r));
+        }
       }
     }
-    await Promise.all(jobs);
+    await limited(jobs);
   }
 
   // ---- operations: each returns a description; performs the call, checks the answer, updates the model ----
@@ -502,26 +641,46 @@ test(`model-based read state (seed ${SEED}, ${STEPS} steps)`, { timeout: 300_000
       else if (c < 0.75 || usedCmids.length === 0) { cmid = `c${cmidCounter++}-${SEED % 1000}`; usedCmids.push(cmid); }
       else cmid = rnd.pick(usedCmids); // a repeat: idempotent for the same sender and room only
       const content = `s${step} ${rnd.pick(words)}`;
-      const desc = `send ${u.label} → ${rlabel(roomId)} cmid=${cmid ?? '-'}`;
+      // Over WebSocket (on one of u's sockets) or REST; over WebSocket a client_msg_id is required.
+      const via = viaRnd.chance(WS_SEND_SHARE) ? viaRnd.pick(sb.get(u.id).live) : null;
+      if (via && cmid === undefined) cmid = `w${cmidCounter++}-${SEED % 1000}`; // fresh, never repeated
+      const desc = `send ${u.label} → ${rlabel(roomId)} cmid=${cmid ?? '-'} over ${via ? `WS conn #${via.n}` : 'REST'}`;
       return [desc, async () => {
         const body = { content };
         if (cmid !== undefined) body.client_msg_id = cmid;
-        const res = await u.api.post(`/api/chatrooms/${roomId}/messages`, body);
-        if (!model.isMember(roomId, u.id)) { assert.equal(res.status, 403, `non-member send: ${show(res)}`); outcome('send 403'); return; }
+        let res;
+        if (via) {
+          const ev = await wsSend(via, { room_id: roomId, ...body });
+          const shown = JSON.stringify(ev).slice(0, 400);
+          if (ev.type === 'ack') {
+            assert.equal(ev.data.client_msg_id, cmid, `ack.client_msg_id: ${shown}`);
+            res = { status: 'ack', body: ev.data.message };
+          } else {
+            assert.equal(ev.type, 'error', `answer to send_message: ${shown}`);
+            assert.equal(ev.data.client_msg_id, cmid, `send_message answered by an error without its client_msg_id: ${shown}`);
+            res = { status: `error ${ev.data.code}`, body: ev.data };
+          }
+        } else {
+          res = await u.api.post(`/api/chatrooms/${roomId}/messages`, body);
+        }
+        const [ok201, ok200, refused] = via ? ['ack', 'ack', 'error forbidden'] : [201, 200, 403];
+        const kind = via ? 'ws' : 'rest';
+        if (!model.isMember(roomId, u.id)) { assert.equal(res.status, refused, `non-member send: ${show(res)}`); outcome(`send ${kind} ${refused}`); return; }
         const orig = cmid !== undefined ? model.rooms.get(roomId).cmids.get(`${u.id}|${cmid}`) : undefined;
         if (orig) {
-          assert.equal(res.status, 200, `repeated client_msg_id: expected 200 with the original (seq ${orig.seq}): ${show(res)}`);
+          assert.equal(res.status, ok200, `repeated client_msg_id: expected ${ok200} with the original (seq ${orig.seq}, sent over ${orig.via}): ${show(res)}`);
           assertMessage(res.body, { id: orig.id, seq: orig.seq, content: orig.content, sender_id: u.id, room_id: roomId, client_msg_id: cmid });
-          outcome('send 200 idempotent');
+          outcome(`send ${kind} idempotent (original over ${orig.via === 'REST' ? 'rest' : 'ws'})`);
           return;
         }
-        assert.equal(res.status, 201, `send: ${show(res)}`);
+        assert.equal(res.status, ok201, `send: ${show(res)}`);
         const expected = { seq: model.lastSeq(roomId) + 1, content, sender_id: u.id, room_id: roomId };
         if (cmid !== undefined) expected.client_msg_id = cmid;
         assertMessage(res.body, expected);
         assert.ok(!model.msgs.has(res.body.id), `send: id ${res.body.id} reused`);
-        model.send(roomId, u.id, res.body, cmid);
-        outcome(cmid !== undefined && usedCmids.indexOf(cmid) !== usedCmids.length - 1 ? 'send 201 reused cmid elsewhere' : 'send 201');
+        recordSend(roomId, u.id, res.body, cmid, via);
+        outcome(cmid !== undefined && usedCmids.indexOf(cmid) !== usedCmids.length - 1 && !cmid.startsWith('w')
+          ? `send ${kind} new (cmid used elsewhere)` : `send ${kind} new`);
       }];
     },
 
@@ -685,15 +844,20 @@ test(`model-based read state (seed ${SEED}, ${STEPS} steps)`, { timeout: 300_000
       for (let i = 0; i < k; i++) {
         const u = rnd.pick(members);
         const x = rnd.next();
-        if (x < 0.5 || room.msgs.length === 0) subs.push({ kind: 'send', u, content: `b${step}.${i} ${rnd.pick(words)}` });
+        if (x < 0.5 || room.msgs.length === 0) subs.push({ kind: 'send', u, content: `b${step}.${i} ${rnd.pick(words)}`, cmid: `b${step}.${i}-${SEED % 1000}` });
         else if (x < 0.8) subs.push({ kind: 'read', u, m: rnd.pick(room.msgs) });
         else subs.push({ kind: 'mark-all', u });
       }
-      const desc = `burst ${rlabel(roomId)} (last_seq ${room.msgs.length}) [${subs.map((o) => `${o.kind} ${o.u.label}${o.m ? ` #${o.m.seq}` : ''}`).join(', ')}]`;
+      for (const o of subs) if (o.kind === 'send' && viaRnd.chance(WS_SEND_SHARE)) o.via = viaRnd.pick(sb.get(o.u.id).live);
+      const desc = `burst ${rlabel(roomId)} (last_seq ${room.msgs.length}) [${subs.map((o) => `${o.kind} ${o.u.label}${o.m ? ` #${o.m.seq}` : ''}${o.via ? ` over WS conn #${o.via.n}` : ''}`).join(', ')}]`;
       return [desc, async () => {
         const L = room.msgs.length;
         const oldWm = new Map(members.map((u) => [u.id, model.wm(roomId, u.id)]));
-        const results = await Promise.all(subs.map((o) => {
+        const results = await Promise.all(subs.map(async (o) => {
+          if (o.kind === 'send' && o.via) {
+            const ev = await wsSend(o.via, { room_id: roomId, content: o.content, client_msg_id: o.cmid });
+            return ev.type === 'ack' && ev.data.client_msg_id === o.cmid ? { status: 201, body: ev.data.message } : { status: `${ev.type}`, body: ev };
+          }
           if (o.kind === 'send') return o.u.api.post(`/api/chatrooms/${roomId}/messages`, { content: o.content });
           if (o.kind === 'read') return o.u.api.post(`/api/messages/${o.m.id}/read`);
           return o.u.api.post(`/api/chatrooms/${roomId}/mark-all-read`);
@@ -705,11 +869,11 @@ test(`model-based read state (seed ${SEED}, ${STEPS} steps)`, { timeout: 300_000
         const sent = [];
         subs.forEach((o, i) => {
           const res = results[i];
-          const what = `burst sub-op ${i} (${o.kind} ${o.u.label})`;
+          const what = `burst sub-op ${i} (${o.kind} ${o.u.label}${o.via ? ` over WS conn #${o.via.n}` : ''})`;
           if (o.kind === 'send') {
             assert.equal(res.status, 201, `${what}: ${show(res)}`);
-            assertMessage(res.body, { content: o.content, sender_id: o.u.id, room_id: roomId });
-            sent.push([res.body, o.u.id]);
+            assertMessage(res.body, { content: o.content, sender_id: o.u.id, room_id: roomId, ...(o.via ? { client_msg_id: o.cmid } : {}) });
+            sent.push([res.body, o.u.id, o]);
             bump(o.u.id, res.body.seq);
             return;
           }
@@ -729,7 +893,7 @@ test(`model-based read state (seed ${SEED}, ${STEPS} steps)`, { timeout: 300_000
         });
         sent.sort((x, y) => x[0].seq - y[0].seq);
         assert.deepEqual(sent.map(([b]) => b.seq), Array.from({ length: nSends }, (_, i) => L + 1 + i), 'burst: seqs of concurrent sends');
-        for (const [body, uid] of sent) model.send(roomId, uid, body, undefined);
+        for (const [body, uid, o] of sent) recordSend(roomId, uid, body, o.via ? o.cmid : undefined, o.via ?? null);
         for (const [uid, w] of finalWm) room.wm.set(uid, w);
         outcome('burst');
       }];
@@ -756,8 +920,9 @@ test(`model-based read state (seed ${SEED}, ${STEPS} steps)`, { timeout: 300_000
         if (full || step % WS_EVERY === 0) await checkSidebars();
       }
     } catch (e) {
-      const msg = `model test failed: seed=${SEED} step=${step} op="${desc}"\n` +
-        `  (reproduce: PARLEY_MODEL_SEED=${SEED} PARLEY_MODEL_STEPS=${STEPS})\n` +
+      const how = caseName === 'few' ? `PARLEY_MODEL_USERS=${N_USERS} PARLEY_MODEL_STEPS=${STEPS}` : `PARLEY_MODEL_MANY_USERS=${N_USERS} PARLEY_MODEL_MANY_STEPS=${STEPS}`;
+      const msg = `model test failed (${N_USERS} users): seed=${SEED} step=${step} op="${desc}"\n` +
+        `  (reproduce: PARLEY_MODEL_SEED=${SEED} ${how} PARLEY_MODEL_WS_SEND_SHARE=${WS_SEND_SHARE})\n` +
         `  recent ops:\n${history.slice(-12).map((h) => `    ${h}`).join('\n')}\n  ${e.message}`;
       console.error(msg);
       const err = new Error(msg);
@@ -782,10 +947,12 @@ test(`model-based read state (seed ${SEED}, ${STEPS} steps)`, { timeout: 300_000
     history.push(`${step}: ${desc}`);
     await runStep(step, desc, fn, step % FULL_EVERY === 0 || step === STEPS);
     if (reconnectAt.has(step)) {
-      const u = wsRnd.pick(users);
-      const rdesc = `reconnect ${u.label}'s sidebar (rooms ${model.roomsOf(u.id).map((r) => rlabel(r.id)).join(',') || '-'})`;
+      // Mostly a user with two sidebars (one of them goes), sometimes anyone.
+      const u = wsRnd.chance(0.5) ? wsRnd.pick(users.slice(0, N_TWO_SIDEBARS)) : wsRnd.pick(users);
+      const which = wsRnd.int(2);
+      const rdesc = `reconnect ${u.label}'s sidebar (${sb.get(u.id).live.length} open; rooms ${model.roomsOf(u.id).map((r) => rlabel(r.id)).join(',') || '-'})`;
       history.push(`${step}+: ${rdesc}`);
-      await runStep(step, rdesc, () => reconnectSidebar(u), false, false);
+      await runStep(step, rdesc, () => reconnectSidebar(u, which), false, false);
     }
   }
 
@@ -811,38 +978,44 @@ test(`model-based read state (seed ${SEED}, ${STEPS} steps)`, { timeout: 300_000
     await Promise.all(jobs);
   }, true);
 
-  // ---- final: each user's newest sidebar update per room against REST ----
+  // ---- final: each open connection's newest update per room against REST ----
   await runStep(STEPS + 2, 'final: sidebars against GET /api/messages/unread-counts and GET /api/chatrooms', async () => {
     await checkSidebars();
-    for (const u of users) {
-      const [uc, cr] = await Promise.all([u.api.get('/api/messages/unread-counts'), u.api.get('/api/chatrooms')]);
+    const withRooms = new Set(sample()); // with many users, the room lists (every member inlined) of a sample only
+    await limited(users.map((u) => async () => {
+      const [uc, cr] = await Promise.all([u.api.get('/api/messages/unread-counts'),
+        withRooms.has(u) ? u.api.get('/api/chatrooms') : Promise.resolve(null)]);
       assert.equal(uc.status, 200, `${u.label} unread-counts: ${show(uc)}`);
-      assert.equal(cr.status, 200, `${u.label} chatrooms: ${show(cr)}`);
-      const s = sb.get(u.id);
-      for (const r of cr.body.chatrooms) {
-        const k = s.kept.get(r.id);
-        const what = `${u.label} ${rlabel(r.id)}`;
-        assert.ok(k, `${what}: no unread_count_update ever received on the sidebar`);
-        const from = `newest sidebar unread_count_update (unread ${k.unread_count}, last_seq ${k.last_seq}; conn #${k.conn}, step ${k.step})`;
-        assert.equal(k.unread_count, uc.body.unread_counts[r.id], `${what}: ${from} vs REST unread-counts ${uc.body.unread_counts[r.id]}`);
-        assert.equal(k.unread_count, r.unread_count, `${what}: ${from} vs GET /api/chatrooms unread_count ${r.unread_count}`);
-        if (k.last_seq === r.last_seq) { wsStats.finalExactLastSeq++; continue; }
-        // An update comes when the count changes; the user's own messages leave it as it was
-        // (and the sender's connections get nothing for them), so only those may follow it.
-        const above = model.rooms.get(r.id).msgs.filter((m) => m.seq > k.last_seq);
-        assert.ok(k.last_seq < r.last_seq && above.every((m) => m.sender === u.id),
-          `${what}: ${from} vs GET /api/chatrooms last_seq ${r.last_seq}; above it: ` +
-          `${above.map((m) => `#${m.seq} by ${label(m.sender)}`).join(', ')}`);
-        wsStats.finalOwnTail++;
+      if (cr) assert.equal(cr.status, 200, `${u.label} chatrooms: ${show(cr)}`);
+      const rooms = cr ? cr.body.chatrooms.map((r) => ({ id: r.id, unread_count: r.unread_count, last_seq: r.last_seq, src: 'GET /api/chatrooms' }))
+        : Object.keys(uc.body.unread_counts).map((id) => ({ id, unread_count: uc.body.unread_counts[id], last_seq: model.lastSeq(id), src: 'the model' }));
+      for (const conn of sb.get(u.id).live) {
+        for (const r of rooms) {
+          const k = conn.st.kept.get(r.id);
+          const what = `${u.label} conn #${conn.n} ${rlabel(r.id)}`;
+          assert.ok(k, `${what}: no unread_count_update ever received on the sidebar`);
+          const from = `newest sidebar unread_count_update (unread ${k.unread_count}, last_seq ${k.last_seq}; step ${k.step})`;
+          assert.equal(k.unread_count, uc.body.unread_counts[r.id], `${what}: ${from} vs REST unread-counts ${uc.body.unread_counts[r.id]}`);
+          assert.equal(k.unread_count, r.unread_count, `${what}: ${from} vs ${r.src} unread_count ${r.unread_count}`);
+          if (k.last_seq === r.last_seq) { wsStats.finalExactLastSeq++; continue; }
+          // An update comes when the count changes; the user's own messages leave it as it was
+          // (their echoes included), so only those may follow it.
+          const above = model.rooms.get(r.id).msgs.filter((m) => m.seq > k.last_seq);
+          assert.ok(k.last_seq < r.last_seq && above.every((m) => m.sender === u.id),
+            `${what}: ${from} vs ${r.src} last_seq ${r.last_seq}; above it: ` +
+            `${above.map((m) => `#${m.seq} by ${label(m.sender)}`).join(', ')}`);
+          wsStats.finalOwnTail++;
+        }
       }
-    }
-    for (const s of sb.values()) await s.conn.close();
+    }));
+    await Promise.all(liveConns().map((c) => c.close()));
     assert.deepEqual(wsProblems, [], 'sidebar problems while closing');
   }, false, false);
 
   const msgs = [...model.rooms.values()].reduce((s, r) => s + r.msgs.length, 0);
-  t.diagnostic(`seed=${SEED} steps=${STEPS} ops=${JSON.stringify(counts)} messages=${msgs}`);
+  t.diagnostic(`seed=${SEED} users=${N_USERS} (registered in ${regMs} ms; ${N_TWO_SIDEBARS} with two sidebars) steps=${STEPS} ops=${JSON.stringify(counts)} messages=${msgs} ` +
+    `(stored over REST ${wsStats.restSends}, over WebSocket ${wsStats.wsSends}; echoes received ${wsStats.echoes})`);
   t.diagnostic(`outcomes=${JSON.stringify(outcomes)} read_at observed=${readAtSeen.size}`);
   t.diagnostic(`sidebar: frames=${JSON.stringify(wsStats.frames)} reconnects=${wsStats.reconnects} (at steps ${[...reconnectAt].sort((a, b) => a - b)}, ` +
     `${wsStats.snapshotRooms} snapshot rooms) final newest update last_seq = room's ${wsStats.finalExactLastSeq}, below it (own messages only) ${wsStats.finalOwnTail}`);
-});
+}

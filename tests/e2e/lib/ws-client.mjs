@@ -8,6 +8,23 @@ import WebSocket from 'ws';
 
 export const wsUrl = (baseUrl, path) => baseUrl.replace(/^http/, 'ws') + path;
 
+// An event filter: null (any event), a type name, or a predicate on the whole event.
+const matches = (type, e) => type === null || (typeof type === 'function' ? type(e) : e.type === type);
+const filterName = (type) => (type === null ? 'any' : typeof type === 'function' ? (type.label ?? 'matching') : type);
+
+// A predicate for next()/take()/drain()/expectNone() with a readable name in failures.
+export function where(label, pred) {
+  const f = (e) => pred(e);
+  f.label = label;
+  return f;
+}
+
+// CONTRACT.md "Multi-device": a sender's other connections get its message with echo:true.
+export const isEcho = (e) => e.type === 'new_message' && e.data?.echo === true;
+// A new_message that is not an echo (what every other member gets).
+export const plainNewMessage = where('new_message (not an echo)', (e) => e.type === 'new_message' && e.data?.echo !== true);
+export const echoNewMessage = where('new_message (echo)', isEcho);
+
 // A connected client. Every text frame is parsed and kept in `all` (arrival order) and in a
 // queue from which next()/take() remove events.
 export class WsClient {
@@ -52,12 +69,12 @@ export class WsClient {
     });
   }
 
-  // Waits for the next event of `type` (or any type when type is null) and removes it (and
-  // only it) from the queue.
+  // Waits for the next event of `type` (any type when null; a predicate on the event when a
+  // function) and removes it (and only it) from the queue.
   async next(type = null, timeoutMs = 5000) {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const i = this.queue.findIndex((e) => type === null || e.type === type);
+      const i = this.queue.findIndex((e) => matches(type, e));
       if (i >= 0) return this.queue.splice(i, 1)[0];
       const left = deadline - Date.now();
       if (left <= 0 || (this.closeInfo && this.queue.length === 0 && type === null)) break;
@@ -68,7 +85,7 @@ export class WsClient {
       await this._changed(left);
     }
     const seen = this.queue.map((e) => e.type).join(',');
-    throw new Error(`no '${type ?? 'any'}' event within ${timeoutMs} ms (queued: [${seen}]; closed: ${JSON.stringify(this.closeInfo)})`);
+    throw new Error(`no '${filterName(type)}' event within ${timeoutMs} ms (queued: [${seen}]; closed: ${JSON.stringify(this.closeInfo)})`);
   }
 
   // Waits for n events of a type (removing them).
@@ -80,7 +97,7 @@ export class WsClient {
       try {
         out.push(await this.next(type, Math.max(1, left)));
       } catch (e) {
-        throw new Error(`got ${out.length} of ${n} '${type}' events: ${e.message}`);
+        throw new Error(`got ${out.length} of ${n} '${filterName(type)}' events: ${e.message}`);
       }
     }
     return out;
@@ -90,18 +107,37 @@ export class WsClient {
   // throws otherwise.
   async expectNone(type, ms = 300) {
     await new Promise((r) => setTimeout(r, ms));
-    const hit = this.queue.find((e) => type === null || e.type === type);
+    const hit = this.queue.find((e) => matches(type, e));
     if (hit) throw new Error(`unexpected '${hit.type}' event: ${JSON.stringify(hit)}`);
   }
 
   // Removes and returns every queued event of a type (all types when null).
   drain(type = null) {
-    const out = this.queue.filter((e) => type === null || e.type === type);
-    this.queue = this.queue.filter((e) => !(type === null || e.type === type));
+    const out = this.queue.filter((e) => matches(type, e));
+    this.queue = this.queue.filter((e) => !matches(type, e));
     return out;
   }
 
   send(obj) { this.ws.send(typeof obj === 'string' ? obj : JSON.stringify(obj)); }
+
+  // Sends `send_message` with `data` as given (CONTRACT.md "Sending over WebSocket").
+  sendMessage(data) { this.send({ type: 'send_message', data }); }
+
+  // Waits for the answer to a send_message with this client_msg_id: the `ack` or `error` that
+  // carries it, or else an `error` without any client_msg_id (what a server answers to a frame
+  // it cannot tie to a send, e.g. an unknown type), so that a wrong answer fails at once with
+  // the frame in the message instead of as a time-out.
+  reply(cmid, timeoutMs = 5000) {
+    return this.next(where(`ack/error for client_msg_id ${JSON.stringify(cmid)}`, (e) => (
+      (e.type === 'ack' || e.type === 'error') && e.data && typeof e.data === 'object' &&
+      (e.data.client_msg_id === cmid || (e.type === 'error' && !('client_msg_id' in e.data))))), timeoutMs);
+  }
+
+  // sendMessage + reply.
+  async request(data, timeoutMs = 5000) {
+    this.sendMessage(data);
+    return this.reply(data.client_msg_id, timeoutMs);
+  }
 
   async close(code = 1000) {
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) {
