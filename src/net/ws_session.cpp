@@ -16,11 +16,13 @@ using namespace asio::experimental::awaitable_operators;
 namespace {
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
-// Runs a blocking call on the storage pool and resumes on the caller's strand.
+// Runs a blocking call on the storage pool and resumes on the caller's strand. Not a
+// coroutine itself: GCC 12 mishandles a by-value coroutine parameter moved into a lambda
+// capture (the parameter is destroyed twice), which bites once F owns memory.
 template <class F>
 auto on_pool(asio::thread_pool& pool, F f) -> awaitable<decltype(f())> {
-  co_return co_await asio::co_spawn(
-      pool, [f = std::move(f)]() -> awaitable<decltype(f())> { co_return f(); }, asio::use_awaitable);
+  return asio::co_spawn(
+      pool, [f = std::move(f)]() mutable -> awaitable<decltype(f())> { co_return f(); }, asio::use_awaitable);
 }
 }  // namespace
 
