@@ -342,11 +342,8 @@ Response RestApi::handle(const Request& req) {
       std::string limiter_key = "ip:" + req.remote_ip;
       bool metered = route_label.rfind("/api/", 0) == 0;
       if (m.route->handler.auth) {
-        std::string_view a = req.authorization;
-        constexpr std::string_view kBearer = "Bearer ";
         std::optional<Id> uid;
-        if (a.size() > kBearer.size() && a.substr(0, kBearer.size()) == kBearer)
-          uid = authenticate(a.substr(kBearer.size()));
+        if (auto token = bearer_token(req.authorization)) uid = authenticate(*token);
         if (uid) {
           ctx.user = *uid;
           limiter_key = "u:" + format_id(*uid);

@@ -62,9 +62,8 @@ Admission WsGate::admit(const UpgradeRequest& req) {
     else if (p.key == "after_seq")
       after_param = v;
   }
-  constexpr std::string_view kBearer = "Bearer ";
-  if (!token && req.authorization.size() > kBearer.size() && req.authorization.compare(0, kBearer.size(), kBearer) == 0)
-    token = req.authorization.substr(kBearer.size());
+  if (!token)
+    if (auto bearer = bearer_token(req.authorization)) token = std::string(*bearer);
 
   std::optional<Id> user;
   if (token) {
