@@ -89,8 +89,8 @@ Admission WsGate::admit(const UpgradeRequest& req) {
       if (!v) return refuse(400, "invalid_request", "after_seq must be a non-negative integer", "bad_request");
       a.after_seq = *v;
     }
-    try {
-      a.room_last_seq = chat_.require_membership(a.user, a.room);
+    try {  // refuse before the upgrade; the session reads the room's last_seq itself when it joins
+      chat_.require_membership(a.user, a.room);
     } catch (const Error& e) {
       if (e.kind() == ErrorKind::NotFound) return refuse(404, "not_found", "room not found", "room_not_found");
       return refuse(403, "forbidden", "not a member of this room", "not_member");

@@ -27,8 +27,7 @@ struct Admission {
   Id user = 0;
   Id room = 0;                         // chatroom sockets
   std::optional<chat::Seq> after_seq;  // chatroom resume
-  chat::Seq room_last_seq = 0;
-  std::string reason;  // refusal reason for metrics/logs
+  std::string reason;                  // refusal reason for metrics/logs
 };
 
 struct WsGateOptions {
