@@ -1,10 +1,11 @@
 #pragma once
 #include <chrono>
 #include <cstddef>
-#include <list>
 #include <mutex>
 #include <string>
-#include <unordered_map>
+
+#include "common/bounded_lru.h"
+#include "common/token_bucket.h"
 
 namespace parley::api {
 
@@ -12,7 +13,7 @@ namespace parley::api {
 // least recently used one is evicted (a fresh bucket is full, so eviction only forgives).
 class RateLimiter {
  public:
-  using Clock = std::chrono::steady_clock;
+  using Clock = TokenBucket::Clock;
   RateLimiter(double per_sec, double burst, std::size_t max_keys);
 
   // 0 when allowed; otherwise the whole seconds (>= 1) to wait.
@@ -21,16 +22,9 @@ class RateLimiter {
   std::size_t size() const;
 
  private:
-  struct Bucket {
-    double tokens;
-    Clock::time_point at;
-    std::list<std::string>::iterator lru;
-  };
   double per_sec_, burst_;
-  std::size_t max_keys_;
   mutable std::mutex mu_;
-  std::unordered_map<std::string, Bucket> buckets_;
-  std::list<std::string> lru_;  // front: most recent
+  BoundedLru<std::string, TokenBucket> buckets_;
 };
 
 }  // namespace parley::api

@@ -47,6 +47,14 @@ int status_of(ErrorKind k) {
   return 500;
 }
 
+// Label values stay bounded: any method the API does not use counts as OTHER.
+std::string method_label(std::string_view method) {
+  static constexpr std::string_view kMethods[] = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"};
+  for (auto k : kMethods)
+    if (method == k) return std::string(k);
+  return "OTHER";
+}
+
 Response json_response(int status, const json::value& v) {
   Response r;
   r.status = status;
@@ -149,6 +157,33 @@ struct RestApi::Impl {
     add_routes();
   }
 
+  std::optional<Id> authenticate(std::string_view token) const { return jwt.verify(token, now_ms()); }
+
+  // A matched route: authenticate, rate-limit, run.
+  Response dispatch(const Router<RouteInfo>::Route& route, Ctx& c) {
+    std::string limiter_key = "ip:" + c.req.remote_ip;
+    if (route.handler.auth) {
+      std::optional<Id> uid;
+      if (auto token = bearer_token(c.req.authorization)) uid = authenticate(*token);
+      if (uid) {
+        c.user = *uid;
+        limiter_key = "u:" + format_id(*uid);
+      }
+    }
+    // Requests without a valid token are metered per IP before they are refused.
+    if (route.pattern.rfind("/api/", 0) == 0) {
+      if (int wait = limiter.acquire(limiter_key)) {
+        Response r = error_response(429, "rate_limited", "too many requests");
+        r.headers.emplace_back("Retry-After", std::to_string(wait));
+        return r;
+      }
+    }
+    if (route.handler.auth && c.user == 0)
+      throw Error(ErrorKind::Unauthorized, "unauthorized",
+                  c.req.authorization.empty() ? "missing bearer token" : "invalid or expired token");
+    return run_route(route, c);
+  }
+
   // Every room route answers 404 (unknown room) and 403 (not a member) before any other
   // complaint about the request: a bad body or parameter is reported only to members.
   Response run_route(const Router<RouteInfo>::Route& route, Ctx& c) {
@@ -161,157 +196,189 @@ struct RestApi::Impl {
     }
   }
 
+  // The routing table: one short handler per route, grouped by resource below.
+  void add_routes() {
+    using H = Response (Impl::*)(Ctx&);
+    auto pub = [this](const char* m, const char* p, H h) { router.add(m, p, RouteInfo{false, bind(h)}); };
+    auto api = [this](const char* m, const char* p, H h) { router.add(m, p, RouteInfo{true, bind(h)}); };
+
+    pub("GET", "/healthz", &Impl::healthz);
+    pub("GET", "/readyz", &Impl::readyz);
+    pub("GET", "/metrics", &Impl::metrics_text);
+
+    pub("POST", "/api/auth/register", &Impl::register_user);
+    pub("POST", "/api/auth/login", &Impl::login);
+    api("GET", "/api/me", &Impl::me);
+    api("GET", "/api/users", &Impl::search_users);
+
+    api("POST", "/api/chatrooms", &Impl::create_room);
+    api("GET", "/api/chatrooms", &Impl::list_rooms);
+    api("GET", "/api/chatrooms/:id", &Impl::get_room);
+    api("POST", "/api/chatrooms/:id/members", &Impl::add_member);
+    api("DELETE", "/api/chatrooms/:id/members/:user_id", &Impl::remove_member);
+
+    api("POST", "/api/chatrooms/:id/messages", &Impl::send_message);
+    api("GET", "/api/chatrooms/:id/messages", &Impl::history);
+    api("GET", "/api/messages/unread-counts", &Impl::unread_counts);
+    api("GET", "/api/messages/latest", &Impl::latest);
+    api("POST", "/api/messages/read", &Impl::read_bulk);
+    api("GET", "/api/messages/:id", &Impl::get_message);
+    api("POST", "/api/messages/:id/read", &Impl::read_one);
+    api("POST", "/api/chatrooms/:id/mark-all-read", &Impl::mark_all_read);
+    api("GET", "/api/chatrooms/:id/first-unread", &Impl::first_unread);
+    api("GET", "/api/messages/:id/read-by-who", &Impl::read_by_who);
+  }
+  Handler bind(Response (Impl::*h)(Ctx&)) {
+    return [this, h](Ctx& c) { return (this->*h)(c); };
+  }
+
+  // Probes.
+  Response healthz(Ctx&) { return json_response(200, json::object{{"status", "ok"}}); }
+  Response readyz(Ctx&) {
+    bool ok = store.healthy();
+    return json_response(ok ? 200 : 503, json::object{{"status", ok ? "ready" : "unavailable"}});
+  }
+  Response metrics_text(Ctx&) {
+    Response r;
+    r.body = metrics.render();
+    r.content_type = "text/plain; version=0.0.4";
+    return r;
+  }
+
+  // Auth and users.
   Response auth_answer(int status, const chat::User& u) {
     return json_response(status, json::object{{"user", to_json(u)}, {"token", jwt.issue(u.id, now_ms())}});
   }
+  Response register_user(Ctx& c) {
+    auto b = c.body();
+    std::string username = chat::normalize_username(field_string(b, "username"));
+    std::string password = field_string(b, "password");
+    chat::check_password(password);
+    auto user = chat.create_user(username, auth::hash_password(password));
+    return auth_answer(201, user);
+  }
+  Response login(Ctx& c) {
+    auto b = c.body();
+    std::string username = field_string(b, "username");
+    std::string password = field_string(b, "password");
+    auto found = chat.user_auth(username);
+    bool ok = auth::verify_password(found ? found->password_hash : auth::dummy_password_hash(), password);
+    if (!found || !ok) throw Error(ErrorKind::Unauthorized, "invalid_credentials", "wrong username or password");
+    return auth_answer(200, found->user);
+  }
+  Response me(Ctx& c) { return json_response(200, to_json(chat.get_user(c.user))); }
+  Response search_users(Ctx& c) {
+    int limit = c.query_int("limit", chat::kDefaultUserSearchLimit, 1, chat::kMaxUserSearchLimit);
+    auto users = chat.search_users(c.query("query").value_or(""), limit);
+    return json_response(200, json::object{{"users", to_json(users)}});
+  }
 
-  void add_routes() {
-    auto pub = [this](const char* m, const char* p, Handler h) { router.add(m, p, RouteInfo{false, std::move(h)}); };
-    auto api = [this](const char* m, const char* p, Handler h) { router.add(m, p, RouteInfo{true, std::move(h)}); };
+  // Rooms and members.
+  Response create_room(Ctx& c) {
+    auto b = c.body();
+    auto type = optional_string(b, "type").value_or("group");
+    auto members = id_array(b, "member_ids", type == "direct");
+    if (type == "direct") {
+      if (members.size() != 1) bad_input("a direct room takes exactly one member_ids entry");
+      auto [view, created] = chat.create_direct(c.user, members[0]);
+      return json_response(created ? 201 : 200, to_json(view));
+    }
+    if (type != "group") bad_input("type must be \"group\" or \"direct\"");
+    auto name = optional_string(b, "name");
+    if (!name) bad_input("name must be a string");
+    return json_response(201, to_json(chat.create_group(c.user, *name, members)));
+  }
+  Response list_rooms(Ctx& c) {
+    json::array rooms;
+    for (const auto& r : chat.list_rooms(c.user)) rooms.push_back(to_json(r));
+    return json_response(200, json::object{{"chatrooms", std::move(rooms)}});
+  }
+  Response get_room(Ctx& c) { return json_response(200, to_json(chat.get_room(c.user, c.param_id(0)))); }
+  Response add_member(Ctx& c) {
+    Id room = c.param_id(0);
+    auto b = c.body();
+    auto it = b.find("user_id");
+    if (it == b.end()) bad_input("user_id must be an id string");
+    Id user = id_value(it->value(), "user_id");
+    return json_response(200, to_json(chat.add_member(c.user, room, user).room));
+  }
+  Response remove_member(Ctx& c) {
+    Id room = c.param_id(0);
+    Id user = c.param_id(1);
+    chat.remove_member(c.user, room, user);
+    Response r;
+    r.status = 204;
+    return r;
+  }
 
-    pub("GET", "/healthz", [](Ctx&) { return json_response(200, json::object{{"status", "ok"}}); });
-    pub("GET", "/readyz", [this](Ctx&) {
-      bool ok = store.healthy();
-      return json_response(ok ? 200 : 503, json::object{{"status", ok ? "ready" : "unavailable"}});
-    });
-    pub("GET", "/metrics", [this](Ctx&) {
-      Response r;
-      r.body = metrics.render();
-      r.content_type = "text/plain; version=0.0.4";
-      return r;
-    });
+  // Messages.
+  Response send_message(Ctx& c) {
+    Id room = c.param_id(0);
+    auto b = c.body();
+    std::string content = field_string(b, "content");
+    auto cmid = optional_string(b, "client_msg_id");
+    // The server is behind on fan-out: shed the new send here rather than let queues grow.
+    if (load && load->overloaded())
+      throw Error(ErrorKind::Unavailable, "unavailable", "the server is busy; retry shortly");
+    auto res = chat.send(c.user, room, content, cmid);
+    if (res.created) metrics.message_stored();
+    return json_response(res.created ? 201 : 200, to_json(res.message));
+  }
+  Response history(Ctx& c) {
+    Id room = c.param_id(0);
+    int limit = c.query_int("limit", chat::kDefaultHistoryLimit, 1, chat::kMaxHistoryLimit);
+    auto page = chat.history(c.user, room, c.query_seq("after_seq"), c.query_seq("before_seq"), limit);
+    json::array msgs;
+    for (const auto& m : page.messages) msgs.push_back(to_json(m));
+    return json_response(200, json::object{{"messages", std::move(msgs)}, {"has_more", page.has_more}});
+  }
+  Response get_message(Ctx& c) { return json_response(200, to_json(chat.get_message(c.user, c.param_id(0)))); }
+  Response latest(Ctx& c) {
+    json::array out;
+    for (const auto& [room, m] : chat.latest(c.user))
+      out.push_back(json::object{{"room_id", format_id(room)}, {"message", to_json(m)}});
+    return json_response(200, json::object{{"latest", std::move(out)}});
+  }
 
-    pub("POST", "/api/auth/register", [this](Ctx& c) {
-      auto b = c.body();
-      std::string username = chat::normalize_username(field_string(b, "username"));
-      std::string password = field_string(b, "password");
-      chat::check_password(password);
-      auto user = chat.create_user(username, auth::hash_password(password));
-      return auth_answer(201, user);
-    });
-    pub("POST", "/api/auth/login", [this](Ctx& c) {
-      auto b = c.body();
-      std::string username = field_string(b, "username");
-      std::string password = field_string(b, "password");
-      auto found = chat.user_auth(username);
-      bool ok = auth::verify_password(found ? found->password_hash : auth::dummy_password_hash(), password);
-      if (!found || !ok) throw Error(ErrorKind::Unauthorized, "invalid_credentials", "wrong username or password");
-      return auth_answer(200, found->user);
-    });
-    api("GET", "/api/me", [this](Ctx& c) { return json_response(200, to_json(chat.get_user(c.user))); });
-    api("GET", "/api/users", [this](Ctx& c) {
-      int limit = c.query_int("limit", chat::kDefaultUserSearchLimit, 1, chat::kMaxUserSearchLimit);
-      auto users = chat.search_users(c.query("query").value_or(""), limit);
-      return json_response(200, json::object{{"users", to_json(users)}});
-    });
-
-    api("POST", "/api/chatrooms", [this](Ctx& c) {
-      auto b = c.body();
-      auto type = optional_string(b, "type").value_or("group");
-      auto members = id_array(b, "member_ids", type == "direct");
-      if (type == "direct") {
-        if (members.size() != 1) bad_input("a direct room takes exactly one member_ids entry");
-        auto [view, created] = chat.create_direct(c.user, members[0]);
-        return json_response(created ? 201 : 200, to_json(view));
-      }
-      if (type != "group") bad_input("type must be \"group\" or \"direct\"");
-      auto name = optional_string(b, "name");
-      if (!name) bad_input("name must be a string");
-      return json_response(201, to_json(chat.create_group(c.user, *name, members)));
-    });
-    api("GET", "/api/chatrooms", [this](Ctx& c) {
-      json::array rooms;
-      for (const auto& r : chat.list_rooms(c.user)) rooms.push_back(to_json(r));
-      return json_response(200, json::object{{"chatrooms", std::move(rooms)}});
-    });
-    api("GET", "/api/chatrooms/:id",
-        [this](Ctx& c) { return json_response(200, to_json(chat.get_room(c.user, c.param_id(0)))); });
-    api("POST", "/api/chatrooms/:id/members", [this](Ctx& c) {
-      Id room = c.param_id(0);
-      auto b = c.body();
-      auto it = b.find("user_id");
-      if (it == b.end()) bad_input("user_id must be an id string");
-      Id user = id_value(it->value(), "user_id");
-      return json_response(200, to_json(chat.add_member(c.user, room, user).room));
-    });
-    api("DELETE", "/api/chatrooms/:id/members/:user_id", [this](Ctx& c) {
-      Id room = c.param_id(0);
-      Id user = c.param_id(1);
-      chat.remove_member(c.user, room, user);
-      Response r;
-      r.status = 204;
-      return r;
-    });
-
-    api("POST", "/api/chatrooms/:id/messages", [this](Ctx& c) {
-      Id room = c.param_id(0);
-      auto b = c.body();
-      std::string content = field_string(b, "content");
-      auto cmid = optional_string(b, "client_msg_id");
-      // The server is behind on fan-out: shed the new send here rather than let queues grow.
-      if (load && load->overloaded())
-        throw Error(ErrorKind::Unavailable, "unavailable", "the server is busy; retry shortly");
-      auto res = chat.send(c.user, room, content, cmid);
-      if (res.created) metrics.message_stored();
-      return json_response(res.created ? 201 : 200, to_json(res.message));
-    });
-    api("GET", "/api/chatrooms/:id/messages", [this](Ctx& c) {
-      Id room = c.param_id(0);
-      int limit = c.query_int("limit", chat::kDefaultHistoryLimit, 1, chat::kMaxHistoryLimit);
-      auto page = chat.history(c.user, room, c.query_seq("after_seq"), c.query_seq("before_seq"), limit);
-      json::array msgs;
-      for (const auto& m : page.messages) msgs.push_back(to_json(m));
-      return json_response(200, json::object{{"messages", std::move(msgs)}, {"has_more", page.has_more}});
-    });
-    api("GET", "/api/messages/unread-counts", [this](Ctx& c) {
-      auto u = chat.unread_counts(c.user);
-      json::object counts;
-      for (auto [room, n] : u.rooms) counts[format_id(room)] = n;
-      return json_response(200, json::object{{"unread_counts", std::move(counts)}, {"total", u.total}});
-    });
-    api("GET", "/api/messages/latest", [this](Ctx& c) {
-      json::array out;
-      for (const auto& [room, m] : chat.latest(c.user))
-        out.push_back(json::object{{"room_id", format_id(room)}, {"message", to_json(m)}});
-      return json_response(200, json::object{{"latest", std::move(out)}});
-    });
-    api("POST", "/api/messages/read", [this](Ctx& c) {
-      auto b = c.body();
-      auto ids = id_array(b, "message_ids", true);
-      json::array rooms;
-      for (const auto& r : chat.read_bulk(c.user, ids)) rooms.push_back(to_json(r));
-      return json_response(200, json::object{{"rooms", std::move(rooms)}});
-    });
-    api("GET", "/api/messages/:id",
-        [this](Ctx& c) { return json_response(200, to_json(chat.get_message(c.user, c.param_id(0)))); });
-    api("POST", "/api/messages/:id/read",
-        [this](Ctx& c) { return json_response(200, to_json(chat.read_one(c.user, c.param_id(0)))); });
-    api("POST", "/api/chatrooms/:id/mark-all-read", [this](Ctx& c) {
-      auto r = chat.mark_all_read(c.user, c.param_id(0));
-      auto o = to_json(r);
-      o["marked"] = r.marked;
-      return json_response(200, o);
-    });
-    api("GET", "/api/chatrooms/:id/first-unread", [this](Ctx& c) {
-      auto f = chat.first_unread(c.user, c.param_id(0));
-      return json_response(200, json::object{{"message", to_json(f.message)}, {"unread_count", f.unread_count}});
-    });
-    api("GET", "/api/messages/:id/read-by-who", [this](Ctx& c) {
-      auto r = chat.read_by_who(c.user, c.param_id(0));
-      json::array read_by, unread_by;
-      for (const auto& rd : r.read_by)
-        read_by.push_back(json::object{{"user_id", format_id(rd.user.id)},
-                                       {"username", rd.user.username},
-                                       {"read_at", format_rfc3339(rd.read_at)}});
-      for (const auto& u : r.unread_by)
-        unread_by.push_back(json::object{{"user_id", format_id(u.id)}, {"username", u.username}});
-      return json_response(200, json::object{{"message_id", format_id(r.message.id)},
-                                             {"room_id", format_id(r.message.room_id)},
-                                             {"read_by", std::move(read_by)},
-                                             {"unread_by", std::move(unread_by)},
-                                             {"read_count", r.read_by.size()},
-                                             {"member_count", r.member_count}});
-    });
+  // Read state.
+  Response unread_counts(Ctx& c) {
+    auto u = chat.unread_counts(c.user);
+    json::object counts;
+    for (auto [room, n] : u.rooms) counts[format_id(room)] = n;
+    return json_response(200, json::object{{"unread_counts", std::move(counts)}, {"total", u.total}});
+  }
+  Response read_bulk(Ctx& c) {
+    auto b = c.body();
+    auto ids = id_array(b, "message_ids", true);
+    json::array rooms;
+    for (const auto& r : chat.read_bulk(c.user, ids)) rooms.push_back(to_json(r));
+    return json_response(200, json::object{{"rooms", std::move(rooms)}});
+  }
+  Response read_one(Ctx& c) { return json_response(200, to_json(chat.read_one(c.user, c.param_id(0)))); }
+  Response mark_all_read(Ctx& c) {
+    auto r = chat.mark_all_read(c.user, c.param_id(0));
+    auto o = to_json(r);
+    o["marked"] = r.marked;
+    return json_response(200, o);
+  }
+  Response first_unread(Ctx& c) {
+    auto f = chat.first_unread(c.user, c.param_id(0));
+    return json_response(200, json::object{{"message", to_json(f.message)}, {"unread_count", f.unread_count}});
+  }
+  Response read_by_who(Ctx& c) {
+    auto r = chat.read_by_who(c.user, c.param_id(0));
+    json::array read_by, unread_by;
+    for (const auto& rd : r.read_by)
+      read_by.push_back(json::object{
+          {"user_id", format_id(rd.user.id)}, {"username", rd.user.username}, {"read_at", format_rfc3339(rd.read_at)}});
+    for (const auto& u : r.unread_by)
+      unread_by.push_back(json::object{{"user_id", format_id(u.id)}, {"username", u.username}});
+    return json_response(200, json::object{{"message_id", format_id(r.message.id)},
+                                           {"room_id", format_id(r.message.room_id)},
+                                           {"read_by", std::move(read_by)},
+                                           {"unread_by", std::move(unread_by)},
+                                           {"read_count", r.read_by.size()},
+                                           {"member_count", r.member_count}});
   }
 };
 
@@ -320,7 +387,7 @@ RestApi::RestApi(chat::ChatService& chat, chat::Store& store, const auth::JwtCod
     : impl_(std::make_unique<Impl>(chat, store, jwt, limiter, metrics, load)) {}
 RestApi::~RestApi() = default;
 
-std::optional<Id> RestApi::authenticate(std::string_view token) const { return impl_->jwt.verify(token, now_ms()); }
+std::optional<Id> RestApi::authenticate(std::string_view token) const { return impl_->authenticate(token); }
 
 void RestApi::observe_refused(int status) { impl_->metrics.observe_request("unparsed", "OTHER", status, 0); }
 
@@ -343,30 +410,7 @@ Response RestApi::handle(const Request& req) {
       route_label = m.route->pattern;
       Ctx ctx{req, std::move(m.params), {}, 0};
       for (auto p : url->params()) ctx.query_params[p.key] = p.has_value ? p.value : std::string();
-      std::string limiter_key = "ip:" + req.remote_ip;
-      bool metered = route_label.rfind("/api/", 0) == 0;
-      if (m.route->handler.auth) {
-        std::string_view a = req.authorization;
-        constexpr std::string_view kBearer = "Bearer ";
-        std::optional<Id> uid;
-        if (a.size() > kBearer.size() && a.substr(0, kBearer.size()) == kBearer)
-          uid = authenticate(a.substr(kBearer.size()));
-        if (uid) {
-          ctx.user = *uid;
-          limiter_key = "u:" + format_id(*uid);
-        }
-      }
-      // Requests without a valid token are metered per IP before they are refused.
-      if (metered) {
-        if (int wait = impl_->limiter.acquire(limiter_key)) {
-          resp = error_response(429, "rate_limited", "too many requests");
-          resp.headers.emplace_back("Retry-After", std::to_string(wait));
-        }
-      }
-      if (resp.body.empty() && m.route->handler.auth && ctx.user == 0)
-        throw Error(ErrorKind::Unauthorized, "unauthorized",
-                    req.authorization.empty() ? "missing bearer token" : "invalid or expired token");
-      if (resp.body.empty()) resp = impl_->run_route(*m.route, ctx);
+      resp = impl_->dispatch(*m.route, ctx);
     }
   } catch (const Error& e) {
     resp = error_response(status_of(e.kind()), e.code(), e.what());
@@ -376,12 +420,7 @@ Response RestApi::handle(const Request& req) {
     resp = error_response(500, "internal", "internal error");
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  // Label values stay bounded: any method the API does not use counts as OTHER.
-  static constexpr std::string_view kMethods[] = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"};
-  std::string method = "OTHER";
-  for (auto k : kMethods)
-    if (req.method == k) method = std::string(k);
-  impl_->metrics.observe_request(route_label, method, resp.status, secs);
+  impl_->metrics.observe_request(route_label, method_label(req.method), resp.status, secs);
   return resp;
 }
 

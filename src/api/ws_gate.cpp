@@ -9,25 +9,18 @@
 namespace parley::api {
 
 WsGate::WsGate(chat::ChatService& chat, const auth::JwtCodec& jwt, WsGateOptions opts)
-    : chat_(chat), jwt_(jwt), opts_(std::move(opts)) {}
+    : chat_(chat), jwt_(jwt), opts_(std::move(opts)), last_accepted_(opts_.cooldown_max_keys) {}
 
-bool WsGate::cooldown_passed(const std::string& key) {
+// Counts from the last accepted connect: a refused one does not restart the clock.
+bool WsGate::cooldown_passed(const std::string& key, Clock::time_point now) {
   if (opts_.cooldown_ms <= 0) return true;
-  auto now = std::chrono::steady_clock::now();
   std::lock_guard g(mu_);
-  auto it = last_attempt_.find(key);
-  if (it != last_attempt_.end()) {
-    if (now - it->second.first < std::chrono::milliseconds(opts_.cooldown_ms)) return false;
-    it->second.first = now;
-    lru_.splice(lru_.begin(), lru_, it->second.second);
-    return true;
-  }
-  if (last_attempt_.size() >= opts_.cooldown_max_keys) {
-    last_attempt_.erase(lru_.back());
-    lru_.pop_back();
-  }
-  lru_.push_front(key);
-  last_attempt_.emplace(key, std::make_pair(now, lru_.begin()));
+  bool first = false;
+  auto starts_now = [now] { return now; };
+  Clock::time_point& last = last_accepted_.get_or_insert(key, starts_now, &first);
+  if (first) return true;
+  if (now - last < std::chrono::milliseconds(opts_.cooldown_ms)) return false;
+  last = now;
   return true;
 }
 
@@ -69,9 +62,8 @@ Admission WsGate::admit(const UpgradeRequest& req) {
     else if (p.key == "after_seq")
       after_param = v;
   }
-  constexpr std::string_view kBearer = "Bearer ";
-  if (!token && req.authorization.size() > kBearer.size() && req.authorization.compare(0, kBearer.size(), kBearer) == 0)
-    token = req.authorization.substr(kBearer.size());
+  if (!token)
+    if (auto bearer = bearer_token(req.authorization)) token = std::string(*bearer);
 
   std::optional<Id> user;
   if (token) {
@@ -97,8 +89,8 @@ Admission WsGate::admit(const UpgradeRequest& req) {
       if (!v) return refuse(400, "invalid_request", "after_seq must be a non-negative integer", "bad_request");
       a.after_seq = *v;
     }
-    try {
-      a.room_last_seq = chat_.require_membership(a.user, a.room);
+    try {  // refuse before the upgrade; the session reads the room's last_seq itself when it joins
+      chat_.require_membership(a.user, a.room);
     } catch (const Error& e) {
       if (e.kind() == ErrorKind::NotFound) return refuse(404, "not_found", "room not found", "room_not_found");
       return refuse(403, "forbidden", "not a member of this room", "not_member");
@@ -106,7 +98,7 @@ Admission WsGate::admit(const UpgradeRequest& req) {
   }
 
   std::string key = format_id(a.user) + (a.sidebar ? "|sidebar" : "|room|" + format_id(a.room));
-  if (!cooldown_passed(key)) {
+  if (!cooldown_passed(key, Clock::now())) {
     refuse(429, "rate_limited", "reconnecting too fast", "cooldown");
     a.refusal.headers.emplace_back("Retry-After", "1");
     return a;

@@ -1,15 +1,14 @@
 #pragma once
 #include <chrono>
-#include <list>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "api/http_types.h"
 #include "auth/jwt.h"
 #include "chat/service.h"
+#include "common/bounded_lru.h"
 
 namespace parley::api {
 
@@ -28,8 +27,7 @@ struct Admission {
   Id user = 0;
   Id room = 0;                         // chatroom sockets
   std::optional<chat::Seq> after_seq;  // chatroom resume
-  chat::Seq room_last_seq = 0;
-  std::string reason;  // refusal reason for metrics/logs
+  std::string reason;                  // refusal reason for metrics/logs
 };
 
 struct WsGateOptions {
@@ -48,15 +46,14 @@ class WsGate {
   Admission admit(const UpgradeRequest& req);
 
  private:
-  bool cooldown_passed(const std::string& key);
+  using Clock = std::chrono::steady_clock;
+  bool cooldown_passed(const std::string& key, Clock::time_point now);
 
   chat::ChatService& chat_;
   const auth::JwtCodec& jwt_;
   WsGateOptions opts_;
   std::mutex mu_;
-  std::unordered_map<std::string, std::pair<std::chrono::steady_clock::time_point, std::list<std::string>::iterator>>
-      last_attempt_;
-  std::list<std::string> lru_;
+  BoundedLru<std::string, Clock::time_point> last_accepted_;  // per user, endpoint and room
 };
 
 }  // namespace parley::api

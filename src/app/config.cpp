@@ -91,6 +91,26 @@ ParseOutcome parse_config(int argc, char** argv, Config& c) {
   serve->add_option("--ws-inbound-burst", c.ws_inbound_burst, "client frame burst per connection")
       ->envname(env("WS_INBOUND_BURST"))
       ->check(CLI::Range(1.0, 100000.0));
+  serve->add_option("--http-max-body-bytes", c.http_max_body_bytes, "request body limit, bytes (larger: 413)")
+      ->envname(env("HTTP_MAX_BODY_BYTES"))
+      ->check(CLI::Range(1024, 1024 * 1024));
+  serve->add_option("--http-max-header-bytes", c.http_max_header_bytes, "request header limit, bytes (larger: 431)")
+      ->envname(env("HTTP_MAX_HEADER_BYTES"))
+      ->check(CLI::Range(1024, 256 * 1024));
+  serve->add_option("--http-idle-timeout-ms", c.http_idle_timeout_ms, "close a keep-alive connection idle this long")
+      ->envname(env("HTTP_IDLE_TIMEOUT_MS"))
+      ->check(CLI::Range(100, 3600000));
+  serve
+      ->add_option("--http-request-timeout-ms", c.http_request_timeout_ms,
+                   "time from a request's first byte to its last")
+      ->envname(env("HTTP_REQUEST_TIMEOUT_MS"))
+      ->check(CLI::Range(100, 3600000));
+  serve->add_option("--ws-max-frame-bytes", c.ws_max_frame_bytes, "WebSocket message limit, bytes (larger: 1009)")
+      ->envname(env("WS_MAX_FRAME_BYTES"))
+      ->check(CLI::Range(1024, 64 * 1024));
+  serve->add_option("--ws-handshake-timeout-ms", c.ws_handshake_timeout_ms, "WebSocket upgrade and close handshakes")
+      ->envname(env("WS_HANDSHAKE_TIMEOUT_MS"))
+      ->check(CLI::Range(100, 60000));
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -32,6 +32,14 @@ struct Config {
   int ws_queue_max_events = 1000;        // 1 .. 1,000,000
   double ws_inbound_per_sec = 20;        // 0.1 .. 100,000
   double ws_inbound_burst = 40;          // 1 .. 100,000
+  // HTTP and WebSocket framing limits. The contract fixes the largest values (413 above 1 MiB,
+  // 1009 above 64 KiB); smaller ones are allowed (tests, stricter deployments).
+  int http_max_body_bytes = 1024 * 1024;  // 1 KiB .. 1 MiB
+  int http_max_header_bytes = 16 * 1024;  // 1 KiB .. 256 KiB
+  int http_idle_timeout_ms = 60000;       // 100 .. 3,600,000 (keep-alive wait for a request)
+  int http_request_timeout_ms = 30000;    // 100 .. 3,600,000 (first byte to last of one request)
+  int ws_max_frame_bytes = 64 * 1024;     // 1 KiB .. 64 KiB
+  int ws_handshake_timeout_ms = 10000;    // 100 .. 60,000 (upgrade and close handshakes)
 };
 
 enum class ParseOutcome { Run, ExitOk, ExitUsage };

@@ -124,6 +124,8 @@ int serve(const app::Config& cfg) {
   wso.queue_max_events = static_cast<std::size_t>(cfg.ws_queue_max_events);
   wso.inbound_per_sec = cfg.ws_inbound_per_sec;
   wso.inbound_burst = cfg.ws_inbound_burst;
+  wso.max_frame_bytes = static_cast<std::size_t>(cfg.ws_max_frame_bytes);
+  wso.handshake_timeout = std::chrono::milliseconds(cfg.ws_handshake_timeout_ms);
   api::WsService ws_service(chat, gate, metrics, load);
   net::Hub hub(ioc, pool, ws_service, hub_opts);
   bus.subscribe([&hub](const chat::EventPtr& e) { hub.on_event(e); });
@@ -134,7 +136,12 @@ int serve(const app::Config& cfg) {
   metrics.declare("parley_ws_handshake_failures_total", "counter", "Refused or failed upgrades by reason.");
   metrics.add("parley_ws_connections{endpoint=\"sidebar\"}", 0);
   metrics.add("parley_ws_connections{endpoint=\"chatroom\"}", 0);
-  net::HttpServer server(ioc, pool, rest, net::HttpOptions{}, &ws);
+  net::HttpOptions http_opts;
+  http_opts.max_body_bytes = static_cast<std::size_t>(cfg.http_max_body_bytes);
+  http_opts.max_header_bytes = static_cast<std::size_t>(cfg.http_max_header_bytes);
+  http_opts.idle_timeout = std::chrono::milliseconds(cfg.http_idle_timeout_ms);
+  http_opts.request_timeout = std::chrono::milliseconds(cfg.http_request_timeout_ms);
+  net::HttpServer server(ioc, pool, rest, http_opts, &ws);
 
   // Shutdown: stop accepting, let requests in flight finish (at most 8 s), then stop.
   boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);

@@ -209,11 +209,13 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       if (rec) {
         int status = 400;
         const char* code = "invalid_request";
-        const char* msg = "malformed HTTP request";
+        std::string msg = "malformed HTTP request";
         if (rec == http::error::body_limit) {
           status = 413;
           code = "payload_too_large";
-          msg = "request body larger than 1 MiB";
+          msg = opts.max_body_bytes == 1024 * 1024
+                    ? "request body larger than 1 MiB"
+                    : "request body larger than " + std::to_string(opts.max_body_bytes) + " bytes";
         } else if (rec == http::error::header_limit) {
           status = 431;
           msg = "request headers too large";

@@ -19,11 +19,12 @@ class RestApi;
 namespace parley::net {
 struct WsDeps;
 
+// Defaults are those of `parley serve`; app/config.h states the bounds of each.
 struct HttpOptions {
-  std::size_t max_body_bytes = 1024 * 1024;  // larger → 413
-  std::size_t max_header_bytes = 16 * 1024;  // larger → 431
-  std::chrono::seconds idle_timeout{60};     // keep-alive: wait for a request's first byte
-  std::chrono::seconds request_timeout{30};  // from a request's first byte to its last
+  std::size_t max_body_bytes = 1024 * 1024;          // larger → 413
+  std::size_t max_header_bytes = 16 * 1024;          // larger → 431
+  std::chrono::milliseconds idle_timeout{60000};     // keep-alive: wait for a request's first byte
+  std::chrono::milliseconds request_timeout{30000};  // from a request's first byte to its last
 };
 
 class HttpServer {

@@ -26,16 +26,16 @@ struct WsOptions {
   // server is behind (api::LoadGauge) and refuses new sends.
   std::chrono::milliseconds write_blocked{50};
   std::chrono::milliseconds ping_interval{30000};
-  std::chrono::milliseconds idle_timeout{75000};  // silence before close
-  std::chrono::seconds handshake_timeout{10};     // upgrade and close handshakes
-  std::chrono::seconds close_timeout{5};          // a close frame that cannot leave: cut
-  std::chrono::seconds snapshot_timeout{10};      // sidebar: badge snapshot not ready → 1011
-  std::size_t max_frame_bytes = 64 * 1024;        // larger → close 1009
-  double inbound_per_sec = 20;                    // client frames per second…
-  double inbound_burst = 40;                      // …with this burst; beyond → error event
-  std::size_t replay_max = 1000;                  // more missing → resync_required
-  int replay_page = 200;                          // messages per storage read of a replay
-  std::size_t write_batch = 64;                   // frames taken from the queue per wake-up
+  std::chrono::milliseconds idle_timeout{75000};       // silence before close
+  std::chrono::milliseconds handshake_timeout{10000};  // upgrade and close handshakes
+  std::chrono::seconds close_timeout{5};               // a close frame that cannot leave: cut
+  std::chrono::seconds snapshot_timeout{10};           // sidebar: badge snapshot not ready → 1011
+  std::size_t max_frame_bytes = 64 * 1024;             // larger → close 1009
+  double inbound_per_sec = 20;                         // client frames per second…
+  double inbound_burst = 40;                           // …with this burst; beyond → error event
+  std::size_t replay_max = 1000;                       // more missing → resync_required
+  int replay_page = 200;                               // messages per storage read of a replay
+  std::size_t write_batch = 64;                        // frames taken from the queue per wake-up
 };
 
 // What a session needs from the rest of the process.

@@ -39,8 +39,8 @@ WsSession::WsSession(beast::tcp_stream& stream, std::shared_ptr<void> keep, WsDe
       kill_(stream.get_executor()),
       snapshot_wait_(stream.get_executor()),
       stall_(stream.get_executor()),
-      queue_({deps.opts.queue_max_events, deps.opts.queue_max_bytes, deps.opts.queue_hard_factor}) {
-  tokens_ = deps_.opts.inbound_burst;
+      queue_({deps.opts.queue_max_events, deps.opts.queue_max_bytes, deps.opts.queue_hard_factor}),
+      inbound_(deps.opts.inbound_per_sec, deps.opts.inbound_burst) {
 }
 
 void WsSession::deliver(const api::OutEventPtr& ev) {
@@ -301,12 +301,8 @@ awaitable<void> WsSession::reader_loop() {
       push_reply(api::error_frame("binary_not_supported", "frames must be JSON text"));
       continue;
     }
-    // Inbound rate: a token bucket per connection, over every data frame.
-    double elapsed = std::chrono::duration<double>(last_rx_ - tokens_at_).count();
-    tokens_ = std::min(deps_.opts.inbound_burst, tokens_ + elapsed * deps_.opts.inbound_per_sec);
-    tokens_at_ = last_rx_;
-    bool limited = tokens_ < 1;
-    if (!limited) tokens_ -= 1;
+    // Inbound rate: a token bucket per connection, over every data frame (sends included).
+    bool limited = !inbound_.take(last_rx_);
     auto data = buf.cdata();
     auto in =
         deps_.service.dispatch(who_, std::string_view(static_cast<const char*>(data.data()), data.size()), limited);

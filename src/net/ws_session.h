@@ -13,6 +13,7 @@
 #include "api/ws_gate.h"
 #include "api/ws_service.h"
 #include "chat/delivery_filter.h"
+#include "common/token_bucket.h"
 #include "net/hub.h"
 #include "net/outbound_queue.h"
 #include "net/ws_options.h"
@@ -74,8 +75,7 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   bool closed_ = false;
   bool ping_due_ = false;
   Clock::time_point last_rx_ = Clock::now(), last_ping_ = Clock::now();
-  double tokens_ = 0;
-  Clock::time_point tokens_at_ = Clock::now();
+  TokenBucket inbound_;
   std::string end_reason_ = "closed";
 };
 

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
 import { BIN, startServer, client } from './lib/server.mjs';
-import { sleep, freePort, hmacOk, assertError, assertStatus, assertLike } from './lib/rest-helpers.mjs';
+import { sleep, freePort, hmacOk, assertError, assertStatus, assertLike, rawHttp } from './lib/rest-helpers.mjs';
+import { rawConnect, buildFrame } from './lib/ws-client.mjs';
 
 const dirs = [];
 const children = new Set();
@@ -206,6 +207,15 @@ describe('bad configuration → exit 2 with one clear line on stderr', () => {
     ['--jwt-secret-file of 31 bytes', ['--jwt-secret-file', 'short.key'], {}, /jwt|secret|key|32/i],
     ['--jwt-secret-file of 31 bytes plus a newline', ['--jwt-secret-file', 'short-nl.key'], {}, /jwt|secret|key|32/i],
     ['--jwt-secret-file that does not exist', ['--jwt-secret-file', 'missing.key'], {}, /jwt|secret|key|missing/i],
+    ['--http-max-body-bytes above the 1 MiB of the contract', ['--http-max-body-bytes', '1048577'], {}, /http-max-body-bytes/],
+    ['--http-max-body-bytes 1023', ['--http-max-body-bytes', '1023'], {}, /http-max-body-bytes/],
+    ['PARLEY_HTTP_MAX_HEADER_BYTES=lots', [], { PARLEY_HTTP_MAX_HEADER_BYTES: 'lots' }, /http-max-header-bytes/],
+    ['--http-max-header-bytes 262145', ['--http-max-header-bytes', '262145'], {}, /http-max-header-bytes/],
+    ['--http-idle-timeout-ms 0', ['--http-idle-timeout-ms', '0'], {}, /http-idle-timeout-ms/],
+    ['--http-request-timeout-ms 3600001', ['--http-request-timeout-ms', '3600001'], {}, /http-request-timeout-ms/],
+    ['--ws-max-frame-bytes above the 64 KiB of the contract', ['--ws-max-frame-bytes', '65537'], {}, /ws-max-frame-bytes/],
+    ['PARLEY_WS_MAX_FRAME_BYTES=1000', [], { PARLEY_WS_MAX_FRAME_BYTES: '1000' }, /ws-max-frame-bytes/],
+    ['--ws-handshake-timeout-ms 99', ['--ws-handshake-timeout-ms', '99'], {}, /ws-handshake-timeout-ms/],
     ['--db postgres:// without --jwt-secret-file', ['--db', 'postgres://parley:parley@127.0.0.1:1/parley', '--no-jwt'], {}, /jwt|secret|postgres/i],
   ];
   for (const [what, args, env, mention] of cases) {
@@ -245,6 +255,81 @@ describe('bad configuration → exit 2 with one clear line on stderr', () => {
     } finally {
       p.kill();
       await p.exit();
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+describe('HTTP and WebSocket limits are flags', () => {
+  // Sends `bytes` on a fresh connection; resolves with the ms until the server closes it
+  // (null if it is still open after `ms`).
+  const closedAfter = (url, bytes, ms) => new Promise((resolve) => {
+    const sock = net.connect(portOf(url), '127.0.0.1');
+    const t0 = Date.now();
+    const timer = setTimeout(() => { sock.destroy(); resolve(null); }, ms);
+    sock.on('connect', () => { if (bytes) sock.write(bytes); });
+    sock.on('data', () => {});
+    sock.on('error', () => {});
+    sock.on('close', () => { clearTimeout(timer); resolve(Date.now() - t0); });
+  });
+  const post = (path, body, token) => `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n`
+    + `${token ? `Authorization: Bearer ${token}\r\n` : ''}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+  const padded = (obj, bytes) => {
+    const s = JSON.stringify(obj);
+    return s + ' '.repeat(bytes - Buffer.byteLength(s));
+  };
+
+  test('--http-max-body-bytes, --http-max-header-bytes (and PARLEY_HTTP_MAX_BODY_BYTES)', async () => {
+    for (const [args, env] of [[['--http-max-body-bytes', '2048'], {}], [[], { PARLEY_HTTP_MAX_BODY_BYTES: '2048' }]]) {
+      const s = await startServer({ args: [...args, '--http-max-header-bytes', '2048'], env });
+      try {
+        const u = await register(s.url, 'limits');
+        const fits = await rawHttp(s.url, post('/api/auth/login', padded({ username: 'limits', password: 'password123' }, 2048)));
+        assert.equal(fits.status, 200, `a body of exactly 2048 bytes: ${fits.text.slice(0, 200)}`);
+        const big = await rawHttp(s.url, post('/api/auth/login', padded({ username: 'limits', password: 'password123' }, 2049)));
+        assert.equal(big.status, 413, `2049 bytes: ${big.text.slice(0, 200)}`);
+        assert.match(big.text, /"payload_too_large"/);
+        const head = await rawHttp(s.url, `GET /api/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${u.token}\r\nX-Pad: ${'p'.repeat(2100)}\r\n\r\n`);
+        assert.equal(head.status, 431, `headers over 2048 bytes: ${head.text.slice(0, 200)}`);
+        const me = await rawHttp(s.url, `GET /api/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${u.token}\r\nConnection: close\r\n\r\n`);
+        assert.equal(me.status, 200, 'small headers pass');
+      } finally {
+        await s.close();
+      }
+    }
+  });
+
+  test('--http-idle-timeout-ms and --http-request-timeout-ms close slow connections', async () => {
+    const s = await startServer({ args: ['--http-idle-timeout-ms', '300', '--http-request-timeout-ms', '400'] });
+    try {
+      const idle = await closedAfter(s.url, null, 5000);
+      assert.ok(idle !== null && idle >= 250 && idle < 3000, `an idle connection closed after ${idle} ms`);
+      const partial = await closedAfter(s.url, 'GET /healthz HTTP/1.1\r\nHost: x\r\n', 5000);
+      assert.ok(partial !== null && partial >= 350 && partial < 3000, `an unfinished request cut after ${partial} ms`);
+      assertStatus(await client(s.url).get('/healthz'), 200, 'a prompt request is served');
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('--ws-max-frame-bytes: a larger message closes 1009; --ws-handshake-timeout-ms is accepted', async () => {
+    const s = await startServer({ args: ['--ws-max-frame-bytes', '1024', '--ws-handshake-timeout-ms', '2000'] });
+    try {
+      const u = await register(s.url, 'frames');
+      const c = await rawConnect(s.url, `/ws?token=${u.token}`);
+      try {
+        assert.equal(c.status, 101, c.headText);
+        c.write(buildFrame(1, JSON.stringify({ type: 'ping' }).padEnd(1024, ' ')));
+        await sleep(200);
+        assert.equal(c.ended, false, 'a message of exactly 1024 bytes is read');
+        c.write(buildFrame(1, Buffer.alloc(1025, 0x61)));
+        const r = await c.waitClose(5000);
+        assert.equal(r.code, 1009, `close after 1025 bytes: ${JSON.stringify(r)}`);
+      } finally {
+        c.sock.destroy();
+      }
+    } finally {
+      await s.close();
     }
   });
 });

@@ -311,6 +311,11 @@ describe('tokens (401)', () => {
       const r = await raw(S.url, 'GET', '/api/me', { headers: { authorization: hdr } });
       assertError(r, 401, 'unauthorized', `Authorization: ${hdr.slice(0, 12)}`);
     }
+    // RFC 7235: the scheme is case-insensitive; spaces may separate it from the token.
+    for (const hdr of [`bearer ${good}`, `BEARER ${good}`, `Bearer   ${good}`]) {
+      const r = await raw(S.url, 'GET', '/api/me', { headers: { authorization: hdr } });
+      assertStatus(r, 200, `Authorization: ${hdr.slice(0, 12)}`);
+    }
   });
 
   test('every /api route other than register/login needs a token', async () => {

@@ -179,6 +179,11 @@ class Conn {
   std::atomic<std::uint64_t>* scans_ = nullptr;
 };
 
+// Row readers: each object is read from its columns in one place. A query selects the
+// matching column list below (USER_COLS, MEMBER_COLS, ROOM_COLS, MSG_COLS) first; columns of
+// its own come after it.
+chat::User user_from(const Stmt& s) { return chat::User{s.i64(0), s.text(1), s.i64(2)}; }
+
 Message message_from(const Stmt& s) {
   Message m;
   m.id = s.i64(0);
@@ -203,6 +208,29 @@ chat::RoomRow room_from(const Stmt& s) {
   return r;
 }
 
+chat::MemberRow member_from(const Stmt& s, Id room, Id user) {
+  return chat::MemberRow{room, user, s.i64(0), s.i64(1), s.i64(2) != 0, s.i64(3)};
+}
+
+// The first row through read(s), or nullopt when there is none.
+template <class Read>
+auto first_row(Stmt& s, Read read) -> std::optional<decltype(read(s))> {
+  if (!s.step()) return std::nullopt;
+  return read(s);
+}
+
+// Every row through read(s).
+template <class Read>
+auto all_rows(Stmt& s, Read read) -> std::vector<decltype(read(s))> {
+  std::vector<decltype(read(s))> out;
+  while (s.step()) out.push_back(read(s));
+  return out;
+}
+
+constexpr auto int_row = [](const Stmt& r) { return r.i64(0); };  // a row of one integer
+
+#define USER_COLS "u.id, u.username, u.created_at"
+#define MEMBER_COLS "m.read_seq, m.delivered_seq, m.active, m.joined_at"
 #define ROOM_COLS "r.id, r.name, r.type, r.created_by, r.created_at, r.last_seq, r.last_activity"
 #define MSG_COLS "id, room_id, seq, sender_id, content, created_at, client_msg_id"
 
@@ -218,26 +246,22 @@ class SqliteTx final : public chat::Tx {
     return chat::User{sqlite3_last_insert_rowid(c_.raw()), std::string(username), now};
   }
   std::optional<chat::UserAuth> user_by_name(std::string_view username) override {
-    auto s = c_.prepare("SELECT id, username, created_at, password_hash FROM users WHERE username=?");
+    auto s = c_.prepare("SELECT " USER_COLS ", u.password_hash FROM users u WHERE u.username=?");
     s.bind(1, username);
-    if (!s.step()) return std::nullopt;
-    return chat::UserAuth{{s.i64(0), s.text(1), s.i64(2)}, s.text(3)};
+    return first_row(s, [](const Stmt& r) { return chat::UserAuth{user_from(r), r.text(3)}; });
   }
   std::optional<chat::User> user_by_id(Id id) override {
-    auto s = c_.prepare("SELECT id, username, created_at FROM users WHERE id=?");
+    auto s = c_.prepare("SELECT " USER_COLS " FROM users u WHERE u.id=?");
     s.bind(1, id);
-    if (!s.step()) return std::nullopt;
-    return chat::User{s.i64(0), s.text(1), s.i64(2)};
+    return first_row(s, user_from);
   }
   std::vector<chat::User> users_by_prefix(std::string_view prefix, int limit) override {
     // Usernames hold only [a-z0-9_.-], all below '~', so [prefix, prefix + '~') is the range.
-    auto s = c_.prepare(
-        "SELECT id, username, created_at FROM users WHERE username >= ?1 AND username < ?1 || '~' "
-        "ORDER BY username LIMIT ?2");
+    auto s = c_.prepare("SELECT " USER_COLS
+                        " FROM users u WHERE u.username >= ?1 AND u.username < ?1 || '~' "
+                        "ORDER BY u.username LIMIT ?2");
     s.bind(1, prefix).bind(2, limit);
-    std::vector<chat::User> out;
-    while (s.step()) out.push_back({s.i64(0), s.text(1), s.i64(2)});
-    return out;
+    return all_rows(s, user_from);
   }
 
   Id insert_room(const std::optional<std::string>& name, chat::RoomType type, Id created_by, TimeMs now,
@@ -252,14 +276,12 @@ class SqliteTx final : public chat::Tx {
   std::optional<Id> direct_room(std::string_view key) override {
     auto s = c_.prepare("SELECT id FROM rooms WHERE direct_key=?");
     s.bind(1, key);
-    if (!s.step()) return std::nullopt;
-    return s.i64(0);
+    return first_row(s, int_row);
   }
   std::optional<chat::RoomRow> room_by_id(Id id) override {
     auto s = c_.prepare("SELECT " ROOM_COLS " FROM rooms r WHERE r.id=?");
     s.bind(1, id);
-    if (!s.step()) return std::nullopt;
-    return room_from(s);
+    return first_row(s, room_from);
   }
   // One writer connection serializes every write transaction already.
   std::optional<chat::RoomRow> lock_room_by_id(Id id) override { return room_by_id(id); }
@@ -268,10 +290,9 @@ class SqliteTx final : public chat::Tx {
   }
 
   std::optional<chat::MemberRow> member(Id room, Id user) override {
-    auto s = c_.prepare("SELECT read_seq, delivered_seq, active, joined_at FROM members WHERE room_id=? AND user_id=?");
+    auto s = c_.prepare("SELECT " MEMBER_COLS " FROM members m WHERE m.room_id=? AND m.user_id=?");
     s.bind(1, room).bind(2, user);
-    if (!s.step()) return std::nullopt;
-    return chat::MemberRow{room, user, s.i64(0), s.i64(1), s.i64(2) != 0, s.i64(3)};
+    return first_row(s, [room, user](const Stmt& r) { return member_from(r, room, user); });
   }
   void upsert_member(const chat::MemberRow& m) override {
     auto s = c_.prepare(
@@ -282,22 +303,18 @@ class SqliteTx final : public chat::Tx {
     s.bind(6, m.joined_at).exec();
   }
   std::vector<chat::MemberUser> active_members(Id room) override {
-    auto s = c_.prepare(
-        "SELECT u.id, u.username, u.created_at, m.read_seq, m.delivered_seq FROM members m "
-        "JOIN users u ON u.id = m.user_id WHERE m.room_id=? AND m.active=1 ORDER BY m.user_id");
+    auto s = c_.prepare("SELECT " USER_COLS
+                        ", m.read_seq, m.delivered_seq FROM members m "
+                        "JOIN users u ON u.id = m.user_id WHERE m.room_id=? AND m.active=1 ORDER BY m.user_id");
     s.bind(1, room);
-    std::vector<chat::MemberUser> out;
-    while (s.step()) out.push_back({{s.i64(0), s.text(1), s.i64(2)}, s.i64(3), s.i64(4)});
-    return out;
+    return all_rows(s, [](const Stmt& r) { return chat::MemberUser{user_from(r), r.i64(3), r.i64(4)}; });
   }
   std::vector<chat::UserRoom> rooms_of_user(Id user) override {
     auto s = c_.prepare("SELECT " ROOM_COLS
                         ", m.read_seq FROM members m JOIN rooms r ON r.id = m.room_id "
                         "WHERE m.user_id=? AND m.active=1 ORDER BY r.last_activity DESC, r.id DESC");
     s.bind(1, user);
-    std::vector<chat::UserRoom> out;
-    while (s.step()) out.push_back({room_from(s), s.i64(7)});
-    return out;
+    return all_rows(s, [](const Stmt& r) { return chat::UserRoom{room_from(r), r.i64(7)}; });
   }
 
   Id insert_message(const Message& m) override {
@@ -311,35 +328,27 @@ class SqliteTx final : public chat::Tx {
   std::optional<Message> message_by_id(Id id) override {
     auto s = c_.prepare("SELECT " MSG_COLS " FROM messages WHERE id=?");
     s.bind(1, id);
-    if (!s.step()) return std::nullopt;
-    return message_from(s);
+    return first_row(s, message_from);
   }
   std::optional<Message> message_by_client_id(Id room, Id sender, std::string_view cmid) override {
     auto s = c_.prepare("SELECT " MSG_COLS " FROM messages WHERE room_id=? AND sender_id=? AND client_msg_id=?");
     s.bind(1, room).bind(2, sender).bind(3, cmid);
-    if (!s.step()) return std::nullopt;
-    return message_from(s);
+    return first_row(s, message_from);
   }
   std::optional<Message> message_by_seq(Id room, Seq seq) override {
     auto s = c_.prepare("SELECT " MSG_COLS " FROM messages WHERE room_id=? AND seq=?");
     s.bind(1, room).bind(2, seq);
-    if (!s.step()) return std::nullopt;
-    return message_from(s);
+    return first_row(s, message_from);
   }
   std::vector<Message> messages_ascending(Id room, Seq after, Seq before, int limit) override {
-    auto s = c_.prepare("SELECT " MSG_COLS " FROM messages WHERE room_id=? AND seq>? AND seq<? ORDER BY seq LIMIT ?");
-    s.bind(1, room).bind(2, after).bind(3, before).bind(4, limit);
-    std::vector<Message> out;
-    while (s.step()) out.push_back(message_from(s));
-    return out;
+    return messages_between("SELECT " MSG_COLS
+                            " FROM messages WHERE room_id=? AND seq>? AND seq<? ORDER BY seq LIMIT ?",
+                            room, after, before, limit);
   }
   std::vector<Message> messages_descending(Id room, Seq after, Seq before, int limit) override {
-    auto s =
-        c_.prepare("SELECT " MSG_COLS " FROM messages WHERE room_id=? AND seq>? AND seq<? ORDER BY seq DESC LIMIT ?");
-    s.bind(1, room).bind(2, after).bind(3, before).bind(4, limit);
-    std::vector<Message> out;
-    while (s.step()) out.push_back(message_from(s));
-    return out;
+    return messages_between("SELECT " MSG_COLS
+                            " FROM messages WHERE room_id=? AND seq>? AND seq<? ORDER BY seq DESC LIMIT ?",
+                            room, after, before, limit);
   }
 
   void insert_read_move(Id room, Id user, Seq up_to_seq, TimeMs at) override {
@@ -363,11 +372,17 @@ class SqliteTx final : public chat::Tx {
         "SELECT at FROM read_moves WHERE room_id=? AND user_id=? AND up_to_seq>=? "
         "ORDER BY up_to_seq LIMIT 1");
     s.bind(1, room).bind(2, user).bind(3, seq);
-    if (!s.step()) return std::nullopt;
-    return s.i64(0);
+    return first_row(s, int_row);
   }
 
  private:
+  // sql: the messages of one room with after < seq < before, in some order, at most limit.
+  std::vector<Message> messages_between(const char* sql, Id room, Seq after, Seq before, int limit) {
+    auto s = c_.prepare(sql);
+    s.bind(1, room).bind(2, after).bind(3, before).bind(4, limit);
+    return all_rows(s, message_from);
+  }
+
   Conn& c_;
   TimeMs last_now_ = 0;  // the writer's one Tx outlives every job: times only grow
 };

@@ -1,0 +1,77 @@
+// WsGate against an in-memory store: the upgrade decision before any socket exists.
+#include "api/ws_gate.h"
+
+#include <gtest/gtest.h>
+
+#include "storage/sqlite/sqlite_store.h"
+
+using namespace parley;
+using parley::api::UpgradeRequest;
+using parley::api::WsGate;
+using parley::api::WsGateOptions;
+
+namespace {
+
+class WsGateTest : public ::testing::Test {
+ protected:
+  storage::SqliteStore store{storage::SqliteOptions{":memory:", 1, 256, false, {}}};
+  chat::ChatService chat{store};
+  auth::JwtCodec jwt{std::string(32, 'k'), 3600};
+  Id alice = chat.create_user("alice", "h").id;
+  Id bob = chat.create_user("bob", "h").id;
+  Id room = chat.create_group(alice, "r", {}).room.id;
+
+  std::string token(Id u) const { return jwt.issue(u, now_ms()); }
+  UpgradeRequest chatroom(Id u, Id r) const {
+    return {"/api/ws?room_id=" + format_id(r), "Bearer " + token(u), "", "127.0.0.1:8080"};
+  }
+};
+
+}  // namespace
+
+TEST_F(WsGateTest, AMemberIsAdmittedToTheRoom) {
+  WsGate gate(chat, jwt, WsGateOptions{});
+  auto a = gate.admit(chatroom(alice, room));
+  EXPECT_TRUE(a.accepted) << a.refusal.body;
+  EXPECT_FALSE(a.sidebar);
+  EXPECT_EQ(a.user, alice);
+  EXPECT_EQ(a.room, room);
+}
+
+TEST_F(WsGateTest, UnknownRoomIs404AndANonMemberIs403) {
+  WsGate gate(chat, jwt, WsGateOptions{});
+  auto unknown = gate.admit(chatroom(alice, room + 100));
+  EXPECT_FALSE(unknown.accepted);
+  EXPECT_EQ(unknown.refusal.status, 404);
+  auto outsider = gate.admit(chatroom(bob, room));
+  EXPECT_FALSE(outsider.accepted);
+  EXPECT_EQ(outsider.refusal.status, 403);
+}
+
+TEST_F(WsGateTest, TheBearerSchemeIsCaseInsensitive) {
+  WsGate gate(chat, jwt, WsGateOptions{{}, false, 0});
+  UpgradeRequest r{"/ws", "bearer " + token(alice), "", "h"};
+  EXPECT_TRUE(gate.admit(r).accepted);
+  r.authorization = "Basic " + token(alice);
+  EXPECT_EQ(gate.admit(r).refusal.status, 401);
+}
+
+TEST_F(WsGateTest, CooldownRefusesAQuickReconnectPerEndpoint) {
+  WsGate gate(chat, jwt, WsGateOptions{{}, false, 60000});
+  EXPECT_TRUE(gate.admit(chatroom(alice, room)).accepted);
+  auto again = gate.admit(chatroom(alice, room));
+  EXPECT_FALSE(again.accepted);
+  EXPECT_EQ(again.refusal.status, 429);
+  UpgradeRequest sidebar{"/ws", "Bearer " + token(alice), "", "h"};
+  EXPECT_TRUE(gate.admit(sidebar).accepted);  // another endpoint, another key
+}
+
+TEST_F(WsGateTest, TheCooldownTableIsBounded) {
+  // One key fits: bob's connect evicts alice's, so alice may connect again at once.
+  chat.add_member(alice, room, bob);
+  WsGate gate(chat, jwt, WsGateOptions{{}, false, 60000, 1});
+  EXPECT_TRUE(gate.admit(chatroom(alice, room)).accepted);
+  EXPECT_TRUE(gate.admit(chatroom(bob, room)).accepted);
+  EXPECT_TRUE(gate.admit(chatroom(alice, room)).accepted);
+  EXPECT_FALSE(gate.admit(chatroom(alice, room)).accepted);
+}
