@@ -58,11 +58,15 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
     std::vector<ConnPtr> awaiting_snapshot;         // sidebars registered before the tracker loaded
     chat::UnreadTracker tracker;
     bool loading = false;
+    // Which registration created this entry: a snapshot read for an earlier entry of the same
+    // user (who left and came back while it was read) may predate events this one missed.
+    std::uint64_t generation = 0;
   };
   mutable std::mutex mu;
   std::unordered_map<Id, UserConns> users;
   chat::RoomSequencer<chat::EventPtr> sequencer;
   std::size_t count = 0;
+  std::uint64_t generations = 0;
   bool closing = false;
   bool timer_armed = false;
 
@@ -212,8 +216,8 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
   }
 
   // The user's badge state from storage, read after their first connection registered.
-  void start_load(Id user) {
-    asio::post(pool, [self = shared_from_this(), user] {
+  void start_load(Id user, std::uint64_t generation) {
+    asio::post(pool, [self = shared_from_this(), user, generation] {
       std::optional<std::vector<chat::RoomBadge>> snap;
       try {
         snap = self->svc.badge_snapshot(user);
@@ -221,13 +225,13 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
         spdlog::warn("badge snapshot of user={} failed: {}", user, e.what());
       }
       std::lock_guard g(self->mu);
-      self->loaded(user, snap);
+      self->loaded(user, generation, snap);
     });
   }
 
-  void loaded(Id user, const std::optional<std::vector<chat::RoomBadge>>& snap) {
+  void loaded(Id user, std::uint64_t generation, const std::optional<std::vector<chat::RoomBadge>>& snap) {
     auto it = users.find(user);
-    if (it == users.end()) return;  // every connection left meanwhile
+    if (it == users.end() || it->second.generation != generation) return;  // every connection left meanwhile
     UserConns& u = it->second;
     u.loading = false;
     if (!snap) {  // storage failed: the sockets that wait cannot start right
@@ -291,7 +295,9 @@ bool Hub::add(Id user, Id room, const std::shared_ptr<WsConnection>& c) {
   auto& im = *impl_;
   std::lock_guard g(im.mu);
   if (im.closing) return false;
-  auto& u = im.users[user];
+  auto [uit, fresh] = im.users.try_emplace(user);
+  auto& u = uit->second;
+  if (fresh) u.generation = ++im.generations;
   if (room == 0) {
     u.sidebars.push_back(c);
     if (u.tracker.loaded()) {
@@ -306,7 +312,7 @@ bool Hub::add(Id user, Id room, const std::shared_ptr<WsConnection>& c) {
   }
   if (!u.tracker.loaded() && !u.loading) {
     u.loading = true;
-    im.start_load(user);
+    im.start_load(user, u.generation);
   }
   ++im.count;
   return true;
