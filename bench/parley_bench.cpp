@@ -148,7 +148,8 @@ class HttpClient {
         }
       }
       close();
-      if (attempt >= 1) throw boost::system::system_error(ec, std::string(http::to_string(verb)) + " " + target);
+      if (attempt >= 1)
+        throw std::runtime_error(std::string(http::to_string(verb)) + " " + target + ": " + ec.message());
     }
   }
 
