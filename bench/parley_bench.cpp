@@ -939,7 +939,7 @@ int Bench::report() {
                   last - std::chrono::duration_cast<std::chrono::nanoseconds>(send_start_.time_since_epoch()).count()) /
                   1e9
             : 0;
-    double send_secs = seconds_between(send_start_, send_end_);
+    double send_secs = seconds_between(send_start_, send_end_ > send_start_ ? send_end_ : Clock::now());
     double scpu = server_cpu1_ - server_cpu0_, ccpu = client_cpu1_ - client_cpu0_;
     long dup = totals_.dup.load(), disorder = totals_.disorder.load(), closed = totals_.closed.load();
     bad = bad || lost > 0 || dup > 0 || disorder > 0 || closed > 0 || send_failed_ > 0 || acked_.load() == 0;
