@@ -64,7 +64,7 @@ struct Options {
   int server_pid = 0, server_cpu = -1, client_cpu = -1;
   // client
   int threads = 1, setup_concurrency = 8, connect_concurrency = 200, conns_per_addr = 10000;
-  double timeout = 300, drain_timeout = 10;
+  double timeout = 300, drain_timeout = 30;
   std::string endpoint = "sidebar";
   int users = 0;  // 0: scenario default
   // idle
@@ -787,8 +787,19 @@ awaitable<void> Bench::main_flow() {
   auto drain_until =
       Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o_.drain_timeout));
   long expected = acked_.load() * static_cast<long>(n_sockets);
-  while (totals_.deliveries.load() < expected && Clock::now() < drain_until)
+  // Closed sockets get nothing more: stop early once deliveries stall with some of them closed.
+  long last_seen = -1;
+  auto last_progress = Clock::now();
+  while (totals_.deliveries.load() < expected && Clock::now() < drain_until) {
+    long d = totals_.deliveries.load();
+    if (d != last_seen) {
+      last_seen = d;
+      last_progress = Clock::now();
+    } else if (totals_.closed.load() > 0 && Clock::now() - last_progress > std::chrono::seconds(2)) {
+      break;
+    }
     co_await sleep_for(std::chrono::milliseconds(5));
+  }
   server_cpu1_ = server_pid_ > 0 ? cpu_seconds(server_pid_) : 0;
   client_cpu1_ = cpu_seconds(0);
   finished_ = true;
