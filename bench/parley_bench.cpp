@@ -388,7 +388,21 @@ class Bench {
     std::unique_ptr<websocket::stream<tcp::socket>> ws;
     long outstanding = 0;
     bool writing = false;
+    std::map<std::string, std::string> frames;  // unacknowledged sends by client_msg_id (≤ --ws-window)
+    std::vector<std::string> retry;              // shed ones to send again
   };
+  static constexpr int kShedRetryMs = 20;
+  long shed_ = 0;  // sends refused because the server was behind (503 / overloaded), then retried
+  awaitable<void> resend_shed(WsSender& s) {
+    if (s.retry.empty()) co_return;
+    co_await sleep_for(std::chrono::milliseconds(kShedRetryMs));
+    auto again = std::move(s.retry);
+    s.retry.clear();
+    for (const auto& c : again) {
+      auto it = s.frames.find(c);
+      if (it != s.frames.end()) co_await s.ws->async_write(asio::buffer(it->second), use_awaitable);
+    }
+  }
   std::vector<std::unique_ptr<WsSender>> ws_senders_;
 };
 
@@ -616,6 +630,13 @@ awaitable<void> Bench::rest_sender(std::size_t k, long count, Latch done) {
       json::object body{{"content", content_for(k, n)}, {"client_msg_id", std::to_string(k) + "-" + std::to_string(n)}};
       ++sent_;
       auto r = co_await http.request(http::verb::post, target, json::serialize(body), me.token);
+      // Shed at the entrance (the server is behind): retry the same send (same client_msg_id,
+      // same timestamp, so the wait counts in its latency) after a short pause.
+      while (r.status == 503 && !sending_window_over(o_, send_start_)) {
+        ++shed_;
+        co_await sleep_for(std::chrono::milliseconds(kShedRetryMs));
+        r = co_await http.request(http::verb::post, target, json::serialize(body), me.token);
+      }
       std::int64_t seq = r.status == 201 ? int_field(parse_json(r.body), {"seq"}) : -1;
       if (seq > 0) {
         record_ack(seq);
@@ -643,8 +664,11 @@ awaitable<void> Bench::ws_sender(std::size_t k, long count, Latch done) {
       std::string frame = json::serialize(json::object{{"type", "send_message"}, {"data", std::move(data)}});
       ++sent_;
       ++s.outstanding;
+      s.frames[std::to_string(k) + "-" + std::to_string(n)] = frame;
       co_await s.ws->async_write(asio::buffer(frame), use_awaitable);
+      co_await resend_shed(s);
     }
+    while (s.outstanding > 0 && fatal_.empty() && !s.retry.empty()) co_await resend_shed(s);
     // Wait for the outstanding acks (bounded by the drain timeout).
     auto until =
         Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o_.drain_timeout));
@@ -743,12 +767,19 @@ awaitable<void> Bench::main_flow() {
               auto type = frame_type(t, v, parsed);
               if (type != "ack" && type != "error") continue;
               if (!parsed) v = json::parse(t);
+              auto cmid = str_field(v, {"data", "client_msg_id"});
               if (type == "ack") {
                 --s.outstanding;
+                s.frames.erase(std::string(cmid));
                 record_ack(int_field(v, {"data", "message", "seq"}));
                 continue;
               }
               auto code = str_field(v, {"data", "code"});
+              if (code == "overloaded" && s.frames.count(std::string(cmid))) {  // shed: send it again
+                ++shed_;
+                s.retry.push_back(std::string(cmid));
+                continue;
+              }
               if (code == "unknown_type") {
                 fatal_ =
                     "the server does not support WebSocket send_message (it answered error unknown_type); "
@@ -959,7 +990,7 @@ int Bench::report() {
            " members=" + std::to_string(o_.members) + " users=" + std::to_string(users_.size()) +
            " senders=" + std::to_string(o_.senders) + " rate=" + fmt("%.0f", o_.rate) +
            " messages=" + std::to_string(acked_.load()) + " sent=" + std::to_string(sent_) +
-           " send_failed=" + std::to_string(send_failed_) +
+           " send_failed=" + std::to_string(send_failed_) + " shed=" + std::to_string(shed_) +
            " sends_per_s=" + fmt("%.1f", send_secs > 0 ? static_cast<double>(sent_) / send_secs : 0) +
            " deliveries=" + std::to_string(deliveries) +
            " expected=" + std::to_string(acked_.load() * static_cast<long>(o_.members)) +

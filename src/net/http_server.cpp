@@ -69,6 +69,22 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   tcp::acceptor acceptor;
   std::atomic<bool> stopping{false};
 
+  // How late the IO threads run a timer: the server's own lag (api::LoadGauge), measured
+  // every kLagProbe; with all IO threads busy, handlers wait in the executor's queue.
+  static constexpr std::chrono::milliseconds kLagProbe{20};
+  awaitable<void> lag_probe() {
+    asio::steady_timer t(acceptor.get_executor());
+    while (!stopping) {
+      auto due = std::chrono::steady_clock::now() + kLagProbe;
+      t.expires_at(due);
+      auto [ec] = co_await t.async_wait(tuple_awaitable);
+      if (ec) co_return;
+      auto late = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - due);
+      ws->service.load().io_lag_ms(late.count());
+    }
+    ws->service.load().io_lag_ms(0);
+  }
+
   // Open connections, so that shutdown can close the idle ones. Bounded by the number of
   // open sockets (the process's file descriptor limit).
   mutable std::mutex conns_mu;
@@ -278,7 +294,10 @@ std::string HttpServer::listen(const std::string& host, unsigned short port) {
   return h + ":" + std::to_string(bound.port());
 }
 
-void HttpServer::start() { asio::co_spawn(impl_->acceptor.get_executor(), impl_->accept_loop(), asio::detached); }
+void HttpServer::start() {
+  asio::co_spawn(impl_->acceptor.get_executor(), impl_->accept_loop(), asio::detached);
+  if (impl_->ws) asio::co_spawn(asio::make_strand(impl_->ioc), impl_->lag_probe(), asio::detached);
+}
 
 void HttpServer::stop() {
   auto self = impl_;

@@ -42,6 +42,14 @@ struct FakeConn : net::WsConnection {
       if (o.at("type").as_string() == type) out.push_back(o.at("data").as_object());
     return out;
   }
+  std::size_t snapshot_count() {
+    std::lock_guard g(mu);
+    return snapshots.size();
+  }
+  std::vector<std::uint16_t> kick_codes() {
+    std::lock_guard g(mu);
+    return kicks;
+  }
   std::vector<std::int64_t> seqs() {
     std::vector<std::int64_t> s;
     for (auto& d : of("new_message")) s.push_back(d.at("seq").as_int64());
@@ -104,7 +112,7 @@ struct HubTest : ::testing::Test {
   std::shared_ptr<FakeConn> sidebar(Id user, std::string id) {
     auto c = std::make_shared<FakeConn>(std::move(id));
     hub->add(user, 0, c);
-    EXPECT_TRUE(until([&] { return !c->snapshots.empty(); }));
+    EXPECT_TRUE(until([&] { return c->snapshot_count() > 0; }));
     return c;
   }
 };
@@ -182,9 +190,9 @@ TEST_F(HubTest, ALeaveClosesThatRoomsChatroomSocketsOnly) {
   auto b = sidebar(bob, "b1");
   chat.remove_member(bob, room, bob);
   hub->on_event(std::make_shared<const chat::Event>(chat::MemberLeft{room, bob, 0}));
-  ASSERT_TRUE(until([&] { return !br->kicks.empty(); }));
-  EXPECT_EQ(br->kicks, std::vector<std::uint16_t>{1008});
-  EXPECT_TRUE(b->kicks.empty());
+  ASSERT_TRUE(until([&] { return !br->kick_codes().empty(); }));
+  EXPECT_EQ(br->kick_codes(), std::vector<std::uint16_t>{1008});
+  EXPECT_TRUE(b->kick_codes().empty());
   EXPECT_EQ(hub->size(), 2u);
   hub->remove(bob, room, br.get());
   hub->remove(bob, 0, b.get());
@@ -195,7 +203,7 @@ TEST_F(HubTest, ALeaveClosesThatRoomsChatroomSocketsOnly) {
 TEST_F(HubTest, CloseAllKicksEveryoneAndRefusesLateRegistrations) {
   auto b = sidebar(bob, "b1");
   hub->close_all(1001, "bye");
-  ASSERT_TRUE(until([&] { return !b->kicks.empty(); }));
-  EXPECT_EQ(b->kicks, std::vector<std::uint16_t>{1001});
+  ASSERT_TRUE(until([&] { return !b->kick_codes().empty(); }));
+  EXPECT_EQ(b->kick_codes(), std::vector<std::uint16_t>{1001});
   EXPECT_FALSE(hub->add(alice, 0, std::make_shared<FakeConn>("late")));
 }

@@ -44,7 +44,11 @@ WsSession::WsSession(beast::tcp_stream& stream, std::shared_ptr<void> keep, WsDe
 }
 
 void WsSession::deliver(const api::OutEventPtr& ev) {
-  asio::post(strand_, [self = shared_from_this(), ev] { self->push(ev); });
+  inbox_.fetch_add(1, std::memory_order_relaxed);
+  asio::post(strand_, [self = shared_from_this(), ev] {
+    self->inbox_.fetch_sub(1, std::memory_order_relaxed);
+    self->push(ev);
+  });
 }
 
 void WsSession::deliver_snapshot(std::vector<api::OutEventPtr> badges) {
@@ -68,8 +72,10 @@ void WsSession::wake() { wake_.cancel(); }
 // than write_blocked clears it (then the client is the slow one, not the server).
 void WsSession::queue_changed(bool wrote_now) {
   deps_.metrics.ws_queue_depth(queue_.events());
-  bool long_queue =
-      queue_.events() * 4 >= deps_.opts.queue_max_events || queue_.bytes() * 4 >= deps_.opts.queue_max_bytes;
+  // Events handed to this connection but not yet queued count too: when the IO threads are
+  // starved they wait in the executor's queue, not in ours.
+  auto waiting = queue_.events() + inbox_.load(std::memory_order_relaxed);
+  bool long_queue = waiting * 4 >= deps_.opts.queue_max_events || queue_.bytes() * 4 >= deps_.opts.queue_max_bytes;
   bool blocked = writing_since_ && Clock::now() - *writing_since_ > deps_.opts.write_blocked;
   bool behind = behind_;
   if (closed_ || close_ || blocked || !long_queue)
@@ -297,12 +303,13 @@ awaitable<void> WsSession::reader_loop() {
     }
     last_rx_ = Clock::now();
     if (close_) continue;  // closing: answer nothing more
-    if (!ws_.got_text()) {
-      push_reply(api::error_frame("binary_not_supported", "frames must be JSON text"));
-      continue;
-    }
     // Inbound rate: a token bucket per connection, over every data frame (sends included).
     bool limited = !inbound_.take(last_rx_);
+    if (!ws_.got_text()) {
+      push_reply(limited ? api::error_frame("rate_limited", "too many frames")
+                         : api::error_frame("binary_not_supported", "frames must be JSON text"));
+      continue;
+    }
     auto data = buf.cdata();
     auto in =
         deps_.service.dispatch(who_, std::string_view(static_cast<const char*>(data.data()), data.size()), limited);

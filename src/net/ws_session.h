@@ -4,6 +4,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -61,6 +62,8 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   api::Admission adm_;
   api::WsIdentity who_;
   boost::asio::steady_timer wake_, keepalive_, kill_, snapshot_wait_, stall_;
+
+  std::atomic<std::size_t> inbox_{0};  // delivered, not yet pushed (posted to the strand)
 
   // Strand-only state.
   OutboundQueue queue_;
