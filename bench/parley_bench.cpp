@@ -389,7 +389,7 @@ class Bench {
     long outstanding = 0;
     bool writing = false;
     std::map<std::string, std::string> frames;  // unacknowledged sends by client_msg_id (≤ --ws-window)
-    std::vector<std::string> retry;              // shed ones to send again
+    std::vector<std::string> retry;             // shed ones to send again
   };
   static constexpr int kShedRetryMs = 20;
   long shed_ = 0;  // sends refused because the server was behind (503 / overloaded), then retried

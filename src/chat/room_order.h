@@ -88,6 +88,7 @@ class RoomSequencer {
   // gaps to fill now. A reported gap is not reported again until filled() is called.
   std::vector<Gap> due(Clock::time_point now, std::vector<T>& out) {
     std::vector<Gap> gaps;
+    if (held_total_ == 0) return gaps;
     for (auto& [id, r] : rooms_) {
       if (r.held.empty() || r.filling) continue;
       if (now - r.since < limits_.hold && r.held.size() <= limits_.max_held) continue;
@@ -102,7 +103,16 @@ class RoomSequencer {
     return gaps;
   }
 
-  // The gap's messages (after, before) have been delivered from storage: go on after it.
+  // The fill of a gap failed: nothing moves; the gap is due again after another hold.
+  void unfilled(Id room, Clock::time_point now) {
+    auto it = rooms_.find(room);
+    if (it == rooms_.end()) return;
+    it->second.filling = false;
+    it->second.since = now;
+  }
+
+  // The messages before `before` have been delivered from storage: go on from there (a fill
+  // that read only part of the gap passes the seq after the last one it delivered).
   void filled(Id room, Seq before, Clock::time_point now, std::vector<T>& out) {
     auto it = rooms_.find(room);
     if (it == rooms_.end()) return;
@@ -120,6 +130,7 @@ class RoomSequencer {
   // The earliest time due() has something to do (nullopt: nothing is held).
   std::optional<Clock::time_point> deadline() const {
     std::optional<Clock::time_point> d;
+    if (held_total_ == 0) return d;  // the usual case: nothing to walk
     for (const auto& [id, r] : rooms_)
       if (!r.held.empty() && !r.filling && (!d || r.since + limits_.hold < *d)) d = r.since + limits_.hold;
     return d;

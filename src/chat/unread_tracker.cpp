@@ -13,7 +13,7 @@ std::optional<Badge> UnreadTracker::set(Id room, Entry& e, Seq last_seq, Seq rea
   Seq after = unread_count(e.last_seq, e.read_seq);
   total_ += after - before;
   if (!loaded_) {
-    changed_while_loading_.push_back(room);
+    changed_while_loading_.insert(room);
     return std::nullopt;
   }
   if (after == before && !joined) return std::nullopt;
@@ -55,10 +55,9 @@ std::vector<Id> UnreadTracker::load(const std::vector<RoomBadge>& snapshot) {
   for (const auto& [room, e] : rooms_)
     if (e.member) total_ += unread_count(e.last_seq, e.read_seq);
   loaded_ = true;
-  std::vector<Id> changed = std::move(changed_while_loading_);
+  std::vector<Id> changed(changed_while_loading_.begin(), changed_while_loading_.end());
   changed_while_loading_.clear();
   std::sort(changed.begin(), changed.end());
-  changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
   return changed;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "chat/read_state.h"
@@ -68,7 +69,7 @@ class UnreadTracker {
   }
 
   std::unordered_map<Id, Entry> rooms_;
-  std::vector<Id> changed_while_loading_;
+  std::unordered_set<Id> changed_while_loading_;
   Seq total_ = 0;
   bool loaded_ = false;
 };

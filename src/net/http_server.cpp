@@ -271,8 +271,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   }
 };
 
-HttpServer::HttpServer(asio::io_context& ioc, asio::thread_pool& pool, api::RestApi& api, HttpOptions opts,
-                       WsDeps* ws)
+HttpServer::HttpServer(asio::io_context& ioc, asio::thread_pool& pool, api::RestApi& api, HttpOptions opts, WsDeps* ws)
     : impl_(std::make_shared<Impl>(ioc, pool, api, opts, ws)) {}
 
 HttpServer::~HttpServer() = default;

@@ -90,8 +90,15 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
     return false;
   }
 
+  // The badges a message changes, for the members connected here.
+  void apply_badges(const chat::MessageCreated& e) {
+    for (const auto& m : e.members)
+      if (auto it = users.find(m.user); it != users.end())
+        send_badge(it->second, it->second.tracker.apply(e.message.room_id, e.message.seq, m.read_seq));
+  }
+
   // A message in seq order: new_message to every member's connections (echo to the sender's
-  // other ones, nothing to the one that sent it), and the badges it changed.
+  // other ones, nothing to the one that sent it), then the badges it changed.
   void deliver_message(const chat::MessageCreated& e) {
     Id room = e.message.room_id;
     api::OutEventPtr frame, echo;
@@ -109,13 +116,53 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
           c->deliver(echo);
         }
       });
-      send_badge(u, u.tracker.apply(room, e.message.seq, m.read_seq));
     }
+    apply_badges(e);
   }
 
   void deliver_released(std::vector<chat::EventPtr>& released) {
-    for (const auto& ev : released) deliver_message(std::get<chat::MessageCreated>(*ev));
+    Id last_room = 0;
+    for (const auto& ev : released) {
+      const auto& e = std::get<chat::MessageCreated>(*ev);
+      deliver_message(e);
+      if (e.message.room_id != last_room) release_parked(last_room = e.message.room_id);
+    }
     released.clear();
+  }
+
+  // message_read to the members' connections and the reader's badge.
+  void deliver_read(const chat::MessageRead& e) {
+    api::OutEventPtr frame;
+    for (Id m : e.members) {
+      auto it = users.find(m);
+      if (it == users.end()) continue;
+      if (!frame) frame = api::message_read_event(e);
+      each_follower(it->second, e.room, [&](const ConnPtr& c) { c->deliver(frame); });
+    }
+    if (auto it = users.find(e.reader); it != users.end())
+      send_badge(it->second, it->second.tracker.apply(e.room, e.last_seq, e.newest_read.seq));
+  }
+
+  // A read of a message this instance has not released yet waits for it, so that the
+  // message's badge (count up) comes before the read's (count down), as they happened.
+  static constexpr std::size_t kMaxParkedReads = 1000;  // per room; beyond, the oldest go at once
+  std::unordered_map<Id, std::vector<chat::EventPtr>> parked_reads;
+  void release_parked(Id room) {
+    auto it = parked_reads.find(room);
+    if (it == parked_reads.end()) return;
+    chat::Seq next = sequencer.next(room);
+    std::vector<chat::EventPtr> keep;
+    for (auto& ev : it->second) {
+      const auto& r = std::get<chat::MessageRead>(*ev);
+      if (next == 0 || r.last_seq < next)
+        deliver_read(r);
+      else
+        keep.push_back(std::move(ev));
+    }
+    if (keep.empty())
+      parked_reads.erase(it);
+    else
+      it->second = std::move(keep);
   }
 
   void process(const chat::EventPtr& ev) {
@@ -125,18 +172,25 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
                    [&](const chat::MessageCreated& e) {
                      Id room = e.message.room_id;
                      if (!sequencer.knows(room) && !has_receiver(e.members)) return;  // nobody here needs it
+                     if (sequencer.anchored(room) && e.message.seq < sequencer.next(room)) {
+                       // Late: its frame went out (or the sockets read it from storage), but
+                       // trackers loaded before its commit still need its badge state.
+                       apply_badges(e);
+                       return;
+                     }
                      sequencer.offer(room, e.message.seq, ev, Clock::now(), released);
                    },
                    [&](const chat::MessageRead& e) {
-                     api::OutEventPtr frame;
-                     for (Id m : e.members) {
-                       auto it = users.find(m);
-                       if (it == users.end()) continue;
-                       if (!frame) frame = api::message_read_event(e);
-                       each_follower(it->second, e.room, [&](const ConnPtr& c) { c->deliver(frame); });
+                     if (sequencer.anchored(e.room) && e.last_seq >= sequencer.next(e.room)) {
+                       auto& parked = parked_reads[e.room];
+                       if (parked.size() >= kMaxParkedReads) {
+                         deliver_read(std::get<chat::MessageRead>(*parked.front()));
+                         parked.erase(parked.begin());
+                       }
+                       parked.push_back(ev);
+                       return;
                      }
-                     if (auto it = users.find(e.reader); it != users.end())
-                       send_badge(it->second, it->second.tracker.apply(e.room, e.last_seq, e.newest_read.seq));
+                     deliver_read(e);
                    },
                    [&](const chat::MemberJoined& e) {
                      auto it = users.find(e.user);
@@ -183,13 +237,18 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
   void start_fill(chat::RoomSequencer<chat::EventPtr>::Gap gap) {
     spdlog::info("seq gap in room={} after={} before={}: filling from storage", gap.room, gap.after, gap.before);
     asio::post(pool, [self = shared_from_this(), gap] {
-      api::WsService::Fill fill;
+      std::optional<api::WsService::Fill> fill;
       try {
         fill = self->svc.fill(gap.room, gap.after, gap.before, self->opts.fill_max);
       } catch (const std::exception& e) {
-        spdlog::warn("gap fill of room={} failed: {}", gap.room, e.what());
+        spdlog::warn("gap fill of room={} failed: {}; retrying after the hold", gap.room, e.what());
       }
-      asio::post(self->order, [self, gap, fill = std::move(fill)] { self->filled(gap, fill); });
+      asio::post(self->order, [self, gap, fill = std::move(fill)] {
+        if (fill) return self->filled(gap, *fill);
+        std::lock_guard g(self->mu);
+        self->sequencer.unfilled(gap.room, Clock::now());
+        self->arm_timer();
+      });
     });
   }
 
@@ -209,9 +268,15 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
         });
       }
     }
+    // A fill that hit fill_max covers part of the gap: go on after its last message (the rest
+    // is due again after another hold).
+    chat::Seq upto = static_cast<int>(fill.messages.size()) < opts.fill_max || fill.messages.empty()
+                         ? gap.before
+                         : std::min(gap.before, fill.messages.back().seq + 1);
     std::vector<chat::EventPtr> released;
-    sequencer.filled(gap.room, gap.before, Clock::now(), released);
+    sequencer.filled(gap.room, upto, Clock::now(), released);
     deliver_released(released);
+    release_parked(gap.room);
     arm_timer();
   }
 
@@ -234,8 +299,9 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
     if (it == users.end() || it->second.generation != generation) return;  // every connection left meanwhile
     UserConns& u = it->second;
     u.loading = false;
-    if (!snap) {  // storage failed: the sockets that wait cannot start right
-      for (const auto& c : u.awaiting_snapshot) c->kick(1011, "try again");
+    if (!snap) {  // storage failed: without the user's badges no socket of theirs is right
+      for (const auto& c : u.sidebars) c->kick(1011, "try again");
+      for (const auto& [r, c] : u.chatrooms) c->kick(1011, "try again");
       u.awaiting_snapshot.clear();
       return;
     }
@@ -250,6 +316,8 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
         for (const auto& [r, c] : u.chatrooms)
           if (r == room) c->deliver(ev);
       }
+    // The snapshot's last_seqs anchor rooms this instance did not know yet, so their first
+    // messages need not wait out a hold (a chatroom socket that read less reads the rest).
     std::vector<chat::EventPtr> released;
     for (const auto& s : *snap) sequencer.anchor(s.room, s.last_seq, released);
     deliver_released(released);
@@ -297,7 +365,10 @@ bool Hub::add(Id user, Id room, const std::shared_ptr<WsConnection>& c) {
   if (im.closing) return false;
   auto [uit, fresh] = im.users.try_emplace(user);
   auto& u = uit->second;
-  if (fresh) u.generation = ++im.generations;
+  if (fresh) {
+    u.generation = ++im.generations;
+    if (im.opts.interest) im.opts.interest(user, true);
+  }
   if (room == 0) {
     u.sidebars.push_back(c);
     if (u.tracker.loaded()) {
@@ -333,15 +404,20 @@ void Hub::remove(Id user, Id room, const WsConnection* c) {
     std::erase_if(u.chatrooms, [c](const auto& p) { return p.second.get() == c; });
   }
   im.count -= before - (u.sidebars.size() + u.chatrooms.size());
-  if (u.sidebars.empty() && u.chatrooms.empty()) im.users.erase(it);
+  if (u.sidebars.empty() && u.chatrooms.empty()) {
+    im.users.erase(it);
+    if (im.opts.interest) im.opts.interest(user, false);
+  }
 }
 
-void Hub::anchor(Id room, chat::Seq seq) {
+chat::Seq Hub::anchor(Id room, chat::Seq seq) {
   auto& im = *impl_;
   std::lock_guard g(im.mu);
   std::vector<chat::EventPtr> released;
   im.sequencer.anchor(room, seq, released);
   im.deliver_released(released);
+  im.arm_timer();
+  return im.sequencer.next(room);
 }
 
 void Hub::shutdown() {

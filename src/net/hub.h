@@ -1,6 +1,7 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,7 +33,7 @@ class WsConnection {
 struct HubOptions {
   // Events received from the bus and waiting to be fanned out; beyond it the publishing
   // thread waits, so a fan-out that cannot keep up slows commits instead of growing without
-  // bound. Half of it marks the server as behind (api::LoadGauge): new sends are refused.
+  // bound. (api::LoadGauge's fan-out watermark, far lower, refuses new sends long before.)
   std::size_t max_pending = 10000;
   // Per-room order (chat/room_order.h): how long a message that came before an earlier seq
   // is held before the gap is filled from storage; rooms and held messages remembered.
@@ -40,6 +41,9 @@ struct HubOptions {
   std::size_t max_rooms = 100000;
   std::size_t max_held_per_room = 10000;
   int fill_max = 1000;  // messages one gap fill reads at most
+  // Told when the first connection of a user opens here (true) and the last one closes
+  // (false): what the bus must bring to this instance (bus::Bus::watch_user).
+  std::function<void(Id user, bool watch)> interest;
 };
 
 // The instance's receiver and connection registry. It takes committed events from the bus
@@ -67,8 +71,10 @@ class Hub {
   bool add(Id user, Id room, const std::shared_ptr<WsConnection>& c);
   void remove(Id user, Id room, const WsConnection* c);
   // A chatroom socket that registered, then read the room from storage, has every message up
-  // to seq: anchors the room's order if this instance did not know it yet.
-  void anchor(Id room, chat::Seq seq);
+  // to seq: anchors the room's order if this instance did not know it yet. Returns the next
+  // seq the room releases: when it is above seq + 1, the messages in between went out before
+  // this socket's read (or were dropped as late), so the socket reads them itself.
+  chat::Seq anchor(Id room, chat::Seq seq);
 
   void close_all(std::uint16_t code, const std::string& reason);
   // The io_context has stopped: on_event() drops events from now on instead of waiting for

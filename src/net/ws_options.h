@@ -22,9 +22,6 @@ struct WsOptions {
   // consumer (the client does not drain). A write pending for write_timeout: cut.
   std::chrono::milliseconds write_stall{1000};
   std::chrono::milliseconds write_timeout{10000};
-  // A queue at a quarter of its bounds while writes are not pending longer than this: the
-  // server is behind (api::LoadGauge) and refuses new sends.
-  std::chrono::milliseconds write_blocked{50};
   std::chrono::milliseconds ping_interval{30000};
   std::chrono::milliseconds idle_timeout{75000};       // silence before close
   std::chrono::milliseconds handshake_timeout{10000};  // upgrade and close handshakes

@@ -40,15 +40,10 @@ WsSession::WsSession(beast::tcp_stream& stream, std::shared_ptr<void> keep, WsDe
       snapshot_wait_(stream.get_executor()),
       stall_(stream.get_executor()),
       queue_({deps.opts.queue_max_events, deps.opts.queue_max_bytes, deps.opts.queue_hard_factor}),
-      inbound_(deps.opts.inbound_per_sec, deps.opts.inbound_burst) {
-}
+      inbound_(deps.opts.inbound_per_sec, deps.opts.inbound_burst) {}
 
 void WsSession::deliver(const api::OutEventPtr& ev) {
-  inbox_.fetch_add(1, std::memory_order_relaxed);
-  asio::post(strand_, [self = shared_from_this(), ev] {
-    self->inbox_.fetch_sub(1, std::memory_order_relaxed);
-    self->push(ev);
-  });
+  asio::post(strand_, [self = shared_from_this(), ev] { self->push(ev); });
 }
 
 void WsSession::deliver_snapshot(std::vector<api::OutEventPtr> badges) {
@@ -66,27 +61,7 @@ void WsSession::kick(std::uint16_t code, std::string reason) {
 
 void WsSession::wake() { wake_.cancel(); }
 
-// Keeps the server-wide "behind" count (api::LoadGauge) in step with this queue. Behind is
-// decided when a write completes (wrote_now: the client drains, yet a quarter of the queue's
-// bound is still waiting: the server's writer cannot keep up); a write blocked for longer
-// than write_blocked clears it (then the client is the slow one, not the server).
-void WsSession::queue_changed(bool wrote_now) {
-  deps_.metrics.ws_queue_depth(queue_.events());
-  // Events handed to this connection but not yet queued count too: when the IO threads are
-  // starved they wait in the executor's queue, not in ours.
-  auto waiting = queue_.events() + inbox_.load(std::memory_order_relaxed);
-  bool long_queue = waiting * 4 >= deps_.opts.queue_max_events || queue_.bytes() * 4 >= deps_.opts.queue_max_bytes;
-  bool blocked = writing_since_ && Clock::now() - *writing_since_ > deps_.opts.write_blocked;
-  bool behind = behind_;
-  if (closed_ || close_ || blocked || !long_queue)
-    behind = false;
-  else if (wrote_now)
-    behind = true;
-  if (behind != behind_) {
-    behind_ = behind;
-    deps_.service.load().behind(behind ? 1 : -1);
-  }
-}
+void WsSession::queue_changed() { deps_.metrics.ws_queue_depth(queue_.events()); }
 
 void WsSession::slow_consumer() {
   deps_.metrics.add("parley_ws_slow_consumer_closes_total", 1);
@@ -174,6 +149,37 @@ awaitable<bool> WsSession::write_now(const std::string& frame) {
   co_return true;
 }
 
+// Writes the room's messages with cursor < seq < until (until 0: to the end) page by page
+// as the socket drains, moving cursor along. False: the connection is done (closed, revoked
+// or the write failed); ok says whether it ended well.
+awaitable<bool> WsSession::page_out(chat::Seq& cursor, chat::Seq until, bool& ok) {
+  auto& svc = deps_.service;
+  Id user = adm_.user, room = adm_.room;
+  int page_size = deps_.opts.replay_page;
+  ok = true;
+  for (;;) {
+    std::vector<chat::Message> page;
+    try {
+      chat::Seq from = cursor;
+      page = co_await on_pool(deps_.pool,
+                              [&svc, user, room, from, page_size] { return svc.replay(user, room, from, page_size); });
+    } catch (const std::exception&) {
+      request_close(1008, "not a member", false);
+      co_return false;
+    }
+    for (const auto& m : page) {
+      if (close_ || closed_) co_return false;  // revoked or cut meanwhile: stop replaying
+      if (until > 0 && m.seq >= until) co_return true;
+      if (!co_await write_now(api::new_message_frame(m))) {
+        ok = false;
+        co_return false;
+      }
+      cursor = m.seq;
+    }
+    if (static_cast<int>(page.size()) < page_size || (until > 0 && cursor + 1 >= until)) co_return true;
+  }
+}
+
 // Chatroom resume: every message after the cursor, page by page as the socket drains (none
 // of it counts toward the queue bounds); more than replay_max missing: resync_required.
 awaitable<bool> WsSession::replay() {
@@ -187,31 +193,19 @@ awaitable<bool> WsSession::replay() {
     co_return true;
   }
   chat::Seq cursor = last;
+  bool ok = true;
   if (adm_.after_seq && last - std::min(*adm_.after_seq, last) > static_cast<chat::Seq>(deps_.opts.replay_max)) {
     if (!co_await write_now(api::resync_frame(room, last))) co_return false;
   } else if (adm_.after_seq) {
     cursor = std::min(*adm_.after_seq, last);
-    int page_size = deps_.opts.replay_page;
-    for (;;) {
-      std::vector<chat::Message> page;
-      try {
-        page = co_await on_pool(
-            deps_.pool, [&svc, user, room, cursor, page_size] { return svc.replay(user, room, cursor, page_size); });
-      } catch (const std::exception&) {
-        request_close(1008, "not a member", false);
-        co_return true;
-      }
-      for (const auto& m : page) {
-        if (close_ || closed_) co_return true;  // revoked or cut meanwhile: stop replaying
-        if (!co_await write_now(api::new_message_frame(m))) co_return false;
-        cursor = m.seq;
-      }
-      if (static_cast<int>(page.size()) < page_size) break;
-    }
+    if (!co_await page_out(cursor, 0, ok)) co_return ok;
   }
-  // Everything up to cursor has been sent (or is not wanted); live events go on after it.
-  filter_.messages_sent_up_to(room, std::max(cursor, last));
-  deps_.hub.anchor(room, std::max(cursor, last));
+  // Everything up to cursor is sent (or not wanted); from here the room's order in the hub
+  // takes over, at the seq it releases next. Messages between the two went out to the live
+  // sockets before this one's read, or were dropped there as late: read them here.
+  chat::Seq next = deps_.hub.anchor(room, cursor);
+  if (next > cursor + 1 && !co_await page_out(cursor, next, ok)) co_return ok;
+  filter_.messages_sent_up_to(room, cursor);
   co_return true;
 }
 
@@ -267,7 +261,7 @@ awaitable<void> WsSession::writer_loop() {
       queue_changed();
       for (const auto& ev : batch)
         if (!(ok = co_await write_now(ev->payload))) break;
-      queue_changed(true);
+      queue_changed();
       continue;
     }
     if (close_) {
@@ -391,7 +385,6 @@ awaitable<void> WsSession::run(beast::http::request<beast::http::string_body> re
     ~Leave() {
       s->deps_.hub.remove(s->adm_.user, s->who_.room, s);
       s->deps_.metrics.add(gauge, -1);
-      if (s->behind_) s->deps_.service.load().behind(-1);
     }
   } leave{this, gauge};
   spdlog::info("ws connect conn={} user={} endpoint={} room={}", who_.connection_id, adm_.user, endpoint(),

@@ -1,10 +1,10 @@
 #pragma once
 // Internal to net/: included by http_server.cpp only (it names Beast types).
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
-#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -46,9 +46,10 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   boost::asio::awaitable<bool> write_now(const std::string& frame);
   boost::asio::awaitable<bool> catch_up();  // replay or snapshot; false: close
   boost::asio::awaitable<bool> replay();
+  boost::asio::awaitable<bool> page_out(chat::Seq& cursor, chat::Seq until, bool& ok);
   void push(const api::OutEventPtr& ev, bool closing_flush = false);  // on the strand
   void push_reply(std::string frame);                                 // on the strand
-  void queue_changed(bool wrote_now = false);
+  void queue_changed();
   void slow_consumer();
   void wake();
   void hard_close(const std::string& why);
@@ -63,8 +64,6 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   api::WsIdentity who_;
   boost::asio::steady_timer wake_, keepalive_, kill_, snapshot_wait_, stall_;
 
-  std::atomic<std::size_t> inbox_{0};  // delivered, not yet pushed (posted to the strand)
-
   // Strand-only state.
   OutboundQueue queue_;
   chat::DeliveryFilter filter_;
@@ -73,7 +72,6 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   std::size_t pending_bytes_ = 0;
   std::optional<std::vector<api::OutEventPtr>> snapshot_;
   std::optional<Clock::time_point> writing_since_;              // the write in flight started then
-  bool behind_ = false;                                         // counted in api::LoadGauge
   std::optional<std::pair<std::uint16_t, std::string>> close_;  // requested close
   bool closed_ = false;
   bool ping_due_ = false;
