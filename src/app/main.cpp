@@ -127,6 +127,7 @@ int serve(const app::Config& cfg) {
   wso.max_frame_bytes = static_cast<std::size_t>(cfg.ws_max_frame_bytes);
   wso.handshake_timeout = std::chrono::milliseconds(cfg.ws_handshake_timeout_ms);
   api::WsService ws_service(chat, gate, metrics, load);
+  hub_opts.interest = [&bus](Id user, bool watch) { watch ? bus.watch_user(user) : bus.unwatch_user(user); };
   net::Hub hub(ioc, pool, ws_service, hub_opts);
   bus.subscribe([&hub](const chat::EventPtr& e) { hub.on_event(e); });
   net::WsDeps ws{hub, ws_service, pool, metrics, wso};
