@@ -32,27 +32,34 @@ using OutEventPtr = std::shared_ptr<const OutEvent>;
 // Whether the server itself is behind, shared by the fan-out and the IO loop (which report
 // their backlog and lag) and the entrances (REST and WebSocket sends), which refuse new sends
 // while it is: load is shed where it enters, never by closing a reader that keeps up
-// (CONTRACT.md "Keep-alive"). Behind means either:
+// (CONTRACT.md "Keep-alive"). Behind means any of:
 // - the fan-out has more than fanout_watermark events waiting;
 // - the IO threads are late: a timer due every 20 ms runs more than lag_watermark_ms after
-//   its time (the CPU is the limit: frames wait in the executor's queue to be written).
-// No single connection's queue counts: a client that does not drain is closed as a slow
-// consumer instead of slowing everyone down. Lock-free.
+//   its time (the CPU is the limit: frames wait in the executor's queue to be written);
+// - at least one connection in ten (and at least one) is behind: a quarter of its bound is
+//   waiting right after a write completed (its client drains; the server's writers do not
+//   keep up). A client whose write blocks does not count: it is slow itself and is closed as
+//   a slow consumer instead of slowing everyone down. Lock-free.
 class LoadGauge {
  public:
   explicit LoadGauge(std::int64_t fanout_watermark, std::int64_t lag_watermark_ms = 200)
       : fanout_watermark_(fanout_watermark), lag_watermark_ms_(lag_watermark_ms) {}
   void fanout_pending(std::int64_t delta) { fanout_.fetch_add(delta, std::memory_order_relaxed); }
   void io_lag_ms(std::int64_t ms) { lag_ms_.store(ms, std::memory_order_relaxed); }
+  void behind(std::int64_t delta) { behind_.fetch_add(delta, std::memory_order_relaxed); }
+  void connections(std::int64_t delta) { connections_.fetch_add(delta, std::memory_order_relaxed); }
   bool overloaded() const {
+    auto behind = behind_.load(std::memory_order_relaxed);
     return fanout_.load(std::memory_order_relaxed) > fanout_watermark_ ||
-           lag_ms_.load(std::memory_order_relaxed) > lag_watermark_ms_;
+           lag_ms_.load(std::memory_order_relaxed) > lag_watermark_ms_ ||
+           (behind > 0 && behind * 10 >= connections_.load(std::memory_order_relaxed));
   }
+  std::int64_t behind_connections() const { return behind_.load(std::memory_order_relaxed); }
   std::int64_t io_lag_ms() const { return lag_ms_.load(std::memory_order_relaxed); }
 
  private:
   std::int64_t fanout_watermark_, lag_watermark_ms_;
-  std::atomic<std::int64_t> fanout_{0}, lag_ms_{0};
+  std::atomic<std::int64_t> fanout_{0}, lag_ms_{0}, behind_{0}, connections_{0};
 };
 
 }  // namespace parley::api

@@ -22,6 +22,9 @@ struct WsOptions {
   // consumer (the client does not drain). A write pending for write_timeout: cut.
   std::chrono::milliseconds write_stall{1000};
   std::chrono::milliseconds write_timeout{10000};
+  // A connection whose queue holds a quarter of its bound right after a write completed is
+  // behind (api::LoadGauge) until a write completes below it or stays pending this long.
+  std::chrono::milliseconds write_blocked{50};
   std::chrono::milliseconds ping_interval{30000};
   std::chrono::milliseconds idle_timeout{75000};       // silence before close
   std::chrono::milliseconds handshake_timeout{10000};  // upgrade and close handshakes

@@ -39,6 +39,7 @@ WsSession::WsSession(beast::tcp_stream& stream, std::shared_ptr<void> keep, WsDe
       kill_(stream.get_executor()),
       snapshot_wait_(stream.get_executor()),
       stall_(stream.get_executor()),
+      blocked_(stream.get_executor()),
       queue_({deps.opts.queue_max_events, deps.opts.queue_max_bytes, deps.opts.queue_hard_factor}),
       inbound_(deps.opts.inbound_per_sec, deps.opts.inbound_burst) {}
 
@@ -63,6 +64,17 @@ void WsSession::wake() { wake_.cancel(); }
 
 void WsSession::queue_changed() { deps_.metrics.ws_queue_depth(queue_.events()); }
 
+// This connection's part in the server-wide "behind" count (api::LoadGauge): set when a write
+// has just completed (the client drains) and a quarter of the queue's bound still waits;
+// cleared when a write completes below it, when a write stays pending for write_blocked (the
+// client is the slow one then) and on every close path.
+void WsSession::set_behind(bool behind) {
+  if (closed_ || close_) behind = false;
+  if (behind == behind_) return;
+  behind_ = behind;
+  deps_.service.load().behind(behind ? 1 : -1);
+}
+
 void WsSession::slow_consumer() {
   deps_.metrics.add("parley_ws_slow_consumer_closes_total", 1);
   request_close(1008, "slow consumer", false);
@@ -75,10 +87,12 @@ void WsSession::hard_close(const std::string& why) {
   beast::get_lowest_layer(ws_).socket().close(ec);
   closed_ = true;
   queue_changed();
+  set_behind(false);
   wake();
   keepalive_.cancel();
   snapshot_wait_.cancel();
   stall_.cancel();
+  blocked_.cancel();
 }
 
 void WsSession::request_close(std::uint16_t code, std::string reason, bool flush) {
@@ -91,6 +105,7 @@ void WsSession::request_close(std::uint16_t code, std::string reason, bool flush
   }
   close_ = std::make_pair(code, std::move(reason));
   queue_changed();
+  set_behind(false);
   // A peer that never reads would keep the close frame from leaving: cut it off in time.
   kill_.expires_after(deps_.opts.close_timeout);
   kill_.async_wait([self = shared_from_this()](const beast::error_code& ec) {
@@ -139,6 +154,12 @@ void WsSession::push_reply(std::string frame) {
 
 awaitable<bool> WsSession::write_now(const std::string& frame) {
   writing_since_ = Clock::now();
+  if (behind_) {  // a write that blocks means the client, not the server, is slow
+    blocked_.expires_after(deps_.opts.write_blocked);
+    blocked_.async_wait([self = shared_from_this()](const beast::error_code& ec) {
+      if (!ec && self->writing_since_) self->set_behind(false);
+    });
+  }
   auto [ec, n] = co_await ws_.async_write(asio::buffer(frame), tuple_awaitable);
   writing_since_.reset();
   if (ec) {
@@ -262,6 +283,7 @@ awaitable<void> WsSession::writer_loop() {
       for (const auto& ev : batch)
         if (!(ok = co_await write_now(ev->payload))) break;
       queue_changed();
+      set_behind(ok && queue_.events() * 4 >= deps_.opts.queue_max_events);
       continue;
     }
     if (close_) {
@@ -321,9 +343,11 @@ awaitable<void> WsSession::reader_loop() {
   }
   closed_ = true;
   queue_changed();
+  set_behind(false);
   wake();
   keepalive_.cancel();
   kill_.cancel();
+  blocked_.cancel();
   snapshot_wait_.cancel();
   stall_.cancel();
   beast::error_code ignored;
@@ -376,6 +400,7 @@ awaitable<void> WsSession::run(beast::http::request<beast::http::string_body> re
   }
   std::string gauge = std::string("parley_ws_connections{endpoint=\"") + endpoint() + "\"}";
   deps_.metrics.add(gauge, 1);
+  deps_.service.load().connections(1);
   // Refused once the server is closing all sockets: this one came in too late for that.
   if (!deps_.hub.add(adm_.user, who_.room, self)) request_close(1001, "server shutting down", true);
   // Every exit path, exceptions included, leaves the registry and the gauges.
@@ -385,6 +410,9 @@ awaitable<void> WsSession::run(beast::http::request<beast::http::string_body> re
     ~Leave() {
       s->deps_.hub.remove(s->adm_.user, s->who_.room, s);
       s->deps_.metrics.add(gauge, -1);
+      s->closed_ = true;
+      s->set_behind(false);
+      s->deps_.service.load().connections(-1);
     }
   } leave{this, gauge};
   spdlog::info("ws connect conn={} user={} endpoint={} room={}", who_.connection_id, adm_.user, endpoint(),

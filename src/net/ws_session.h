@@ -50,6 +50,7 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   void push(const api::OutEventPtr& ev, bool closing_flush = false);  // on the strand
   void push_reply(std::string frame);                                 // on the strand
   void queue_changed();
+  void set_behind(bool behind);
   void slow_consumer();
   void wake();
   void hard_close(const std::string& why);
@@ -62,7 +63,7 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   WsDeps& deps_;
   api::Admission adm_;
   api::WsIdentity who_;
-  boost::asio::steady_timer wake_, keepalive_, kill_, snapshot_wait_, stall_;
+  boost::asio::steady_timer wake_, keepalive_, kill_, snapshot_wait_, stall_, blocked_;
 
   // Strand-only state.
   OutboundQueue queue_;
@@ -72,6 +73,7 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   std::size_t pending_bytes_ = 0;
   std::optional<std::vector<api::OutEventPtr>> snapshot_;
   std::optional<Clock::time_point> writing_since_;              // the write in flight started then
+  bool behind_ = false;                                         // counted in api::LoadGauge
   std::optional<std::pair<std::uint16_t, std::string>> close_;  // requested close
   bool closed_ = false;
   bool ping_due_ = false;
