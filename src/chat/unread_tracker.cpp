@@ -7,6 +7,7 @@ namespace parley::chat {
 std::optional<Badge> UnreadTracker::set(Id room, Entry& e, Seq last_seq, Seq read_seq) {
   Seq before = e.member ? unread_count(e.last_seq, e.read_seq) : 0;
   bool joined = !e.member;
+  bool moved_on = last_seq > e.last_seq;
   e.last_seq = std::max(e.last_seq, last_seq);
   e.read_seq = std::max(e.read_seq, read_seq);
   e.member = true;
@@ -16,7 +17,10 @@ std::optional<Badge> UnreadTracker::set(Id room, Entry& e, Seq last_seq, Seq rea
     changed_while_loading_.insert(room);
     return std::nullopt;
   }
-  if (after == before && !joined) return std::nullopt;
+  // A badge when the count changed; also when newer messages stand unread behind the same
+  // count (states in between came out of order and were superseded: the client still learns
+  // the room's new last_seq). Not for a user's own send that leaves nothing unread.
+  if (after == before && !joined && !(moved_on && after > 0)) return std::nullopt;
   return badge_of(room, e);
 }
 

@@ -103,3 +103,17 @@ TEST(UnreadTracker, AJoinAlwaysProducesABadgeOnceLoaded) {
   auto badges = t.badges();
   ASSERT_EQ(badges.size(), 1u);
 }
+
+TEST(UnreadTracker, ABadgeFollowsNewUnreadMessagesEvenWhenTheCountComesOutEqual) {
+  // (4,3) → [read to (4,4), superseded] → (5,4): the count is 1 before and after, but a
+  // message from someone else (seq 5) is unread now: the badge moves to last_seq 5.
+  UnreadTracker t;
+  t.load({{1, 4, 3}});
+  auto b = t.apply(1, 5, 4);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->unread, 1);
+  EXPECT_EQ(b->last_seq, 5);
+  EXPECT_FALSE(t.apply(1, 4, 4));  // the late read: older, nothing to send
+  EXPECT_TRUE(t.apply(1, 6, 6));   // own send: the count falls to 0, a change
+  EXPECT_FALSE(t.apply(1, 7, 7));  // own send again: nothing unread before or after, no badge
+}

@@ -26,6 +26,30 @@ auto on_pool(asio::thread_pool& pool, F f) -> awaitable<decltype(f())> {
 }
 }  // namespace
 
+boost::asio::awaitable<boost::system::error_code> CorkedStream::flush() {
+  corked_ = false;
+  for (;;) {
+    if (error_) {
+      buffer_.clear();
+      co_return error_;
+    }
+    if (busy_) {  // a write that went straight through is still in flight
+      idle_.expires_at(std::chrono::steady_clock::time_point::max());
+      co_await idle_.async_wait(tuple_awaitable);
+      continue;
+    }
+    if (buffer_.empty()) co_return error_;
+    busy_ = true;
+    ++socket_writes_;
+    out_.swap(buffer_);
+    buffer_.clear();
+    auto [ec, n] = co_await asio::async_write(s_, asio::buffer(out_), tuple_awaitable);
+    busy_ = false;
+    out_.clear();
+    if (ec) error_ = ec;
+  }
+}
+
 WsSession::WsSession(beast::tcp_stream& stream, std::shared_ptr<void> keep, WsDeps& deps, api::Admission adm,
                      std::string id)
     : keep_(std::move(keep)),
@@ -201,6 +225,36 @@ awaitable<bool> WsSession::page_out(chat::Seq& cursor, chat::Seq until, bool& ok
   }
 }
 
+// The frames that are ready together leave in one write: Beast frames each of them into the
+// corked layer, which then sends them all at once.
+awaitable<bool> WsSession::write_batch(const std::vector<api::OutEventPtr>& batch) {
+  auto& cork = ws_.next_layer();
+  cork.cork();
+  for (const auto& ev : batch) {
+    auto [ec, n] = co_await ws_.async_write(asio::buffer(ev->payload), tuple_awaitable);
+    if (ec) {
+      if (end_reason_ == "closed") end_reason_ = "write: " + ec.message();
+      co_await cork.flush();
+      co_return false;
+    }
+  }
+  writing_since_ = Clock::now();
+  if (behind_) {  // a write that blocks means the client, not the server, is slow
+    blocked_.expires_after(deps_.opts.write_blocked);
+    blocked_.async_wait([self = shared_from_this()](const beast::error_code& ec) {
+      if (!ec && self->writing_since_) self->set_behind(false);
+    });
+  }
+  auto ec = co_await cork.flush();
+  writing_since_.reset();
+  if (ec) {
+    if (end_reason_ == "closed") end_reason_ = "write: " + ec.message();
+    co_return false;
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) deps_.metrics.ws_frame_sent();
+  co_return true;
+}
+
 // Chatroom resume: every message after the cursor, page by page as the socket drains (none
 // of it counts toward the queue bounds); more than replay_max missing: resync_required.
 awaitable<bool> WsSession::replay() {
@@ -280,8 +334,7 @@ awaitable<void> WsSession::writer_loop() {
       batch.clear();
       queue_.take(batch, deps_.opts.write_batch);
       queue_changed();
-      for (const auto& ev : batch)
-        if (!(ok = co_await write_now(ev->payload))) break;
+      ok = co_await write_batch(batch);
       queue_changed();
       set_behind(ok && queue_.events() * 4 >= deps_.opts.queue_max_events);
       continue;

@@ -15,6 +15,7 @@
 #include "api/ws_service.h"
 #include "chat/delivery_filter.h"
 #include "common/token_bucket.h"
+#include "net/corked_stream.h"
 #include "net/hub.h"
 #include "net/outbound_queue.h"
 #include "net/ws_options.h"
@@ -44,6 +45,7 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   boost::asio::awaitable<void> writer_loop();
   boost::asio::awaitable<void> keepalive_loop();
   boost::asio::awaitable<bool> write_now(const std::string& frame);
+  boost::asio::awaitable<bool> write_batch(const std::vector<api::OutEventPtr>& batch);
   boost::asio::awaitable<bool> catch_up();  // replay or snapshot; false: close
   boost::asio::awaitable<bool> replay();
   boost::asio::awaitable<bool> page_out(chat::Seq& cursor, chat::Seq until, bool& ok);
@@ -59,7 +61,7 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
 
   std::shared_ptr<void> keep_;
   boost::asio::any_io_executor strand_;  // the connection's strand
-  boost::beast::websocket::stream<boost::beast::tcp_stream&> ws_;
+  boost::beast::websocket::stream<CorkedStream> ws_;
   WsDeps& deps_;
   api::Admission adm_;
   api::WsIdentity who_;

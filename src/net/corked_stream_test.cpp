@@ -1,0 +1,123 @@
+// The corked layer under a WebSocket stream: frames written while corked leave in one socket
+// write, in order, and a write that goes straight through is never overtaken.
+#include "net/corked_stream.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
+using namespace parley;
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+
+namespace {
+constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+
+// A connected pair of tcp_streams on loopback.
+struct Pair {
+  asio::io_context ioc;
+  beast::tcp_stream server{ioc}, client{ioc};
+  Pair() {
+    tcp::acceptor a(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    client.socket().connect(a.local_endpoint());
+    server.socket() = a.accept();
+  }
+};
+
+// Reads n text frames on the client side (a plain Beast client).
+asio::awaitable<std::vector<std::string>> read_frames(websocket::stream<beast::tcp_stream&>& ws, int n) {
+  std::vector<std::string> got;
+  for (int i = 0; i < n; ++i) {
+    beast::flat_buffer b;
+    auto [ec, len] = co_await ws.async_read(b, tuple_awaitable);
+    if (ec) break;
+    got.push_back(beast::buffers_to_string(b.data()));
+  }
+  co_return got;
+}
+}  // namespace
+
+TEST(CorkedStream, FramesWrittenWhileCorkedLeaveInOneSocketWriteInOrder) {
+  Pair p;
+  websocket::stream<net::CorkedStream> server(p.server);
+  websocket::stream<beast::tcp_stream&> client(p.client);
+  std::vector<std::string> got;
+  std::size_t writes_before = 0, writes_after = 0;
+  bool flushed_ok = false;
+  asio::co_spawn(
+      p.ioc,
+      [&]() -> asio::awaitable<void> {
+        using namespace asio::experimental::awaitable_operators;
+        auto accept = [&]() -> asio::awaitable<void> { co_await server.async_accept(asio::use_awaitable); };
+        auto handshake = [&]() -> asio::awaitable<void> {
+          co_await client.async_handshake("x", "/", asio::use_awaitable);
+        };
+        co_await (accept() && handshake());
+        auto& cork = server.next_layer();
+        writes_before = cork.socket_writes();
+        cork.cork();
+        for (int i = 0; i < 10; ++i) {
+          auto [ec, n] = co_await server.async_write(asio::buffer("frame " + std::to_string(i)), tuple_awaitable);
+          EXPECT_FALSE(ec);
+        }
+        EXPECT_EQ(cork.socket_writes(), writes_before);  // nothing reached the socket yet
+        flushed_ok = !co_await cork.flush();
+        writes_after = cork.socket_writes();
+        got = co_await read_frames(client, 10);
+        // Uncorked, a write goes straight through.
+        co_await server.async_write(asio::buffer(std::string("alone")), asio::use_awaitable);
+        auto last = co_await read_frames(client, 1);
+        EXPECT_EQ(last, std::vector<std::string>{"alone"});
+      },
+      asio::detached);
+  p.ioc.run_for(std::chrono::seconds(10));
+  EXPECT_TRUE(flushed_ok);
+  EXPECT_EQ(writes_after - writes_before, 1u);  // ten frames, one write
+  ASSERT_EQ(got.size(), 10u);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(got[i], "frame " + std::to_string(i));
+}
+
+TEST(CorkedStream, AWriteDuringAFlushWaitsBehindItAndTheCloseHandshakeWorks) {
+  Pair p;
+  websocket::stream<net::CorkedStream> server(p.server);
+  websocket::stream<beast::tcp_stream&> client(p.client);
+  std::vector<std::string> got;
+  bool closed = false;
+  asio::co_spawn(
+      p.ioc,
+      [&]() -> asio::awaitable<void> {
+        using namespace asio::experimental::awaitable_operators;
+        auto accept = [&]() -> asio::awaitable<void> { co_await server.async_accept(asio::use_awaitable); };
+        auto handshake = [&]() -> asio::awaitable<void> {
+          co_await client.async_handshake("x", "/", asio::use_awaitable);
+        };
+        co_await (accept() && handshake());
+        auto& cork = server.next_layer();
+        cork.cork();
+        std::string big(1 << 20, 'b');  // larger than the socket buffer: the flush takes a while
+        co_await server.async_write(asio::buffer(big), asio::use_awaitable);
+        auto flush = [&]() -> asio::awaitable<void> { co_await cork.flush(); };
+        auto meanwhile = [&]() -> asio::awaitable<void> {
+          co_await server.async_write(asio::buffer(std::string("after")), asio::use_awaitable);
+        };
+        auto reader = [&]() -> asio::awaitable<void> { got = co_await read_frames(client, 2); };
+        co_await (flush() && meanwhile() && reader());
+        auto close_server = [&]() -> asio::awaitable<void> {
+          co_await server.async_close(websocket::close_code::normal, asio::use_awaitable);
+        };
+        auto read_close = [&]() -> asio::awaitable<void> {
+          beast::flat_buffer b;
+          auto [ec, n] = co_await client.async_read(b, tuple_awaitable);
+          closed = ec == websocket::error::closed;
+        };
+        co_await (close_server() && read_close());
+      },
+      asio::detached);
+  p.ioc.run_for(std::chrono::seconds(10));
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].size(), 1u << 20);
+  EXPECT_EQ(got[1], "after");
+  EXPECT_TRUE(closed);
+}
