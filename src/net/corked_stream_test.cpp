@@ -37,6 +37,14 @@ asio::awaitable<std::vector<std::string>> read_frames(websocket::stream<beast::t
   }
   co_return got;
 }
+// The WebSocket upgrade of the pair: server accepts, client handshakes.
+asio::awaitable<void> upgrade(websocket::stream<net::CorkedStream>& server,
+                              websocket::stream<beast::tcp_stream&>& client) {
+  using namespace asio::experimental::awaitable_operators;
+  auto accept = [&]() -> asio::awaitable<void> { co_await server.async_accept(asio::use_awaitable); };
+  auto handshake = [&]() -> asio::awaitable<void> { co_await client.async_handshake("x", "/", asio::use_awaitable); };
+  co_await (accept() && handshake());
+}
 }  // namespace
 
 TEST(CorkedStream, FramesWrittenWhileCorkedLeaveInOneSocketWriteInOrder) {
@@ -50,11 +58,7 @@ TEST(CorkedStream, FramesWrittenWhileCorkedLeaveInOneSocketWriteInOrder) {
       p.ioc,
       [&]() -> asio::awaitable<void> {
         using namespace asio::experimental::awaitable_operators;
-        auto accept = [&]() -> asio::awaitable<void> { co_await server.async_accept(asio::use_awaitable); };
-        auto handshake = [&]() -> asio::awaitable<void> {
-          co_await client.async_handshake("x", "/", asio::use_awaitable);
-        };
-        co_await (accept() && handshake());
+        co_await upgrade(server, client);
         auto& cork = server.next_layer();
         writes_before = cork.socket_writes();
         cork.cork();
@@ -89,11 +93,7 @@ TEST(CorkedStream, AWriteDuringAFlushWaitsBehindItAndTheCloseHandshakeWorks) {
       p.ioc,
       [&]() -> asio::awaitable<void> {
         using namespace asio::experimental::awaitable_operators;
-        auto accept = [&]() -> asio::awaitable<void> { co_await server.async_accept(asio::use_awaitable); };
-        auto handshake = [&]() -> asio::awaitable<void> {
-          co_await client.async_handshake("x", "/", asio::use_awaitable);
-        };
-        co_await (accept() && handshake());
+        co_await upgrade(server, client);
         auto& cork = server.next_layer();
         cork.cork();
         std::string big(1 << 20, 'b');  // larger than the socket buffer: the flush takes a while

@@ -2,29 +2,18 @@
 // real `parley serve` (admission before the upgrade, events and their exact fields,
 // membership, ordering, resume, back-pressure, keep-alive, shutdown, inbound rate).
 // Run: cd tests && PARLEY_BIN=../build/test/parley node --test e2e/ws.test.mjs
-import { test, before, after } from 'node:test';
+import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { startServer, newUser } from './lib/server.mjs';
+import { useSuite, NO_COOLDOWN } from './lib/suite.mjs';
 import { TIME_RE, ID_RE, sleep, assertStatus } from './lib/rest-helpers.mjs';
 import { open, connect, probeUpgrade, rawConnect } from './lib/ws-client.mjs';
 
 const UNKNOWN_ID = '987654321987654321';
-const NO_COOLDOWN = ['--ws-cooldown-ms', '0'];
-
+const { server, track } = useSuite();
 let S; // main server: no cooldown
-const servers = [];
-async function server(args) {
-  const s = await startServer({ args });
-  servers.push(s);
-  return s;
-}
 before(async () => { S = await server(NO_COOLDOWN); });
-after(async () => { await Promise.all(servers.map((s) => s.close())); });
-
-const clients = [];
-const track = (c) => { clients.push(c); return c; };
-after(async () => { await Promise.all(clients.map((c) => c.close().catch(() => {}))); });
 
 // ---- helpers ----
 async function group(owner, members, name = 'room') {

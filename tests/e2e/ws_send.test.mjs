@@ -10,29 +10,19 @@
 //   - the sender's other connections get `new_message` with "echo":true (every connection for
 //     a REST send, all but the sending one for a WS send); the sender's badge stays 0.
 // Run: cd tests && PARLEY_BIN=../build/test/parley node --test e2e/ws_send.test.mjs
-import { test, before, after } from 'node:test';
+import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, newUser } from './lib/server.mjs';
+import { newUser } from './lib/server.mjs';
+import { useSuite, NO_COOLDOWN } from './lib/suite.mjs';
 import { sleep, assertStatus, assertMessage } from './lib/rest-helpers.mjs';
 import { open, plainNewMessage } from './lib/ws-client.mjs';
 
 const UNKNOWN_ID = '987654321987654321';
-const NO_COOLDOWN = ['--ws-cooldown-ms', '0'];
 const MAX_CONTENT = 16384;
 
+const { server, track } = useSuite();
 let S; // main server: no cooldown, default inbound limit (20/s, burst 40)
-const servers = [];
-async function server(args) {
-  const s = await startServer({ args });
-  servers.push(s);
-  return s;
-}
 before(async () => { S = await server(NO_COOLDOWN); });
-after(async () => { await Promise.all(servers.map((s) => s.close())); });
-
-const clients = [];
-const track = (c) => { clients.push(c); return c; };
-after(async () => { await Promise.all(clients.map((c) => c.close().catch(() => {}))); });
 
 // ---- helpers ----
 const keys = (o) => Object.keys(o).sort();
