@@ -4,10 +4,9 @@
 
 namespace parley::chat {
 
-std::optional<Badge> UnreadTracker::set(Id room, Entry& e, Seq last_seq, Seq read_seq) {
+std::optional<Badge> UnreadTracker::set(Id room, Entry& e, Seq last_seq, Seq read_seq, bool from_other) {
   Seq before = e.member ? unread_count(e.last_seq, e.read_seq) : 0;
   bool joined = !e.member;
-  bool moved_on = last_seq > e.last_seq;
   e.last_seq = std::max(e.last_seq, last_seq);
   e.read_seq = std::max(e.read_seq, read_seq);
   e.member = true;
@@ -17,18 +16,19 @@ std::optional<Badge> UnreadTracker::set(Id room, Entry& e, Seq last_seq, Seq rea
     changed_while_loading_.insert(room);
     return std::nullopt;
   }
-  // A badge when the count changed; also when newer messages stand unread behind the same
-  // count (states in between came out of order and were superseded: the client still learns
-  // the room's new last_seq). Not for a user's own send that leaves nothing unread.
-  if (after == before && !joined && !(moved_on && after > 0)) return std::nullopt;
-  return badge_of(room, e);
+  if (after != before || joined || (from_other && e.last_seq > e.badged_last)) return give(room, e);
+  return std::nullopt;  // e.g. the user's own send with nothing unread
 }
 
-std::optional<Badge> UnreadTracker::apply(Id room, Seq last_seq, Seq read_seq) {
+std::optional<Badge> UnreadTracker::apply(Id room, Seq last_seq, Seq read_seq, bool from_other) {
   Entry& e = rooms_[room];
   if (e.left_at >= last_seq) return std::nullopt;  // a state of a membership that has ended
-  if (e.member && !newer(last_seq, read_seq, e)) return std::nullopt;
-  return set(room, e, last_seq, read_seq);
+  if (e.member && !newer(last_seq, read_seq, e)) {
+    // Superseded (it came late), but someone else's message the client has no badge past yet.
+    if (loaded_ && from_other && e.last_seq > e.badged_last) return give(room, e);
+    return std::nullopt;
+  }
+  return set(room, e, last_seq, read_seq, from_other);
 }
 
 std::optional<Badge> UnreadTracker::join(Id room, Seq last_seq, Seq read_seq) {
@@ -36,7 +36,7 @@ std::optional<Badge> UnreadTracker::join(Id room, Seq last_seq, Seq read_seq) {
   if (e.left_at > last_seq) return std::nullopt;  // older than a leave already seen
   e.left_at = -1;
   if (e.member && !newer(last_seq, read_seq, e)) return std::nullopt;
-  return set(room, e, last_seq, read_seq);
+  return set(room, e, last_seq, read_seq, false);
 }
 
 void UnreadTracker::leave(Id room, Seq last_seq) {
@@ -56,8 +56,11 @@ std::vector<Id> UnreadTracker::load(const std::vector<RoomBadge>& snapshot) {
     e.member = true;
   }
   total_ = 0;
-  for (const auto& [room, e] : rooms_)
-    if (e.member) total_ += unread_count(e.last_seq, e.read_seq);
+  for (auto& [room, e] : rooms_)
+    if (e.member) {
+      total_ += unread_count(e.last_seq, e.read_seq);
+      e.badged_last = e.last_seq;  // the snapshot gives every room's badge
+    }
   loaded_ = true;
   std::vector<Id> changed(changed_while_loading_.begin(), changed_while_loading_.end());
   changed_while_loading_.clear();

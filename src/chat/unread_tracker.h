@@ -39,8 +39,11 @@ struct Badge {
 // J >= L lifts it. Bounded by the rooms the user has been a member of.
 class UnreadTracker {
  public:
-  // A state from a message or read event. Returns the badge when the room's count changed.
-  std::optional<Badge> apply(Id room, Seq last_seq, Seq read_seq);
+  // A state from a message or read event. Returns the badge when the room's count changed,
+  // or when the event is someone else's message and the room's last_seq has moved past the
+  // last badge given (states in between came out of order and were superseded: the client
+  // still learns that newer messages exist). from_other: a message sent by someone else.
+  std::optional<Badge> apply(Id room, Seq last_seq, Seq read_seq, bool from_other = false);
   // The user joined the room (creation, add, re-join): the room counts from now on.
   std::optional<Badge> join(Id room, Seq last_seq, Seq read_seq);
   // The user left the room when it was at last_seq: it no longer counts.
@@ -60,10 +63,15 @@ class UnreadTracker {
     Seq last_seq = 0;
     Seq read_seq = 0;
     bool member = false;
-    Seq left_at = -1;  // tombstone: states with last_seq <= left_at are stale
+    Seq left_at = -1;       // tombstone: states with last_seq <= left_at are stale
+    Seq badged_last = 0;    // last_seq of the newest badge given for this room
   };
   static bool newer(Seq ls, Seq rs, const Entry& e) { return ls > e.last_seq || (ls == e.last_seq && rs > e.read_seq); }
-  std::optional<Badge> set(Id room, Entry& e, Seq last_seq, Seq read_seq);
+  std::optional<Badge> set(Id room, Entry& e, Seq last_seq, Seq read_seq, bool from_other);
+  Badge give(Id room, Entry& e) {
+    e.badged_last = e.last_seq;
+    return badge_of(room, e);
+  }
   Badge badge_of(Id room, const Entry& e) const {
     return Badge{room, unread_count(e.last_seq, e.read_seq), total_, e.last_seq, e.read_seq};
   }

@@ -109,11 +109,24 @@ TEST(UnreadTracker, ABadgeFollowsNewUnreadMessagesEvenWhenTheCountComesOutEqual)
   // message from someone else (seq 5) is unread now: the badge moves to last_seq 5.
   UnreadTracker t;
   t.load({{1, 4, 3}});
-  auto b = t.apply(1, 5, 4);
+  auto b = t.apply(1, 5, 4, true);
   ASSERT_TRUE(b);
   EXPECT_EQ(b->unread, 1);
   EXPECT_EQ(b->last_seq, 5);
   EXPECT_FALSE(t.apply(1, 4, 4));  // the late read: older, nothing to send
   EXPECT_TRUE(t.apply(1, 6, 6));   // own send: the count falls to 0, a change
   EXPECT_FALSE(t.apply(1, 7, 7));  // own send again: nothing unread before or after, no badge
+}
+
+TEST(UnreadTracker, ALateMessageFromSomeoneElseStillMovesTheBadgePastIt) {
+  // The user's own send (7,7) overtakes someone else's message (6,5): the count is 0 either
+  // way, but the client must learn that message 6 exists: a badge at the newest state.
+  UnreadTracker t;
+  t.load({{1, 5, 5}});
+  EXPECT_FALSE(t.apply(1, 7, 7));  // own send, nothing unread: no badge
+  auto b = t.apply(1, 6, 5, true);  // the late message of someone else
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->last_seq, 7);
+  EXPECT_EQ(b->unread, 0);
+  EXPECT_FALSE(t.apply(1, 6, 5, true));  // given once
 }

@@ -94,7 +94,8 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
   void apply_badges(const chat::MessageCreated& e) {
     for (const auto& m : e.members)
       if (auto it = users.find(m.user); it != users.end())
-        send_badge(it->second, it->second.tracker.apply(e.message.room_id, e.message.seq, m.read_seq));
+        send_badge(it->second, it->second.tracker.apply(e.message.room_id, e.message.seq, m.read_seq,
+                                                        m.user != e.message.sender_id));
   }
 
   // A message in seq order: new_message to every member's connections (echo to the sender's
