@@ -287,7 +287,7 @@ awaitable<bool> WsSession::replay() {
 awaitable<bool> WsSession::catch_up() {
   if (!adm_.sidebar) co_return co_await replay();
   // Badges right after any outage: one update per room, from the hub's tracker of the user.
-  if (!snapshot_) {
+  if (!snapshot_ && !close_ && !closed_) {  // (a close requested before the wait began: no wait)
     snapshot_wait_.expires_after(deps_.opts.snapshot_timeout);
     co_await snapshot_wait_.async_wait(tuple_awaitable);
   }
