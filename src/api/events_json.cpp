@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include "api/json_render.h"
+#include "common/utf8.h"
 
 namespace parley::api {
 namespace json = boost::json;
@@ -68,7 +69,7 @@ std::string resync_frame(Id room, chat::Seq last_seq) {
 
 std::string error_frame(std::string_view code, std::string_view message,
                         const std::optional<std::string>& client_msg_id) {
-  json::object d{{"code", code}, {"message", message}};
+  json::object d{{"code", code}, {"message", to_valid_utf8(message)}};
   if (client_msg_id) d["client_msg_id"] = *client_msg_id;
   return frame("error", std::move(d));
 }

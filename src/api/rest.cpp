@@ -11,6 +11,7 @@
 #include "auth/password.h"
 #include "chat/validation.h"
 #include "common/error.h"
+#include "common/utf8.h"
 
 namespace parley::api {
 namespace json = boost::json;
@@ -19,7 +20,8 @@ using chat::Seq;
 Response error_response(int status, std::string_view code, std::string_view message) {
   Response r;
   r.status = status;
-  r.body = json::serialize(json::object{{"error", json::object{{"code", code}, {"message", message}}}});
+  // A message may quote client input (a path segment): never raw bytes in the body.
+  r.body = json::serialize(json::object{{"error", json::object{{"code", code}, {"message", to_valid_utf8(message)}}}});
   return r;
 }
 

@@ -30,3 +30,12 @@ TEST(Utf8, BlankMeansOnlyWhiteSpace) {
   EXPECT_FALSE(is_blank_utf8(" a "));
   EXPECT_FALSE(is_blank_utf8("\xE2\x82\xAC"));
 }
+
+TEST(Utf8, InvalidBytesBecomeReplacementCharacters) {
+  EXPECT_EQ(parley::to_valid_utf8("abc"), "abc");
+  EXPECT_EQ(parley::to_valid_utf8("h\xc3\xa9llo"), "h\xc3\xa9llo");
+  EXPECT_EQ(parley::to_valid_utf8("a\xff" "b"), "a\xef\xbf\xbd" "b");
+  EXPECT_EQ(parley::to_valid_utf8("\xc3"), "\xef\xbf\xbd");              // truncated sequence
+  EXPECT_EQ(parley::to_valid_utf8("\xed\xa0\x80"), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");  // a surrogate
+  EXPECT_TRUE(parley::is_valid_utf8(parley::to_valid_utf8("\xf0\x28\x8c\x28 \xe2\x82")));
+}

@@ -8,6 +8,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/url/parse.hpp>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -28,21 +29,25 @@ constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
-// The target with every token=… query value replaced, for logs.
+// The target for logs: every query parameter whose *decoded* name is `token` (the name the
+// WebSocket gate reads, however it was percent-encoded) has its value replaced by REDACTED.
+// A query that does not parse is not logged at all.
 std::string redact(std::string_view target) {
-  std::string out(target);
-  std::size_t q = out.find('?');
-  if (q == std::string::npos) return out;
-  std::size_t pos = q;
-  while ((pos = out.find("token=", pos)) != std::string::npos) {
-    if (pos > 0 && out[pos - 1] != '?' && out[pos - 1] != '&') {
-      pos += 6;
-      continue;
+  std::size_t q = target.find('?');
+  if (q == std::string_view::npos) return std::string(target);
+  auto url = boost::urls::parse_origin_form(target);
+  if (!url) return std::string(target.substr(0, q)) + "?(unparsed query)";
+  std::string out(target.substr(0, q));
+  char sep = '?';
+  for (auto p : url->encoded_params()) {
+    out += sep;
+    sep = '&';
+    if (p.key.decode() == "token") {
+      out += std::string(p.key) + "=REDACTED";
+    } else {
+      out += std::string(p.key);
+      if (p.has_value) out += "=" + std::string(p.value);
     }
-    std::size_t end = out.find('&', pos);
-    if (end == std::string::npos) end = out.size();
-    out.replace(pos + 6, end - pos - 6, "REDACTED");
-    pos += 6 + 8;
   }
   return out;
 }
@@ -153,9 +158,19 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   awaitable<void> upgrade(std::shared_ptr<Conn> conn, http::request<http::string_body> req, std::string remote_ip) {
     beast::tcp_stream& stream = conn->stream;
     api::Admission adm;
+    // RFC 6455 §4.2.1: refused here with the JSON error shape (Beast would answer plain text).
+    auto version = req[http::field::sec_websocket_version];
+    auto key = req[http::field::sec_websocket_key];
     if (!ws) {
       adm.refusal = api::error_response(404, "not_found", "no WebSocket endpoint here");
       adm.reason = "not_found";
+    } else if (version != "13") {
+      adm.refusal = api::error_response(426, "upgrade_required", "Sec-WebSocket-Version must be 13");
+      adm.refusal.headers.emplace_back("Sec-WebSocket-Version", "13");
+      adm.reason = "bad_handshake";
+    } else if (key.size() != 24 || key.substr(22) != "==") {  // base64 of 16 bytes
+      adm.refusal = api::error_response(400, "invalid_request", "Sec-WebSocket-Key must be 16 bytes in base64");
+      adm.reason = "bad_handshake";
     } else if (stopping) {
       adm.refusal = api::error_response(503, "unavailable", "shutting down");
       adm.reason = "shutdown";

@@ -1,0 +1,95 @@
+// Regression tests for what a hostile client found: raw bytes echoed in an error body,
+// non-finite numbers echoed in a pong, a percent-encoded token printed in the log, and
+// WebSocket handshake refusals without the JSON error shape.
+// Run: cd tests && PARLEY_BIN=../build/test/parley node --test e2e/hardening.test.mjs
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { newUser } from './lib/server.mjs';
+import { useSuite, NO_COOLDOWN } from './lib/suite.mjs';
+import { sleep } from './lib/rest-helpers.mjs';
+import { open, probeUpgrade } from './lib/ws-client.mjs';
+
+const { server, track } = useSuite();
+let S;
+before(async () => {
+  process.env.PARLEY_TEST_LOG_LEVEL = 'info'; // the access log is what the redaction test reads
+  S = await server(NO_COOLDOWN);
+});
+
+// GET with the raw bytes of the answer.
+function rawGet(baseUrl, path, token) {
+  const { hostname, port } = new URL(baseUrl);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: hostname, port: Number(port), path, method: 'GET',
+      headers: token ? { Authorization: `Bearer ${token}` } : {} }, (res) => {
+      const chunks = [];
+      res.on('data', (d) => chunks.push(d));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, bytes: Buffer.concat(chunks) }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('an error body never holds raw bytes from the request: GET /api/messages/%ff → 400, valid UTF-8 JSON', async () => {
+  const a = await newUser(S, 'hua');
+  for (const path of ['/api/messages/%ff', '/api/messages/%c3', '/api/chatrooms/%ed%a0%80/messages']) {
+    const r = await rawGet(S.url, path, a.token);
+    assert.equal(r.status, 400, path);
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(r.bytes); // throws on invalid UTF-8
+    const body = JSON.parse(text);
+    assert.equal(body.error.code, 'invalid_request', path);
+    assert.ok(!r.bytes.includes(0xff), `${path}: no raw 0xFF byte`);
+  }
+});
+
+test('ping/heartbeat with a timestamp that is not a finite number → error, never Infinity in a frame', async () => {
+  const a = await newUser(S, 'hub');
+  const c = track(await open(S.url, `/ws?token=${a.token}`));
+  await sleep(100);
+  c.drain();
+  const raw = [];
+  c.ws.on('message', (d) => raw.push(d.toString()));
+  c.ws.send('{"type":"ping","data":{"timestamp":1e400}}');
+  c.ws.send('{"type":"heartbeat","data":{"timestamp":-1e400}}');
+  c.ws.send('{"type":"ping","data":{"timestamp":1.5e300}}');
+  const e1 = await c.next('error');
+  const e2 = await c.next('error');
+  assert.equal(e1.data.code, 'invalid_request');
+  assert.equal(e2.data.code, 'invalid_request');
+  const pong = await c.next('pong');
+  assert.equal(pong.data.timestamp, 1.5e300, 'a large finite number is echoed');
+  for (const f of raw) {
+    assert.ok(!/Infinity|NaN/.test(f), `frame holds no non-finite number: ${f}`);
+    JSON.parse(f); // every frame is valid JSON
+  }
+});
+
+test('a percent-encoded token= is redacted from the log, over REST and /ws', async () => {
+  const a = await newUser(S, 'huc');
+  await rawGet(S.url, `/api/nope?%74oken=${a.token}&x=1`);
+  await rawGet(S.url, `/api/nope?t%6Fken=${a.token}`);
+  const c = track(await open(S.url, `/ws?%74oken=${a.token}`)); // the gate decodes the name: accepted
+  assert.equal(c.connected.type, 'connected');
+  await probeUpgrade(S.url, `/ws?%74oken=${a.token}x`); // a refused one is logged too
+  await sleep(300);
+  assert.ok(!S.stderr.includes(a.token), 'the token never appears in the log');
+  assert.ok(S.stderr.includes('REDACTED'), 'the redacted value is logged in its place');
+  assert.ok(S.stderr.includes('x=1'), 'other parameters are kept');
+});
+
+test('WebSocket handshake refusals carry the JSON error shape: wrong version → 426, bad key → 400', async () => {
+  const a = await newUser(S, 'hud');
+  const v = await probeUpgrade(S.url, `/ws?token=${a.token}`, { 'Sec-WebSocket-Version': '8' });
+  assert.equal(v.status, 426);
+  assert.equal(v.headers['sec-websocket-version'], '13');
+  assert.equal(v.body.error.code, 'upgrade_required');
+  for (const key of ['', 'short', 'x'.repeat(24)]) {
+    const k = await probeUpgrade(S.url, `/ws?token=${a.token}`, { 'Sec-WebSocket-Key': key });
+    assert.equal(k.status, 400, `key ${JSON.stringify(key)}`);
+    assert.equal(k.body.error.code, 'invalid_request');
+  }
+  const ok = await probeUpgrade(S.url, `/ws?token=${a.token}`);
+  assert.equal(ok.status, 101, 'a well-formed handshake is still accepted');
+});
