@@ -7,6 +7,7 @@
 #include <chrono>
 
 #include "api/json_render.h"
+#include "api/known_users.h"
 #include "api/router.h"
 #include "auth/password.h"
 #include "chat/validation.h"
@@ -159,7 +160,13 @@ struct RestApi::Impl {
     add_routes();
   }
 
-  std::optional<Id> authenticate(std::string_view token) const { return jwt.verify(token, now_ms()); }
+  // A valid token of a user that exists in this database (else 401 everywhere).
+  std::optional<Id> authenticate(std::string_view token) const {
+    auto uid = jwt.verify(token, now_ms());
+    if (uid && !known.exists(*uid)) uid.reset();
+    return uid;
+  }
+  mutable KnownUsers known{chat};
 
   // A matched route: authenticate, rate-limit, run.
   Response dispatch(const Router<RouteInfo>::Route& route, Ctx& c) {

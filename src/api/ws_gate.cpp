@@ -69,6 +69,7 @@ Admission WsGate::admit(const UpgradeRequest& req) {
   if (token) {
     user = jwt_.verify(*token, now_ms());
     if (!user) return refuse(401, "unauthorized", "invalid or expired token", "token");
+    if (!known_.exists(*user)) return refuse(401, "unauthorized", "the token's user does not exist", "token");
     if (user_param && parse_id(*user_param) != user)
       return refuse(401, "unauthorized", "user_id does not match the token", "user_mismatch");
   } else if (a.sidebar && user_param && opts_.allow_insecure_sidebar) {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "api/http_types.h"
+#include "api/known_users.h"
 #include "auth/jwt.h"
 #include "chat/service.h"
 #include "common/bounded_lru.h"
@@ -50,6 +51,7 @@ class WsGate {
   bool cooldown_passed(const std::string& key, Clock::time_point now);
 
   chat::ChatService& chat_;
+  KnownUsers known_{chat_};
   const auth::JwtCodec& jwt_;
   WsGateOptions opts_;
   std::mutex mu_;

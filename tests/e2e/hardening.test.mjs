@@ -5,6 +5,9 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { newUser } from './lib/server.mjs';
 import { useSuite, NO_COOLDOWN } from './lib/suite.mjs';
 import { sleep } from './lib/rest-helpers.mjs';
@@ -92,4 +95,31 @@ test('WebSocket handshake refusals carry the JSON error shape: wrong version →
   }
   const ok = await probeUpgrade(S.url, `/ws?token=${a.token}`);
   assert.equal(ok.status, 101, 'a well-formed handshake is still accepted');
+});
+
+test('a token signed with the server\'s key for a user that does not exist → 401 everywhere', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'parley-key-'));
+  const keyFile = join(dir, 'key');
+  writeFileSync(keyFile, 'k'.repeat(40));
+  // The token comes from one database; the server is then started on a fresh one, same key.
+  const first = await server(['--jwt-secret-file', keyFile, ...NO_COOLDOWN]);
+  const a = await newUser(first, 'hue');
+  await first.stop();
+  const fresh = await server(['--jwt-secret-file', keyFile, ...NO_COOLDOWN]);
+  const headers = { Authorization: `Bearer ${a.token}` };
+  for (const path of ['/api/chatrooms', '/api/me', '/api/messages/unread-counts']) {
+    const r = await fetch(fresh.url + path, { headers });
+    assert.equal(r.status, 401, path);
+    assert.equal((await r.json()).error.code, 'unauthorized', path);
+  }
+  for (const path of [`/ws?token=${a.token}`, `/api/ws?token=${a.token}&room_id=1`]) {
+    const p = await probeUpgrade(fresh.url, path);
+    assert.equal(p.status, 401, path);
+    assert.equal(p.body.error.code, 'unauthorized', path);
+  }
+  // A user of the fresh database is let in as before.
+  const b = await newUser(fresh, 'huf');
+  assert.equal((await fetch(fresh.url + '/api/chatrooms', { headers: { Authorization: `Bearer ${b.token}` } })).status, 200);
+  assert.equal((await probeUpgrade(fresh.url, `/ws?token=${b.token}`)).status, 101);
+  rmSync(dir, { recursive: true, force: true });
 });
