@@ -54,8 +54,6 @@ class LoadGauge {
            lag_ms_.load(std::memory_order_relaxed) > lag_watermark_ms_ ||
            (behind > 0 && behind * 10 >= connections_.load(std::memory_order_relaxed));
   }
-  std::int64_t behind_connections() const { return behind_.load(std::memory_order_relaxed); }
-  std::int64_t io_lag_ms() const { return lag_ms_.load(std::memory_order_relaxed); }
 
  private:
   std::int64_t fanout_watermark_, lag_watermark_ms_;

@@ -293,7 +293,6 @@ SendResult ChatService::send(Id caller, Id room_id, std::string_view content,
     // instance derives its connected users' badges and totals from it (chat/unread_tracker.h).
     MessageCreated e;
     for (auto& mu : tx.active_members(room_id)) {
-      out.member_ids.push_back(mu.user.id);
       e.members.push_back(MemberSeq{mu.user.id, mu.read_seq});
     }
     out.message = std::move(m);

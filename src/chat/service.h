@@ -25,8 +25,7 @@ struct ReadResult {
 
 struct SendResult {
   Message message;
-  bool created = false;        // false: an idempotent retry returned the original
-  std::vector<Id> member_ids;  // the room's members at commit (for fan-out)
+  bool created = false;  // false: an idempotent retry returned the original
 };
 
 struct HistoryPage {

@@ -90,6 +90,13 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
     return false;
   }
 
+  // A sidebar's snapshot: the badge of every room of the user.
+  static std::vector<api::OutEventPtr> snapshot_frames(const chat::UnreadTracker& t) {
+    std::vector<api::OutEventPtr> out;
+    for (const auto& b : t.badges()) out.push_back(api::badge_event(b));
+    return out;
+  }
+
   // The badges a message changes, for the members connected here.
   void apply_badges(const chat::MessageCreated& e) {
     for (const auto& m : e.members)
@@ -98,26 +105,32 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
                                                         m.user != e.message.sender_id));
   }
 
-  // A message in seq order: new_message to every member's connections (echo to the sender's
-  // other ones, nothing to the one that sent it), then the badges it changed.
-  void deliver_message(const chat::MessageCreated& e) {
-    Id room = e.message.room_id;
+  // new_message of m to every member's connections here: the echo copy to the sender's
+  // connections but origin (the one that sent it, which gets the ack), the plain copy to the
+  // others; each rendered once. user_of gives a member's user id.
+  template <class Members, class UserOf>
+  void send_message_frames(const chat::Message& m, const Members& members, UserOf user_of, std::string_view origin) {
     api::OutEventPtr frame, echo;
-    for (const auto& m : e.members) {
-      auto it = users.find(m.user);
+    for (const auto& member : members) {
+      Id user = user_of(member);
+      auto it = users.find(user);
       if (it == users.end()) continue;
-      UserConns& u = it->second;
-      bool sender = m.user == e.message.sender_id;
-      each_follower(u, room, [&](const ConnPtr& c) {
-        if (!sender) {
-          if (!frame) frame = api::new_message_event(e.message, false);
+      each_follower(it->second, m.room_id, [&](const ConnPtr& c) {
+        if (user != m.sender_id) {
+          if (!frame) frame = api::new_message_event(m, false);
           c->deliver(frame);
-        } else if (e.origin.empty() || c->connection_id() != e.origin) {
-          if (!echo) echo = api::new_message_event(e.message, true);
+        } else if (origin.empty() || c->connection_id() != origin) {
+          if (!echo) echo = api::new_message_event(m, true);
           c->deliver(echo);
         }
       });
     }
+  }
+
+  // A message in seq order: its frames, then the badges it changed.
+  void deliver_message(const chat::MessageCreated& e) {
+    send_message_frames(
+        e.message, e.members, [](const chat::MemberSeq& ms) { return ms.user; }, e.origin);
     apply_badges(e);
   }
 
@@ -255,20 +268,9 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
 
   void filled(const chat::RoomSequencer<chat::EventPtr>::Gap& gap, const api::WsService::Fill& fill) {
     std::lock_guard g(mu);
-    for (const auto& m : fill.messages) {
-      // No badges from a fill: the watermarks at that commit are unknown, and the held
-      // message after the gap carries newer ones.
-      api::OutEventPtr frame = api::new_message_event(m, false), echo;
-      for (Id member : fill.members) {
-        auto it = users.find(member);
-        if (it == users.end()) continue;
-        each_follower(it->second, gap.room, [&](const ConnPtr& c) {
-          if (member != m.sender_id) return c->deliver(frame);
-          if (!echo) echo = api::new_message_event(m, true);
-          c->deliver(echo);
-        });
-      }
-    }
+    // No badges from a fill: the watermarks at that commit are unknown, and the held message
+    // after the gap carries newer ones. No origin either (see docs/decisions.md).
+    for (const auto& m : fill.messages) send_message_frames(m, fill.members, [](Id u) { return u; }, {});
     // A fill that hit fill_max covers part of the gap: go on after its last message (the rest
     // is due again after another hold).
     chat::Seq upto = static_cast<int>(fill.messages.size()) < opts.fill_max || fill.messages.empty()
@@ -307,8 +309,7 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
       return;
     }
     auto changed = u.tracker.load(*snap);
-    std::vector<api::OutEventPtr> badges;
-    for (const auto& b : u.tracker.badges()) badges.push_back(api::badge_event(b));
+    auto badges = snapshot_frames(u.tracker);
     for (const auto& c : u.awaiting_snapshot) c->deliver_snapshot(badges);
     u.awaiting_snapshot.clear();
     for (Id room : changed)  // held back while loading: to the sockets already live
@@ -373,9 +374,7 @@ bool Hub::add(Id user, Id room, const std::shared_ptr<WsConnection>& c) {
   if (room == 0) {
     u.sidebars.push_back(c);
     if (u.tracker.loaded()) {
-      std::vector<api::OutEventPtr> badges;
-      for (const auto& b : u.tracker.badges()) badges.push_back(api::badge_event(b));
-      c->deliver_snapshot(std::move(badges));
+      c->deliver_snapshot(im.snapshot_frames(u.tracker));
     } else {
       u.awaiting_snapshot.push_back(c);
     }
@@ -437,11 +436,6 @@ std::size_t Hub::size() const {
 bool Hub::online(Id user) const {
   std::lock_guard g(impl_->mu);
   return impl_->users.count(user) != 0;
-}
-
-std::size_t Hub::pending() const {
-  std::lock_guard g(impl_->pending_mu);
-  return impl_->pending;
 }
 
 void Hub::close_all(std::uint16_t code, const std::string& reason) {

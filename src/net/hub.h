@@ -82,7 +82,6 @@ class Hub {
   void shutdown();
   std::size_t size() const;
   bool online(Id user) const;
-  std::size_t pending() const;
 
  private:
   struct Impl;

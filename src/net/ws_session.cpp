@@ -109,6 +109,11 @@ void WsSession::hard_close(const std::string& why) {
   beast::error_code ec;
   beast::get_lowest_layer(ws_).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   beast::get_lowest_layer(ws_).socket().close(ec);
+  ended();
+}
+
+// The connection is over: nothing more is written, every loop and timer winds down.
+void WsSession::ended() {
   closed_ = true;
   queue_changed();
   set_behind(false);
@@ -176,7 +181,8 @@ void WsSession::push_reply(std::string frame) {
   push(ev);
 }
 
-awaitable<bool> WsSession::write_now(const std::string& frame) {
+// A write to the socket begins: the slow-consumer and "behind" checks time it from now.
+void WsSession::write_started() {
   writing_since_ = Clock::now();
   if (behind_) {  // a write that blocks means the client, not the server, is slow
     blocked_.expires_after(deps_.opts.write_blocked);
@@ -184,6 +190,10 @@ awaitable<bool> WsSession::write_now(const std::string& frame) {
       if (!ec && self->writing_since_) self->set_behind(false);
     });
   }
+}
+
+awaitable<bool> WsSession::write_now(const std::string& frame) {
+  write_started();
   auto [ec, n] = co_await ws_.async_write(asio::buffer(frame), tuple_awaitable);
   writing_since_.reset();
   if (ec) {
@@ -238,13 +248,7 @@ awaitable<bool> WsSession::write_batch(const std::vector<api::OutEventPtr>& batc
       co_return false;
     }
   }
-  writing_since_ = Clock::now();
-  if (behind_) {  // a write that blocks means the client, not the server, is slow
-    blocked_.expires_after(deps_.opts.write_blocked);
-    blocked_.async_wait([self = shared_from_this()](const beast::error_code& ec) {
-      if (!ec && self->writing_since_) self->set_behind(false);
-    });
-  }
+  write_started();
   auto ec = co_await cork.flush();
   writing_since_.reset();
   if (ec) {
@@ -394,15 +398,8 @@ awaitable<void> WsSession::reader_loop() {
       if (!answer.empty()) push_reply(std::move(answer));
     }
   }
-  closed_ = true;
-  queue_changed();
-  set_behind(false);
-  wake();
-  keepalive_.cancel();
+  ended();
   kill_.cancel();
-  blocked_.cancel();
-  snapshot_wait_.cancel();
-  stall_.cancel();
   beast::error_code ignored;
   beast::get_lowest_layer(ws_).socket().close(ignored);
 }

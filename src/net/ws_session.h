@@ -53,6 +53,8 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   void push_reply(std::string frame);                                 // on the strand
   void queue_changed();
   void set_behind(bool behind);
+  void write_started();
+  void ended();
   void slow_consumer();
   void wake();
   void hard_close(const std::string& why);
