@@ -76,7 +76,7 @@ ServerProcess::ServerProcess(const std::string& bin, const std::vector<std::stri
   std::vector<std::string> argv{bin, "serve"};
   const std::pair<std::string, std::string> defaults[] = {
       {"--listen", "127.0.0.1:0"}, {"--db", "sqlite:" + dir_ + "/parley.db"}, {"--rate-limit-per-sec", "0"},
-      {"--ws-cooldown-ms", "0"},   {"--ws-inbound-per-sec", "100000"},        {"--ws-inbound-burst", "100000"},
+      {"--ws-cooldown-ms", "0"},   {"--max-connections-per-ip", "0"}, {"--ws-inbound-per-sec", "100000"},        {"--ws-inbound-burst", "100000"},
       {"--log-level", "warn"}};
   for (const auto& [flag, value] : defaults)
     if (!has_flag(args, flag)) argv.insert(argv.end(), {flag, value});

@@ -4,6 +4,8 @@
 
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 
 #include "api/json_render.h"
@@ -153,10 +155,12 @@ struct RestApi::Impl {
   RateLimiter& limiter;
   Metrics& metrics;
   const LoadGauge* load;
+  LoginGuard* login_guard;
   Router<RouteInfo> router;
 
-  Impl(chat::ChatService& c, chat::Store& s, const auth::JwtCodec& j, RateLimiter& l, Metrics& m, const LoadGauge* g)
-      : chat(c), store(s), jwt(j), limiter(l), metrics(m), load(g) {
+  Impl(chat::ChatService& c, chat::Store& s, const auth::JwtCodec& j, RateLimiter& l, Metrics& m, const LoadGauge* g,
+       LoginGuard* lg)
+      : chat(c), store(s), jwt(j), limiter(l), metrics(m), load(g), login_guard(lg) {
     add_routes();
   }
 
@@ -270,9 +274,22 @@ struct RestApi::Impl {
     auto b = c.body();
     std::string username = field_string(b, "username");
     std::string password = field_string(b, "password");
+    // The guard's key: the name as it would be stored (lower case), at most 64 bytes of it.
+    std::string key = username.substr(0, 64);
+    std::transform(key.begin(), key.end(), key.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    if (login_guard) {
+      if (int wait = login_guard->check(key, c.req.remote_ip)) {
+        Response r = error_response(429, "rate_limited", "too many failed logins; retry later");
+        r.headers.emplace_back("Retry-After", std::to_string(wait));
+        return r;
+      }
+    }
     auto found = chat.user_auth(username);
     bool ok = auth::verify_password(found ? found->password_hash : auth::dummy_password_hash(), password);
-    if (!found || !ok) throw Error(ErrorKind::Unauthorized, "invalid_credentials", "wrong username or password");
+    if (!found || !ok) {
+      if (login_guard) login_guard->failed(key, c.req.remote_ip);
+      throw Error(ErrorKind::Unauthorized, "invalid_credentials", "wrong username or password");
+    }
     return auth_answer(200, found->user);
   }
   Response me(Ctx& c) { return json_response(200, to_json(chat.get_user(c.user))); }
@@ -392,8 +409,8 @@ struct RestApi::Impl {
 };
 
 RestApi::RestApi(chat::ChatService& chat, chat::Store& store, const auth::JwtCodec& jwt, RateLimiter& limiter,
-                 Metrics& metrics, const LoadGauge* load)
-    : impl_(std::make_unique<Impl>(chat, store, jwt, limiter, metrics, load)) {}
+                 Metrics& metrics, const LoadGauge* load, LoginGuard* login_guard)
+    : impl_(std::make_unique<Impl>(chat, store, jwt, limiter, metrics, load, login_guard)) {}
 RestApi::~RestApi() = default;
 
 std::optional<Id> RestApi::authenticate(std::string_view token) const { return impl_->authenticate(token); }

@@ -3,6 +3,7 @@
 
 #include "api/fanout.h"
 #include "api/http_types.h"
+#include "api/login_guard.h"
 #include "api/metrics.h"
 #include "api/rate_limiter.h"
 #include "auth/jwt.h"
@@ -16,8 +17,9 @@ namespace parley::api {
 class RestApi {
  public:
   // load (optional): while it says the server is behind, new sends are refused with 503.
+  // login_guard (optional): failed logins per username and per IP (429 once spent).
   RestApi(chat::ChatService& chat, chat::Store& store, const auth::JwtCodec& jwt, RateLimiter& limiter,
-          Metrics& metrics, const LoadGauge* load = nullptr);
+          Metrics& metrics, const LoadGauge* load = nullptr, LoginGuard* login_guard = nullptr);
   ~RestApi();
   Response handle(const Request& req);
 

@@ -3,6 +3,8 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "api/client_ip.h"
+
 namespace parley::app {
 namespace {
 
@@ -73,6 +75,18 @@ ParseOutcome parse_config(int argc, char** argv, Config& c) {
   serve->add_option("--rate-limit-max-keys", c.rate_limit_max_keys, "rate-limit buckets kept (LRU)")
       ->envname(env("RATE_LIMIT_MAX_KEYS"))
       ->check(CLI::Range(1, 10000000));
+  serve->add_option("--trusted-proxy", c.trusted_proxies, "reverse proxy CIDR whose X-Forwarded-For is believed (repeatable)")
+      ->envname(env("TRUSTED_PROXY"))
+      ->delimiter(',');
+  serve->add_option("--max-connections-per-ip", c.max_connections_per_ip, "concurrent connections per client IP (0: off)")
+      ->envname(env("MAX_CONNECTIONS_PER_IP"))
+      ->check(CLI::Range(0, 1000000));
+  serve->add_option("--login-failures-per-user", c.login_failures_per_user, "failed logins per minute per username (0: off)")
+      ->envname(env("LOGIN_FAILURES_PER_USER"))
+      ->check(CLI::Range(0.0, 10000.0));
+  serve->add_option("--login-failures-per-ip", c.login_failures_per_ip, "failed logins per minute per client IP (0: off)")
+      ->envname(env("LOGIN_FAILURES_PER_IP"))
+      ->check(CLI::Range(0.0, 10000.0));
   serve->add_option("--ws-ping-interval-ms", c.ws_ping_interval_ms, "WebSocket ping frame interval")
       ->envname(env("WS_PING_INTERVAL_MS"))
       ->check(CLI::Range(100, 3600000));
@@ -104,6 +118,9 @@ ParseOutcome parse_config(int argc, char** argv, Config& c) {
       ->add_option("--http-request-timeout-ms", c.http_request_timeout_ms,
                    "time from a request's first byte to its last")
       ->envname(env("HTTP_REQUEST_TIMEOUT_MS"))
+      ->check(CLI::Range(100, 3600000));
+  serve->add_option("--http-header-timeout-ms", c.http_header_timeout_ms, "time from a request's first byte to its header's end")
+      ->envname(env("HTTP_HEADER_TIMEOUT_MS"))
       ->check(CLI::Range(100, 3600000));
   serve->add_option("--ws-max-frame-bytes", c.ws_max_frame_bytes, "WebSocket message limit, bytes (larger: 1009)")
       ->envname(env("WS_MAX_FRAME_BYTES"))
@@ -140,6 +157,13 @@ ParseOutcome parse_config(int argc, char** argv, Config& c) {
   for (const auto& o : c.allowed_origins)
     if (o.rfind("http://", 0) != 0 && o.rfind("https://", 0) != 0)
       return usage("--allowed-origin must be an http:// or https:// origin, got \"" + o + "\"");
+  {
+    api::TrustedProxies proxies;
+    for (const auto& p : c.trusted_proxies)
+      if (!proxies.add(p))
+        return usage("--trusted-proxy must be an IP address or CIDR (at most " +
+                     std::to_string(api::TrustedProxies::kMaxCidrs) + "), got \"" + p + "\"");
+  }
   if (c.ws_idle_timeout_ms <= c.ws_ping_interval_ms)
     return usage("--ws-idle-timeout-ms must be larger than --ws-ping-interval-ms");
   return ParseOutcome::Run;

@@ -26,6 +26,11 @@ struct Config {
   double rate_limit_per_sec = 50;        // 0 (off) .. 1,000,000
   double rate_limit_burst = 100;         // 1 .. 1,000,000
   int rate_limit_max_keys = 100000;      // 1 .. 10,000,000
+  // Proxies whose X-Forwarded-For names the client (CIDR, repeatable; at most 256).
+  std::vector<std::string> trusted_proxies;
+  int max_connections_per_ip = 4096;          // 0 (off) .. 1,000,000 concurrent connections
+  double login_failures_per_user = 10;        // 0 (off) .. 10,000 failed logins per minute
+  double login_failures_per_ip = 100;         // 0 (off) .. 10,000 failed logins per minute
   int ws_ping_interval_ms = 30000;       // 100 .. 3,600,000
   int ws_idle_timeout_ms = 75000;        // 200 .. 3,600,000
   int ws_queue_max_bytes = 1024 * 1024;  // 128 KiB .. 1 GiB (one event can be ~100 KB)
@@ -38,6 +43,7 @@ struct Config {
   int http_max_header_bytes = 16 * 1024;  // 1 KiB .. 256 KiB
   int http_idle_timeout_ms = 60000;       // 100 .. 3,600,000 (keep-alive wait for a request)
   int http_request_timeout_ms = 30000;    // 100 .. 3,600,000 (first byte to last of one request)
+  int http_header_timeout_ms = 10000;     // 100 .. 3,600,000 (first byte to the end of the header)
   int ws_max_frame_bytes = 64 * 1024;     // 1 KiB .. 64 KiB
   int ws_handshake_timeout_ms = 10000;    // 100 .. 60,000 (upgrade and close handshakes)
 };

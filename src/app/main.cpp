@@ -114,7 +114,9 @@ int serve(const app::Config& cfg) {
   auth::JwtCodec jwt(key, cfg.jwt_ttl_seconds);
   api::RateLimiter limiter(cfg.rate_limit_per_sec, cfg.rate_limit_burst,
                            static_cast<std::size_t>(cfg.rate_limit_max_keys));
-  api::RestApi rest(chat, *store, jwt, limiter, metrics, &load);
+  api::LoginGuard login_guard(cfg.login_failures_per_user, cfg.login_failures_per_ip,
+                              static_cast<std::size_t>(cfg.rate_limit_max_keys));
+  api::RestApi rest(chat, *store, jwt, limiter, metrics, &load, &login_guard);
   api::WsGate gate(chat, jwt,
                    api::WsGateOptions{cfg.allowed_origins, cfg.allow_insecure_sidebar, cfg.ws_cooldown_ms, 100000});
   net::WsOptions wso;
@@ -142,6 +144,9 @@ int serve(const app::Config& cfg) {
   http_opts.max_header_bytes = static_cast<std::size_t>(cfg.http_max_header_bytes);
   http_opts.idle_timeout = std::chrono::milliseconds(cfg.http_idle_timeout_ms);
   http_opts.request_timeout = std::chrono::milliseconds(cfg.http_request_timeout_ms);
+  http_opts.header_timeout = std::chrono::milliseconds(cfg.http_header_timeout_ms);
+  http_opts.max_connections_per_ip = static_cast<std::size_t>(cfg.max_connections_per_ip);
+  for (const auto& p : cfg.trusted_proxies) http_opts.trusted_proxies.add(p);  // validated by parse_config
   net::HttpServer server(ioc, pool, rest, http_opts, &ws);
 
   // Shutdown: stop accepting, let requests in flight finish (at most 8 s), then stop.

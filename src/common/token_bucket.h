@@ -25,6 +25,13 @@ class TokenBucket {
     return true;
   }
 
+  // Refills for the time since the last call; whether a take() would succeed now (spends
+  // nothing).
+  bool ready(Clock::time_point now) {
+    refill(now);
+    return tokens_ >= 1.0;
+  }
+
   // Seconds from the last take() until one token is there (0 when one is there already;
   // infinity when the bucket never refills).
   double seconds_until_token() const {

@@ -10,7 +10,9 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/url/parse.hpp>
 #include <mutex>
+#include <ranges>
 #include <set>
+#include <unordered_map>
 #include <stdexcept>
 
 #include "api/rest.h"
@@ -97,8 +99,32 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     explicit Conn(tcp::socket s) : stream(std::move(s)) {}
     beast::tcp_stream stream;
     std::atomic<bool> waiting{false};  // blocked reading the next request
+    std::string counted_ip;            // the key it holds in per_ip (empty: none); under conns_mu
   };
   std::set<std::shared_ptr<Conn>> conns;
+  // Connections per client IP (opts.max_connections_per_ip). Bounded by the open connections:
+  // an entry goes when its count reaches 0. Under conns_mu.
+  std::unordered_map<std::string, std::size_t> per_ip;
+
+  // Counts conn against ip; false (nothing counted) when ip is at the cap already.
+  bool count_ip(Conn& conn, const std::string& ip) {
+    if (opts.max_connections_per_ip == 0) return true;
+    std::lock_guard g(conns_mu);
+    auto& n = per_ip[ip];
+    if (n >= opts.max_connections_per_ip) {
+      if (n == 0) per_ip.erase(ip);
+      return false;
+    }
+    ++n;
+    conn.counted_ip = ip;
+    return true;
+  }
+  void release_ip(Conn& conn) {  // under conns_mu
+    if (conn.counted_ip.empty()) return;
+    auto it = per_ip.find(conn.counted_ip);
+    if (it != per_ip.end() && --it->second == 0) per_ip.erase(it);
+    conn.counted_ip.clear();
+  }
 
   Impl(asio::io_context& i, asio::thread_pool& p, api::RestApi& a, HttpOptions o, WsDeps* w)
       : ioc(i), pool(p), api(a), opts(o), ws(w), acceptor(i) {}
@@ -132,6 +158,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
                          }
                        }
                        std::lock_guard g(self->conns_mu);
+                       self->release_ip(*conn);
                        self->conns.erase(conn);
                      });
     }
@@ -139,12 +166,13 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 
   // Reads and discards what the client still sends (up to a bound) so that it sees our
   // answer instead of a reset, then closes.
-  awaitable<void> linger_close(beast::tcp_stream& stream) {
+  awaitable<void> linger_close(beast::tcp_stream& stream,
+                               std::chrono::milliseconds linger = std::chrono::milliseconds(2000)) {
     beast::error_code ec;
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
     std::array<char, 16384> sink;
     std::size_t drained = 0;
-    stream.expires_after(std::chrono::seconds(2));
+    stream.expires_after(linger);
     while (drained < 8 * 1024 * 1024) {
       auto [rec, n] = co_await stream.async_read_some(asio::buffer(sink), tuple_awaitable);
       if (rec) break;
@@ -174,6 +202,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     } else if (stopping) {
       adm.refusal = api::error_response(503, "unavailable", "shutting down");
       adm.reason = "shutdown";
+    } else if (!counted(*conn) && !count_ip(*conn, remote_ip)) {  // a client behind a trusted proxy
+      adm.refusal = too_many_connections();
+      adm.reason = "too_many_connections";
     } else {
       api::UpgradeRequest ur{std::string(req.target()), std::string(req[http::field::authorization]),
                              std::string(req[http::field::origin]), std::string(req[http::field::host])};
@@ -207,14 +238,36 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     co_await session->run(std::move(req));
   }
 
+  bool counted(Conn& conn) {
+    std::lock_guard g(conns_mu);
+    return !conn.counted_ip.empty();
+  }
+  static api::Response too_many_connections() {
+    auto r = api::error_response(429, "too_many_connections", "too many connections from this address");
+    r.headers.emplace_back("Retry-After", "1");
+    return r;
+  }
+
   awaitable<void> session(std::shared_ptr<Conn> conn) {
     beast::tcp_stream& stream = conn->stream;
     beast::flat_buffer buffer;
     beast::error_code ec;
-    std::string remote_ip;
+    std::string peer_ip;
     {
       auto ep = stream.socket().remote_endpoint(ec);
-      if (!ec) remote_ip = ep.address().to_string();
+      if (!ec) peer_ip = ep.address().to_string();
+    }
+    auto peer = api::IpAddress::parse(peer_ip);
+    bool via_proxy = peer && opts.trusted_proxies.contains(*peer);
+    if (peer) peer_ip = peer->to_string();  // IPv4-mapped IPv6 → IPv4, as in X-Forwarded-For
+    // A direct client over its cap gets a 429 (and a short linger so that it can read it).
+    if (!via_proxy && !count_ip(*conn, peer_ip)) {
+      api.observe_refused(429);
+      auto res = to_beast(too_many_connections(), 11, false);
+      stream.expires_after(std::chrono::seconds(2));
+      co_await http::async_write(stream, res, tuple_awaitable);
+      co_await linger_close(stream, std::chrono::milliseconds(500));
+      co_return;
     }
     for (;;) {
       if (stopping) break;
@@ -232,8 +285,14 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         if (fec) break;
         buffer.commit(fn);
       }
-      stream.expires_after(opts.request_timeout);  // a slow sender gets this long for one request
-      auto [rec, n] = co_await http::async_read(stream, buffer, parser, tuple_awaitable);
+      // A slow sender gets header_timeout for the header and request_timeout for all of it.
+      auto first_byte = std::chrono::steady_clock::now();
+      stream.expires_after(std::min(opts.header_timeout, opts.request_timeout));
+      auto [rec, n] = co_await http::async_read_header(stream, buffer, parser, tuple_awaitable);
+      if (!rec && !parser.is_done()) {
+        stream.expires_at(first_byte + opts.request_timeout);
+        std::tie(rec, n) = co_await http::async_read(stream, buffer, parser, tuple_awaitable);
+      }
       if (rec == http::error::end_of_stream || rec == beast::error::timeout || rec == asio::error::operation_aborted ||
           rec == asio::error::connection_reset || rec == asio::error::eof)
         break;
@@ -259,6 +318,18 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         co_return;
       }
       auto& req = parser.get();
+      // Behind a trusted proxy the client is named by X-Forwarded-For (every such header, in
+      // order); per request, since a proxy's keep-alive connection carries many clients.
+      std::string remote_ip = peer_ip;
+      if (via_proxy) {
+        std::string xff;
+        auto [from, to] = req.equal_range("X-Forwarded-For");
+        for (const auto& f : std::ranges::subrange(from, to)) {
+          if (!xff.empty()) xff += ',';
+          xff.append(f.value().data(), f.value().size());  // bounded by max_header_bytes
+        }
+        remote_ip = opts.trusted_proxies.client_ip(peer_ip, xff);
+      }
       if (beast::websocket::is_upgrade(req)) {
         co_await upgrade(conn, parser.release(), remote_ip);
         co_return;

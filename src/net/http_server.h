@@ -7,6 +7,8 @@
 #include <memory>
 #include <string>
 
+#include "api/client_ip.h"
+
 namespace boost::asio {
 class io_context;
 class thread_pool;
@@ -25,6 +27,12 @@ struct HttpOptions {
   std::size_t max_header_bytes = 16 * 1024;          // larger → 431
   std::chrono::milliseconds idle_timeout{60000};     // keep-alive: wait for a request's first byte
   std::chrono::milliseconds request_timeout{30000};  // from a request's first byte to its last
+  std::chrono::milliseconds header_timeout{10000};   // from a request's first byte to its header's end
+  // Concurrent connections per client IP (0: no cap); one more is answered 429 and closed.
+  // A direct client is counted from accept; a client behind a trusted proxy by its WebSocket
+  // connections (its requests share the proxy's connections).
+  std::size_t max_connections_per_ip = 4096;
+  api::TrustedProxies trusted_proxies;  // whose X-Forwarded-For names the client
 };
 
 class HttpServer {

@@ -216,6 +216,12 @@ describe('bad configuration → exit 2 with one clear line on stderr', () => {
     ['--ws-max-frame-bytes above the 64 KiB of the contract', ['--ws-max-frame-bytes', '65537'], {}, /ws-max-frame-bytes/],
     ['PARLEY_WS_MAX_FRAME_BYTES=1000', [], { PARLEY_WS_MAX_FRAME_BYTES: '1000' }, /ws-max-frame-bytes/],
     ['--ws-handshake-timeout-ms 99', ['--ws-handshake-timeout-ms', '99'], {}, /ws-handshake-timeout-ms/],
+    ['--http-header-timeout-ms 99', ['--http-header-timeout-ms', '99'], {}, /http-header-timeout-ms/],
+    ['--trusted-proxy that is not a CIDR', ['--trusted-proxy', '10.0.0.0/33'], {}, /trusted-proxy/],
+    ['PARLEY_TRUSTED_PROXY with a host name', [], { PARLEY_TRUSTED_PROXY: 'proxy.example' }, /trusted-proxy/],
+    ['--max-connections-per-ip -1', ['--max-connections-per-ip', '-1'], {}, /max-connections-per-ip/],
+    ['--login-failures-per-user 10001', ['--login-failures-per-user', '10001'], {}, /login-failures-per-user/],
+    ['--login-failures-per-ip abc', ['--login-failures-per-ip', 'abc'], {}, /login-failures-per-ip/],
     ['--db postgres:// without --jwt-secret-file', ['--db', 'postgres://parley:parley@127.0.0.1:1/parley', '--no-jwt'], {}, /jwt|secret|postgres/i],
   ];
   for (const [what, args, env, mention] of cases) {
