@@ -14,9 +14,11 @@
 #include <set>
 #include <unordered_map>
 #include <stdexcept>
+#include <tuple>
 
 #include "api/rest.h"
 #include "api/ws_gate.h"
+#include "net/http_request.h"
 #include "net/ws_session.h"
 
 namespace parley::net {
@@ -288,18 +290,43 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       // A slow sender gets header_timeout for the header and request_timeout for all of it.
       auto first_byte = std::chrono::steady_clock::now();
       stream.expires_after(std::min(opts.header_timeout, opts.request_timeout));
-      auto [rec, n] = co_await http::async_read_header(stream, buffer, parser, tuple_awaitable);
-      if (!rec && !parser.is_done()) {
+      // The header first, checked on its raw bytes (RFC 9112 framing: api::framing_error)
+      // before any byte after it is read as a body or as the next request.
+      beast::error_code rec;
+      std::string_view framing_error;
+      for (std::size_t parsed = 0;;) {
+        auto data = buffer.data();
+        HeadStep step = feed_head(parser, std::string_view(static_cast<const char*>(data.data()), data.size()), parsed);
+        if (step.status == HeadStep::done) {
+          buffer.consume(parsed);
+          break;
+        }
+        if (step.status == HeadStep::refused) {
+          rec = step.ec;
+          framing_error = step.framing_error;
+          break;
+        }
+        auto [hec, hn] = co_await stream.async_read_some(buffer.prepare(4096), tuple_awaitable);
+        if (hec == asio::error::eof) hec = parser.got_some() ? http::error::partial_message : http::error::end_of_stream;
+        if (hec) {
+          rec = hec;
+          break;
+        }
+        buffer.commit(hn);
+      }
+      if (!rec && framing_error.empty()) {
         stream.expires_at(first_byte + opts.request_timeout);
-        std::tie(rec, n) = co_await http::async_read(stream, buffer, parser, tuple_awaitable);
+        std::tie(rec, std::ignore) = co_await http::async_read(stream, buffer, parser, tuple_awaitable);
       }
       if (rec == http::error::end_of_stream || rec == beast::error::timeout || rec == asio::error::operation_aborted ||
           rec == asio::error::connection_reset || rec == asio::error::eof)
         break;
-      if (rec) {
+      if (rec || !framing_error.empty()) {
+        // The connection is closed after this answer: what follows the refused request
+        // is drained unread, never parsed as another request.
         int status = 400;
         const char* code = "invalid_request";
-        std::string msg = "malformed HTTP request";
+        std::string msg = framing_error.empty() ? "malformed HTTP request" : std::string(framing_error);
         if (rec == http::error::body_limit) {
           status = 413;
           code = "payload_too_large";
@@ -334,12 +361,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         co_await upgrade(conn, parser.release(), remote_ip);
         co_return;
       }
-      api::Request r;
-      r.method = std::string(req.method_string());
-      r.target = std::string(req.target());
-      r.authorization = std::string(req[http::field::authorization]);
-      r.body = std::move(req.body());
-      r.remote_ip = remote_ip;
+      api::Request r = to_api_request(req, remote_ip);
       auto started = std::chrono::steady_clock::now();
       api::Response resp = co_await asio::co_spawn(
           pool, [this, &r]() -> awaitable<api::Response> { co_return api.handle(r); }, use_awaitable);

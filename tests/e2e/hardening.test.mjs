@@ -1,10 +1,12 @@
 // Regression tests for what a hostile client found: raw bytes echoed in an error body,
 // non-finite numbers echoed in a pong, a percent-encoded token printed in the log, and
-// WebSocket handshake refusals without the JSON error shape.
+// WebSocket handshake refusals without the JSON error shape; and request smuggling through
+// HTTP/1.1 framing (RFC 9112 §6.1) that lets a body be read as a second request.
 // Run: cd tests && PARLEY_BIN=../build/test/parley node --test e2e/hardening.test.mjs
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -122,4 +124,92 @@ test('a token signed with the server\'s key for a user that does not exist → 4
   assert.equal((await fetch(fresh.url + '/api/chatrooms', { headers: { Authorization: `Bearer ${b.token}` } })).status, 200);
   assert.equal((await probeUpgrade(fresh.url, `/ws?token=${b.token}`)).status, 101);
   rmSync(dir, { recursive: true, force: true });
+});
+
+// Writes raw bytes on a fresh TCP connection and collects everything until the server closes
+// it (or `ms` passes). closed: the server ended the connection (not our timeout).
+function rawExchange(baseUrl, bytes, ms = 5000) {
+  const { hostname, port } = new URL(baseUrl);
+  return new Promise((resolve) => {
+    const sock = net.connect(Number(port), hostname);
+    const chunks = [];
+    let closed = false;
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      const text = Buffer.concat(chunks).toString('latin1');
+      const statuses = [...text.matchAll(/HTTP\/1\.[01] (\d{3}) /g)].map((m) => Number(m[1]));
+      resolve({ text, statuses, closed });
+    };
+    const timer = setTimeout(finish, ms);
+    sock.on('data', (d) => chunks.push(d));
+    sock.on('end', () => { closed = true; finish(); });
+    sock.on('close', () => { closed = true; finish(); });
+    sock.on('error', () => { closed = true; finish(); });
+    sock.write(bytes);
+  });
+}
+
+// A complete request that, if read as a request of its own, stores `content` in the room.
+function smuggled(roomId, token, content) {
+  const body = JSON.stringify({ content });
+  return `POST /api/chatrooms/${roomId}/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n` +
+    `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+}
+
+test('request smuggling (RFC 9112 §6.1): ambiguous framing → 400, the connection closes, the body is never a request', async () => {
+  const a = await newUser(S, 'hug');
+  const room = await a.api.post('/api/chatrooms', { name: 'smuggling', member_ids: [] });
+  assert.equal(room.status, 201);
+  const id = room.body.id;
+  const inner = (tag) => smuggled(id, a.token, `SMUGGLED-${tag}`);
+  const lenOf = (s) => Buffer.byteLength(s);
+  const variants = {
+    'TE chunked, identity': (t) => `POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n${inner(t)}`,
+    'TE identity': (t) => `POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n${inner(t)}`,
+    'TE xchunked + CL': (t) => `POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\nContent-Length: 0\r\n\r\n${inner(t)}`,
+    'TE chunked + CL': (t) => `POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n${inner(t)}`,
+    'CL + TE chunked': (t) => `POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${inner(t)}`,
+    'TE chunked twice': (t) => `POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${inner(t)}`,
+    'TE on two lines, last identity': (t) => `POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n${inner(t)}`,
+    'two differing CL headers': (t) => `POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: ${lenOf(inner(t))}\r\n\r\n${inner(t)}`,
+    'CL list with differing values': (t) => `POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0, ${lenOf(inner(t))}\r\n\r\n${inner(t)}`,
+    'obs-folded header line': (t) => `POST /healthz HTTP/1.1\r\nHost: x\r\nX-Note: one\r\n two\r\n\r\n${inner(t)}`,
+    'obs-folded Content-Length': (t) => `POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n 0\r\n\r\n${inner(t)}`,
+    'TE in HTTP/1.0': (t) => `POST /healthz HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${inner(t)}`,
+  };
+  let n = 0;
+  for (const [name, make] of Object.entries(variants)) {
+    const tag = String(n++);
+    const r = await rawExchange(S.url, make(tag));
+    assert.deepEqual(r.statuses, [400], `${name}: exactly one answer, 400: ${JSON.stringify(r.text)}`);
+    assert.match(r.text, /\r\nConnection: close\r\n/i, `${name}: Connection: close`);
+    const body = JSON.parse(r.text.slice(r.text.indexOf('\r\n\r\n') + 4));
+    assert.equal(body.error.code, 'invalid_request', name);
+    assert.equal(typeof body.error.message, 'string', name);
+    assert.ok(r.closed, `${name}: the server closed the connection`);
+  }
+  const hist = await a.api.get(`/api/chatrooms/${id}/messages`);
+  assert.equal(hist.status, 200);
+  assert.deepEqual(hist.body.messages.map((m) => m.content), [], 'no smuggled message was stored');
+
+  // Well-framed requests on the same kind of connection still work: a chunked body, and a
+  // pipelined pair with equal Content-Lengths.
+  const body = JSON.stringify({ content: 'chunked ok' });
+  const chunked = `POST /api/chatrooms/${id}/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${a.token}\r\n` +
+    `Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n` +
+    `${lenOf(body).toString(16)}\r\n${body}\r\n0\r\n\r\n`;
+  const c = await rawExchange(S.url, chunked);
+  assert.deepEqual(c.statuses, [201], c.text);
+  const same = JSON.stringify({ content: 'equal lengths ok' });
+  const pair = `POST /api/chatrooms/${id}/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${a.token}\r\n` +
+    `Content-Length: ${lenOf(same)}\r\nContent-Length: ${lenOf(same)}\r\n\r\n${same}` +
+    `GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`;
+  const p = await rawExchange(S.url, pair);
+  assert.deepEqual(p.statuses, [201, 200], p.text);
+  const after = await a.api.get(`/api/chatrooms/${id}/messages`);
+  assert.deepEqual(after.body.messages.map((m) => m.content), ['chunked ok', 'equal lengths ok']);
 });
