@@ -5,11 +5,13 @@ set -euo pipefail
 PKGS=(
   build-essential cmake ninja-build ccache pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
-  libsqlite3-dev sqlite3 libsodium-dev libssl-dev libjwt-dev
+  libsqlite3-dev sqlite3 libpq-dev libsodium-dev libssl-dev libjwt-dev
   libspdlog-dev libfmt-dev libcli11-dev
 )
 if [[ "${1:-}" == "--test" ]]; then
-  PKGS+=(libgtest-dev libgmock-dev libbenchmark-dev curl procps)
+  # postgresql-15: the tests start a throwaway server of their own (scripts/with-postgres.sh);
+  # the package's system service is not used.
+  PKGS+=(libgtest-dev libgmock-dev libbenchmark-dev curl procps postgresql-15)
   # Node and npm: any installed build will do (some machines carry a nodejs that bundles npm
   # and conflicts with Debian's npm package); Debian's otherwise.
   command -v node >/dev/null 2>&1 || PKGS+=(nodejs)

@@ -229,8 +229,8 @@ MembershipChange ChatService::add_member(Id caller, Id room_id, Id user) {
   Outbox events;
   store_.write([&](Tx& tx) {
     events.clear();
-    TimeMs now = tx.now();  // taken in commit order: times never go back along seq
     auto [room, me] = lock_room_as_member(tx, room_id, caller);
+    TimeMs now = tx.now();  // after the room lock: in commit order, times never go back along seq
     if (room.type == RoomType::Direct) bad_input("the members of a direct room never change");
     if (!tx.user_by_id(user)) not_found("user not found");
     auto existing = tx.member(room_id, user);
@@ -269,8 +269,8 @@ SendResult ChatService::send(Id caller, Id room_id, std::string_view content,
   Outbox events;
   store_.write([&](Tx& tx) {
     events.clear();
-    TimeMs now = tx.now();  // taken in commit order: times never go back along seq
     auto [room, me] = lock_room_as_member(tx, room_id, caller);
+    TimeMs now = tx.now();  // after the room lock: in commit order, times never go back along seq
     if (client_msg_id) {
       if (auto prior = tx.message_by_client_id(room_id, caller, *client_msg_id)) {
         out.message = std::move(*prior);
@@ -344,10 +344,10 @@ ReadResult ChatService::read_one(Id caller, Id message) {
   Outbox events;
   store_.write([&](Tx& tx) {
     events.clear();
-    TimeMs now = tx.now();  // taken in commit order: times never go back along seq
     auto m = tx.message_by_id(message);
     if (!m) not_found("message not found");
     auto [room, me] = lock_room_as_member(tx, m->room_id, caller);
+    TimeMs now = tx.now();  // after the room lock: in commit order, times never go back along seq
     r = move_watermark(tx, room, me, m->seq, now);
     emit_read(tx, events, room, caller, r);
   });
@@ -362,7 +362,6 @@ std::vector<ReadResult> ChatService::read_bulk(Id caller, const std::vector<Id>&
   store_.write([&](Tx& tx) {
     out.clear();
     events.clear();
-    TimeMs now = tx.now();  // taken in commit order: times never go back along seq
     std::vector<Id> room_order;
     std::map<Id, Seq> target;  // room -> highest seq asked for
     bool any_unknown = false, any_forbidden = false;
@@ -386,8 +385,13 @@ std::vector<ReadResult> ChatService::read_bulk(Id caller, const std::vector<Id>&
     // All or nothing: one refused id refuses the call.
     if (any_forbidden) forbidden("not a member of the room of a listed message");
     if (any_unknown) not_found("message not found");
+    // Every room is locked first, in id order (two bulk reads never wait for each other in a
+    // cycle), and the time taken after the last lock.
+    std::map<Id, std::pair<RoomRow, MemberRow>> locked;
+    for (auto& [room_id, seq] : target) locked.emplace(room_id, lock_room_as_member(tx, room_id, caller));
+    TimeMs now = tx.now();
     for (Id room_id : room_order) {
-      auto [room, me] = lock_room_as_member(tx, room_id, caller);
+      auto& [room, me] = locked.at(room_id);
       out.push_back(move_watermark(tx, room, me, target[room_id], now));
       emit_read(tx, events, room, caller, out.back());
     }
@@ -401,8 +405,8 @@ ReadResult ChatService::mark_all_read(Id caller, Id room_id) {
   Outbox events;
   store_.write([&](Tx& tx) {
     events.clear();
-    TimeMs now = tx.now();  // taken in commit order: times never go back along seq
     auto [room, me] = lock_room_as_member(tx, room_id, caller);
+    TimeMs now = tx.now();  // after the room lock: in commit order, times never go back along seq
     r = move_watermark(tx, room, me, room.last_seq, now);
     emit_read(tx, events, room, caller, r);
   });

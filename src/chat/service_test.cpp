@@ -1,11 +1,13 @@
-// ChatService against an in-memory SQLite store: seq assignment, idempotency, watermarks,
-// unread math and the authorization rules.
+// ChatService on each store (an in-memory SQLite one, and a PostgreSQL database when
+// PARLEY_TEST_PG_URL names a server): seq assignment, idempotency, watermarks, unread math and
+// the authorization rules.
 #include "chat/service.h"
 
 #include <gtest/gtest.h>
 
 #include "common/error.h"
 #include "storage/sqlite/sqlite_store.h"
+#include "storage/testing/test_database.h"
 
 using namespace parley;
 using namespace parley::chat;
@@ -22,138 +24,154 @@ ErrorKind kind_of(const std::function<void()>& f) {
   return ErrorKind::Unavailable;
 }
 
-class ServiceTest : public ::testing::Test {
+class ServiceTest : public ::testing::TestWithParam<std::string> {
  protected:
-  storage::SqliteStore store{storage::SqliteOptions{":memory:", 1, 256, false, {}}};
-  ChatService chat{store};
-  Id alice = chat.create_user("alice", "h").id;
-  Id bob = chat.create_user("bob", "h").id;
-  Id carol = chat.create_user("carol", "h").id;
+  void SetUp() override {
+    if (GetParam() == "sqlite") {
+      store = std::make_unique<storage::SqliteStore>(storage::SqliteOptions{":memory:", 1, 256, false, {}});
+    } else {
+      db = storage::testing::make_test_database(GetParam());
+      if (!db) GTEST_SKIP() << "PARLEY_TEST_PG_URL is not set (scripts/with-postgres.sh sets it)";
+      store = db->open();
+    }
+    chat = std::make_unique<ChatService>(*store);
+    alice = chat->create_user("alice", "h").id;
+    bob = chat->create_user("bob", "h").id;
+    carol = chat->create_user("carol", "h").id;
+  }
+  std::unique_ptr<storage::testing::TestDatabase> db;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<ChatService> chat;
+  Id alice = 0, bob = 0, carol = 0;
 };
+
+std::string backend_name(const ::testing::TestParamInfo<std::string>& p) { return p.param; }
 
 }  // namespace
 
-TEST_F(ServiceTest, SeqIsGapFreePerRoom) {
-  Id r1 = chat.create_group(alice, "one", {bob}).room.id;
-  Id r2 = chat.create_group(alice, "two", {}).room.id;
-  EXPECT_EQ(chat.send(alice, r1, "a", {}).message.seq, 1);
-  EXPECT_EQ(chat.send(bob, r1, "b", {}).message.seq, 2);
-  EXPECT_EQ(chat.send(alice, r2, "c", {}).message.seq, 1);
-  EXPECT_EQ(chat.send(alice, r1, "d", {}).message.seq, 3);
+INSTANTIATE_TEST_SUITE_P(Backends, ServiceTest, ::testing::ValuesIn(storage::testing::backends()), backend_name);
+
+TEST_P(ServiceTest, SeqIsGapFreePerRoom) {
+  Id r1 = chat->create_group(alice, "one", {bob}).room.id;
+  Id r2 = chat->create_group(alice, "two", {}).room.id;
+  EXPECT_EQ(chat->send(alice, r1, "a", {}).message.seq, 1);
+  EXPECT_EQ(chat->send(bob, r1, "b", {}).message.seq, 2);
+  EXPECT_EQ(chat->send(alice, r2, "c", {}).message.seq, 1);
+  EXPECT_EQ(chat->send(alice, r1, "d", {}).message.seq, 3);
 }
 
-TEST_F(ServiceTest, ClientMsgIdIsIdempotentPerSenderAndRoom) {
-  Id r = chat.create_group(alice, "r", {bob}).room.id;
-  auto first = chat.send(alice, r, "hi", std::string("k1"));
-  auto again = chat.send(alice, r, "hi (retry)", std::string("k1"));
+TEST_P(ServiceTest, ClientMsgIdIsIdempotentPerSenderAndRoom) {
+  Id r = chat->create_group(alice, "r", {bob}).room.id;
+  auto first = chat->send(alice, r, "hi", std::string("k1"));
+  auto again = chat->send(alice, r, "hi (retry)", std::string("k1"));
   EXPECT_TRUE(first.created);
   EXPECT_FALSE(again.created);
   EXPECT_EQ(again.message.id, first.message.id);
   EXPECT_EQ(again.message.content, "hi");
-  EXPECT_TRUE(chat.send(bob, r, "hi", std::string("k1")).created);  // another sender
-  EXPECT_EQ(chat.get_room(alice, r).room.last_seq, 2);
+  EXPECT_TRUE(chat->send(bob, r, "hi", std::string("k1")).created);  // another sender
+  EXPECT_EQ(chat->get_room(alice, r).room.last_seq, 2);
 }
 
-TEST_F(ServiceTest, UnreadExcludesOwnMessagesAndWatermarkIsMonotonic) {
-  Id r = chat.create_group(alice, "r", {bob}).room.id;
-  auto m1 = chat.send(alice, r, "1", {}).message;
-  chat.send(alice, r, "2", {});
-  auto m3 = chat.send(alice, r, "3", {}).message;
-  EXPECT_EQ(chat.get_room(alice, r).unread_count, 0);
-  EXPECT_EQ(chat.get_room(bob, r).unread_count, 3);
-  auto rd = chat.read_one(bob, m3.id);
+TEST_P(ServiceTest, UnreadExcludesOwnMessagesAndWatermarkIsMonotonic) {
+  Id r = chat->create_group(alice, "r", {bob}).room.id;
+  auto m1 = chat->send(alice, r, "1", {}).message;
+  chat->send(alice, r, "2", {});
+  auto m3 = chat->send(alice, r, "3", {}).message;
+  EXPECT_EQ(chat->get_room(alice, r).unread_count, 0);
+  EXPECT_EQ(chat->get_room(bob, r).unread_count, 3);
+  auto rd = chat->read_one(bob, m3.id);
   EXPECT_EQ(rd.up_to_seq, 3);
   EXPECT_EQ(rd.unread_count, 0);
   EXPECT_EQ(rd.marked, 3);
-  auto back = chat.read_one(bob, m1.id);  // never backwards
+  auto back = chat->read_one(bob, m1.id);  // never backwards
   EXPECT_EQ(back.up_to_seq, 3);
   EXPECT_FALSE(back.moved);
-  chat.send(bob, r, "4", {});
-  EXPECT_EQ(chat.get_room(alice, r).unread_count, 1);
-  EXPECT_EQ(chat.first_unread(alice, r).message->seq, 4);
+  chat->send(bob, r, "4", {});
+  EXPECT_EQ(chat->get_room(alice, r).unread_count, 1);
+  EXPECT_EQ(chat->first_unread(alice, r).message->seq, 4);
 }
 
-TEST_F(ServiceTest, JoinerStartsReadAtLastSeq) {
-  Id r = chat.create_group(alice, "r", {}).room.id;
-  chat.send(alice, r, "1", {});
-  chat.send(alice, r, "2", {});
-  chat.add_member(alice, r, carol);
-  EXPECT_EQ(chat.get_room(carol, r).unread_count, 0);
-  chat.send(alice, r, "3", {});
-  EXPECT_EQ(chat.get_room(carol, r).unread_count, 1);
+TEST_P(ServiceTest, JoinerStartsReadAtLastSeq) {
+  Id r = chat->create_group(alice, "r", {}).room.id;
+  chat->send(alice, r, "1", {});
+  chat->send(alice, r, "2", {});
+  chat->add_member(alice, r, carol);
+  EXPECT_EQ(chat->get_room(carol, r).unread_count, 0);
+  chat->send(alice, r, "3", {});
+  EXPECT_EQ(chat->get_room(carol, r).unread_count, 1);
 }
 
-TEST_F(ServiceTest, MembershipRules) {
-  Id r = chat.create_group(alice, "r", {bob}).room.id;
-  EXPECT_EQ(kind_of([&] { chat.get_room(carol, r); }), ErrorKind::Forbidden);
-  EXPECT_EQ(kind_of([&] { chat.send(carol, r, "x", {}); }), ErrorKind::Forbidden);
-  EXPECT_EQ(kind_of([&] { chat.get_room(alice, 9999); }), ErrorKind::NotFound);
-  chat.add_member(bob, r, carol);                                                        // any member may add
-  EXPECT_EQ(kind_of([&] { chat.remove_member(bob, r, carol); }), ErrorKind::Forbidden);  // only the creator
-  chat.remove_member(alice, r, carol);
-  EXPECT_EQ(kind_of([&] { chat.get_room(carol, r); }), ErrorKind::Forbidden);
-  chat.remove_member(bob, r, bob);  // self-leave
-  EXPECT_EQ(kind_of([&] { chat.get_room(bob, r); }), ErrorKind::Forbidden);
+TEST_P(ServiceTest, MembershipRules) {
+  Id r = chat->create_group(alice, "r", {bob}).room.id;
+  EXPECT_EQ(kind_of([&] { chat->get_room(carol, r); }), ErrorKind::Forbidden);
+  EXPECT_EQ(kind_of([&] { chat->send(carol, r, "x", {}); }), ErrorKind::Forbidden);
+  EXPECT_EQ(kind_of([&] { chat->get_room(alice, 9999); }), ErrorKind::NotFound);
+  chat->add_member(bob, r, carol);                                                        // any member may add
+  EXPECT_EQ(kind_of([&] { chat->remove_member(bob, r, carol); }), ErrorKind::Forbidden);  // only the creator
+  chat->remove_member(alice, r, carol);
+  EXPECT_EQ(kind_of([&] { chat->get_room(carol, r); }), ErrorKind::Forbidden);
+  chat->remove_member(bob, r, bob);  // self-leave
+  EXPECT_EQ(kind_of([&] { chat->get_room(bob, r); }), ErrorKind::Forbidden);
 }
 
-TEST_F(ServiceTest, DirectRoomsAreUniqueAndFixed) {
-  auto [a, created] = chat.create_direct(alice, bob);
-  auto [b, again] = chat.create_direct(bob, alice);
+TEST_P(ServiceTest, DirectRoomsAreUniqueAndFixed) {
+  auto [a, created] = chat->create_direct(alice, bob);
+  auto [b, again] = chat->create_direct(bob, alice);
   EXPECT_TRUE(created);
   EXPECT_FALSE(again);
   EXPECT_EQ(a.room.id, b.room.id);
-  EXPECT_EQ(kind_of([&] { chat.add_member(alice, a.room.id, carol); }), ErrorKind::BadInput);
-  EXPECT_EQ(kind_of([&] { chat.remove_member(alice, a.room.id, alice); }), ErrorKind::BadInput);
-  EXPECT_EQ(kind_of([&] { chat.create_direct(alice, alice); }), ErrorKind::BadInput);
+  EXPECT_EQ(kind_of([&] { chat->add_member(alice, a.room.id, carol); }), ErrorKind::BadInput);
+  EXPECT_EQ(kind_of([&] { chat->remove_member(alice, a.room.id, alice); }), ErrorKind::BadInput);
+  EXPECT_EQ(kind_of([&] { chat->create_direct(alice, alice); }), ErrorKind::BadInput);
 }
 
-TEST_F(ServiceTest, BulkReadIsAllOrNothing) {
-  Id r1 = chat.create_group(alice, "one", {bob}).room.id;
-  Id r2 = chat.create_group(alice, "two", {}).room.id;
-  auto m1 = chat.send(alice, r1, "x", {}).message;
-  auto m2 = chat.send(alice, r2, "y", {}).message;
-  EXPECT_EQ(kind_of([&] { chat.read_bulk(bob, {m1.id, m2.id}); }), ErrorKind::Forbidden);
-  EXPECT_EQ(chat.get_room(bob, r1).unread_count, 1);  // nothing marked
-  EXPECT_EQ(kind_of([&] { chat.read_bulk(bob, {m1.id, 99999}); }), ErrorKind::NotFound);
-  auto res = chat.read_bulk(bob, {m1.id});
+TEST_P(ServiceTest, BulkReadIsAllOrNothing) {
+  Id r1 = chat->create_group(alice, "one", {bob}).room.id;
+  Id r2 = chat->create_group(alice, "two", {}).room.id;
+  auto m1 = chat->send(alice, r1, "x", {}).message;
+  auto m2 = chat->send(alice, r2, "y", {}).message;
+  EXPECT_EQ(kind_of([&] { chat->read_bulk(bob, {m1.id, m2.id}); }), ErrorKind::Forbidden);
+  EXPECT_EQ(chat->get_room(bob, r1).unread_count, 1);  // nothing marked
+  EXPECT_EQ(kind_of([&] { chat->read_bulk(bob, {m1.id, 99999}); }), ErrorKind::NotFound);
+  auto res = chat->read_bulk(bob, {m1.id});
   ASSERT_EQ(res.size(), 1u);
   EXPECT_EQ(res[0].unread_count, 0);
 }
 
-TEST_F(ServiceTest, ReadByWhoListsCurrentMembersButTheSender) {
-  Id r = chat.create_group(alice, "r", {bob, carol}).room.id;
-  auto m = chat.send(alice, r, "x", {}).message;
-  chat.read_one(bob, m.id);
-  auto w = chat.read_by_who(alice, m.id);
+TEST_P(ServiceTest, ReadByWhoListsCurrentMembersButTheSender) {
+  Id r = chat->create_group(alice, "r", {bob, carol}).room.id;
+  auto m = chat->send(alice, r, "x", {}).message;
+  chat->read_one(bob, m.id);
+  auto w = chat->read_by_who(alice, m.id);
   EXPECT_EQ(w.member_count, 2u);
   ASSERT_EQ(w.read_by.size(), 1u);
   EXPECT_EQ(w.read_by[0].user.id, bob);
   ASSERT_EQ(w.unread_by.size(), 1u);
   EXPECT_EQ(w.unread_by[0].id, carol);
-  chat.remove_member(alice, r, carol);
-  EXPECT_EQ(chat.read_by_who(alice, m.id).member_count, 1u);
+  chat->remove_member(alice, r, carol);
+  EXPECT_EQ(chat->read_by_who(alice, m.id).member_count, 1u);
 }
 
-TEST_F(ServiceTest, HistoryPaging) {
-  Id r = chat.create_group(alice, "r", {}).room.id;
-  for (int i = 0; i < 10; ++i) chat.send(alice, r, "m" + std::to_string(i + 1), {});
-  auto newest = chat.history(alice, r, {}, {}, 3);
+TEST_P(ServiceTest, HistoryPaging) {
+  Id r = chat->create_group(alice, "r", {}).room.id;
+  for (int i = 0; i < 10; ++i) chat->send(alice, r, "m" + std::to_string(i + 1), {});
+  auto newest = chat->history(alice, r, {}, {}, 3);
   ASSERT_EQ(newest.messages.size(), 3u);
   EXPECT_EQ(newest.messages.front().seq, 8);
   EXPECT_TRUE(newest.has_more);
-  auto fwd = chat.history(alice, r, 8, {}, 5);
+  auto fwd = chat->history(alice, r, 8, {}, 5);
   ASSERT_EQ(fwd.messages.size(), 2u);
   EXPECT_FALSE(fwd.has_more);
-  auto window = chat.history(alice, r, 2, 6, 2);
+  auto window = chat->history(alice, r, 2, 6, 2);
   ASSERT_EQ(window.messages.size(), 2u);
   EXPECT_EQ(window.messages[0].seq, 3);
   EXPECT_TRUE(window.has_more);
-  EXPECT_EQ(kind_of([&] { chat.history(alice, r, {}, {}, 201); }), ErrorKind::BadInput);
+  EXPECT_EQ(kind_of([&] { chat->history(alice, r, {}, {}, 201); }), ErrorKind::BadInput);
 }
 
-TEST_F(ServiceTest, AnUnknownCallerCannotCreateRooms) {
-  EXPECT_EQ(kind_of([&] { chat.create_group(424242, "r", {}); }), ErrorKind::Unauthorized);
-  EXPECT_EQ(kind_of([&] { chat.create_direct(424242, alice); }), ErrorKind::Unauthorized);
+TEST_P(ServiceTest, AnUnknownCallerCannotCreateRooms) {
+  EXPECT_EQ(kind_of([&] { chat->create_group(424242, "r", {}); }), ErrorKind::Unauthorized);
+  EXPECT_EQ(kind_of([&] { chat->create_direct(424242, alice); }), ErrorKind::Unauthorized);
 }
 
 namespace {

@@ -9,7 +9,7 @@
 namespace parley::chat {
 
 // The primitive operations the domain composes inside one transaction. Implemented by
-// storage/sqlite (and later storage/postgres); all of them see the transaction's snapshot.
+// storage/sqlite and storage/postgres; all of them see the transaction's snapshot.
 class Tx {
  public:
   virtual ~Tx() = default;
@@ -51,7 +51,10 @@ class Tx {
   // When the user's watermark in the room first reached seq (nullopt if never).
   virtual std::optional<TimeMs> first_read_at(Id room, Id user, Seq seq) = 0;
   // The time of this write, in commit order: never earlier than that of a write committed
-  // before it (so read_at is never before created_at, whatever the wall clock does).
+  // before it in the same room (so read_at is never before created_at, whatever the wall
+  // clock does). Take it after the write's lock_room_by_id calls: with several writers of one
+  // database (PostgreSQL), a time taken before waiting for a room's lock could be earlier than
+  // that of the lock's holder, which commits first.
   virtual TimeMs now() = 0;
 };
 

@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "storage/postgres/postgres_store.h"
 #include "storage/sqlite/sqlite_store.h"
 
 namespace parley::storage {
@@ -11,9 +12,18 @@ std::string sqlite_path(const std::string& db_url) {
   return db_url.substr(7);
 }
 
+bool is_postgres_url(const std::string& db_url) {
+  return db_url.rfind("postgres://", 0) == 0 || db_url.rfind("postgresql://", 0) == 0;
+}
+
 std::unique_ptr<chat::Store> open_store(const StoreConfig& cfg) {
-  if (cfg.db_url.rfind("postgres://", 0) == 0 || cfg.db_url.rfind("postgresql://", 0) == 0)
-    throw std::runtime_error("PostgreSQL support is not built into this binary yet");
+  if (is_postgres_url(cfg.db_url)) {
+    PostgresOptions o;
+    o.url = cfg.db_url;
+    o.connections = cfg.threads;  // one per storage thread: no caller ever waits for one
+    o.on_commit = cfg.on_commit;
+    return std::make_unique<PostgresStore>(std::move(o));
+  }
   SqliteOptions o;
   o.path = cfg.db_url == "sqlite::memory:" ? ":memory:" : sqlite_path(cfg.db_url);
   if (o.path.empty()) throw std::runtime_error("unsupported --db URL: " + cfg.db_url);

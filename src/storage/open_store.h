@@ -8,14 +8,17 @@
 namespace parley::storage {
 
 struct StoreConfig {
-  std::string db_url;  // sqlite:PATH | sqlite::memory:
-  std::size_t threads = 16;
+  std::string db_url;  // sqlite:PATH | sqlite::memory: | postgres://… | postgresql://…
+  std::size_t threads = 16;  // SQLite: read connections; PostgreSQL: the connection pool's bound
   std::size_t group_commit_max = 256;
   std::function<void(std::size_t)> on_commit;
 };
 
 // Opens the store named by the URL (and migrates it). Throws std::runtime_error.
 std::unique_ptr<chat::Store> open_store(const StoreConfig& cfg);
+
+// Whether the URL names a PostgreSQL database (postgres:// or postgresql://).
+bool is_postgres_url(const std::string& db_url);
 
 // The SQLite file path of a sqlite: URL ("" for memory or another scheme).
 std::string sqlite_path(const std::string& db_url);

@@ -1,18 +1,54 @@
 // Starts a throwaway `parley serve` on a free loopback port and a temporary SQLite file,
 // and gives tests a small REST client for it. The binary comes from PARLEY_BIN.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+// PARLEY_TEST_DB=postgres: each server gets a fresh database on the PostgreSQL server of
+// PARLEY_TEST_PG_URL instead (named after its data directory, so a restart with opts.dir finds
+// it again; dropped by close()), and a --jwt-secret-file in its data directory.
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 
 export const BIN = process.env.PARLEY_BIN;
 if (!BIN) throw new Error('PARLEY_BIN must name the parley binary');
+
+export const ON_POSTGRES = process.env.PARLEY_TEST_DB === 'postgres';
+const PG_URL = process.env.PARLEY_TEST_PG_URL;
+if (ON_POSTGRES && !PG_URL) throw new Error('PARLEY_TEST_DB=postgres needs PARLEY_TEST_PG_URL');
+
+// The URL of database `name` on the server of PARLEY_TEST_PG_URL.
+// (libpq URIs may have an empty host, e.g. ?host=/socket/dir, which WHATWG URL refuses.)
+function pgUrl(name) {
+  const m = PG_URL.match(/^([a-z]+:\/\/[^/?]*)(\/[^?]*)?(\?.*)?$/);
+  if (!m) throw new Error(`cannot parse PARLEY_TEST_PG_URL ${PG_URL}`);
+  return `${m[1]}/${name}${m[3] ?? ''}`;
+}
+function psql(sql) {
+  return execFileSync('psql', [PG_URL, '-v', 'ON_ERROR_STOP=1', '-qAtc', sql], { encoding: 'utf8' }).trim();
+}
+
+// The --db (and key) flags of a server whose data directory is dir.
+function dbArgs(dir, args) {
+  if (!ON_POSTGRES) return ['--db', `sqlite:${join(dir, 'parley.db')}`];
+  const name = pgDatabase(dir);
+  if (psql(`SELECT count(*) FROM pg_database WHERE datname = '${name}'`) === '0') psql(`CREATE DATABASE ${name}`);
+  const out = ['--db', pgUrl(name)];
+  if (!args.includes('--jwt-secret-file')) {
+    const key = join(dir, 'jwt.key');
+    if (!existsSync(key)) writeFileSync(key, randomBytes(24).toString('hex'), { mode: 0o600 });
+    out.push('--jwt-secret-file', key);
+  }
+  return out;
+}
+function pgDatabase(dir) {
+  return `parley_e2e_${basename(dir).replace(/[^A-Za-z0-9]/g, '_').toLowerCase()}`;
+}
 
 // Starts a server. opts.args: extra flags; opts.dir: reuse a data directory (restart tests);
 // opts.rateLimit: keep the default rate limit (otherwise it is turned off for speed).
 export async function startServer(opts = {}) {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'parley-test-'));
-  const args = ['serve', '--listen', '127.0.0.1:0', '--db', `sqlite:${join(dir, 'parley.db')}`,
+  const args = ['serve', '--listen', '127.0.0.1:0', ...dbArgs(dir, opts.args ?? []),
     '--log-level', process.env.PARLEY_TEST_LOG_LEVEL ?? 'warn'];
   if (!opts.rateLimit) args.push('--rate-limit-per-sec', '0');
   args.push(...(opts.args ?? []));
@@ -42,7 +78,10 @@ export async function startServer(opts = {}) {
     // Stops the server and removes its data directory.
     async close() {
       await server.stop();
-      if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+      if (!opts.dir) {
+        rmSync(dir, { recursive: true, force: true });
+        if (ON_POSTGRES) psql(`DROP DATABASE IF EXISTS ${pgDatabase(dir)} WITH (FORCE)`);
+      }
     },
     api: (token) => client(url, token),
   };
