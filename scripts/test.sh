@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds and runs every test through CTest:
-#  1. the test build: unit tests (GoogleTest), integration and end-to-end tests (Node's test
-#     runner against real servers that the tests start on free ports and stop), and the
-#     OpenAPI / AsyncAPI document checks;
+#  1. the test build: unit tests (GoogleTest; the store and service tests on SQLite and on a
+#     throwaway PostgreSQL that CTest starts and stops, scripts/with-postgres.sh), integration
+#     and end-to-end tests (Node's test runner against real servers that the tests start on
+#     free ports and stop; the e2e_pg_* ones on PostgreSQL), and the OpenAPI / AsyncAPI
+#     document checks;
 #  2. a ThreadSanitizer build of the server and the unit tests, running the unit and
-#     end-to-end tests again (a data race aborts the server, so the tests fail).
+#     end-to-end tests again (a data race aborts the server, so the tests fail); the
+#     end-to-end suites on PostgreSQL run once, in step 1 (the store's own concurrency tests
+#     run under TSan with the unit tests).
 # PARLEY_SANITIZE=address|thread runs only that sanitizer build over the whole suite;
 # PARLEY_SKIP_TSAN=1 skips step 2.
 set -euo pipefail
@@ -34,5 +38,5 @@ if [[ -n "${PARLEY_SANITIZE:-}" ]]; then
 fi
 suite ""
 if [[ "${PARLEY_SKIP_TSAN:-}" != 1 ]]; then
-  suite thread -E '_lint$|_check$'
+  suite thread -E '_lint$|_check$|^e2e_pg_'
 fi
