@@ -209,3 +209,16 @@ test('a token of another database is 401 everywhere, even with the same key and 
   await register(A);
   assertError(await client(A.url, fromA.token).get('/api/me'), 401, 'unauthorized', 'replaced database');
 });
+
+test('--allow-insecure-sidebar: a user_id sidebar of the user is closed by a revocation too (it has no token to keep)', async () => {
+  const I = await server(['--allow-insecure-sidebar', ...NO_COOLDOWN]);
+  const u = await newUser(I, 'rvi');
+  const insecure = track(await open(I.url, `/ws?user_id=${u.user.id}`));
+  const t0 = Date.now();
+  assertStatus(await u.api.post('/api/auth/logout'), 204);
+  const info = await Promise.race([insecure.closed, new Promise((r) => setTimeout(() => r(null), 3000))]);
+  assert.ok(info, 'closed');
+  assert.deepEqual(info, { code: 1008, reason: 'token revoked' });
+  assert.ok(Date.now() - t0 < 2000, 'within 2 s');
+  assert.equal((await probeUpgrade(I.url, `/ws?token=${u.token}`)).status, 401, 'the token is revoked');
+});
