@@ -88,6 +88,10 @@ TEST(SqliteStore, EveryQueryUsesAnIndex) {
   chat.messages_after(b, room, 3, 10);
   chat.require_membership(b, room);
   chat.user_exists(b);
+  chat.token_version(b);
+  chat.caller_auth(b);
+  chat.revoke_tokens(b);
+  chat.change_password(c, "h", "h2");
   chat.remove_member(a, room, c);
   chat.remove_member(b, room, b);
   EXPECT_EQ(store.full_scan_steps(), 0u);
@@ -178,4 +182,19 @@ TEST(SqliteStore, RefusesADatabaseFromANewerVersion) {
   ASSERT_EQ(sqlite3_exec(raw, "UPDATE schema_version SET version = 999", nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(raw);
   EXPECT_THROW(storage::SqliteStore store(options(db.path())), std::runtime_error);
+}
+
+TEST(SqliteStore, ADatabaseGetsARandomIdOnceAndKeepsIt) {
+  TempDb db1, db2;
+  std::string id;
+  {
+    storage::SqliteStore store(options(db1.path()));
+    id = store.database_id();
+  }
+  EXPECT_EQ(id.size(), 32u);  // 16 random bytes as hex
+  EXPECT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos);
+  storage::SqliteStore reopened(options(db1.path()));
+  EXPECT_EQ(reopened.database_id(), id);
+  storage::SqliteStore other(options(db2.path()));
+  EXPECT_NE(other.database_id(), id);
 }
