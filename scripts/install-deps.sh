@@ -9,7 +9,7 @@ PKGS=(
   libspdlog-dev libfmt-dev libcli11-dev
 )
 if [[ "${1:-}" == "--test" ]]; then
-  PKGS+=(libgtest-dev libgmock-dev libbenchmark-dev curl procps)
+  PKGS+=(libgtest-dev libgmock-dev libbenchmark-dev curl procps nginx)
   # Node and npm: any installed build will do (some machines carry a nodejs that bundles npm
   # and conflicts with Debian's npm package); Debian's otherwise.
   command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
@@ -22,6 +22,14 @@ done
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Servers the tests start themselves (nginx, …) must not be started as system services by
+  # their packages: a policy-rc.d that refuses service starts, for the install only.
+  policy=/usr/sbin/policy-rc.d
+  made_policy=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made_policy=1
+  fi
+  trap 'if ((made_policy)); then rm -f "$policy"; fi' EXIT
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
