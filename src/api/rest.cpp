@@ -60,6 +60,13 @@ std::string method_label(std::string_view method) {
   return "OTHER";
 }
 
+// 429 rate_limited with Retry-After: the whole seconds (>= 1) until a retry can pass.
+Response rate_limited(std::string_view message, int wait_seconds) {
+  Response r = error_response(429, "rate_limited", message);
+  r.headers.emplace_back("Retry-After", std::to_string(wait_seconds));
+  return r;
+}
+
 Response json_response(int status, const json::value& v) {
   Response r;
   r.status = status;
@@ -152,25 +159,26 @@ struct RestApi::Impl {
   chat::ChatService& chat;
   chat::Store& store;
   const auth::JwtCodec& jwt;
+  KnownUsers& known;
   RateLimiter& limiter;
   Metrics& metrics;
   const LoadGauge* load;
   LoginGuard* login_guard;
   Router<RouteInfo> router;
 
-  Impl(chat::ChatService& c, chat::Store& s, const auth::JwtCodec& j, RateLimiter& l, Metrics& m, const LoadGauge* g,
-       LoginGuard* lg)
-      : chat(c), store(s), jwt(j), limiter(l), metrics(m), load(g), login_guard(lg) {
+  Impl(chat::ChatService& c, chat::Store& s, const auth::JwtCodec& j, KnownUsers& k, RateLimiter& l, Metrics& m,
+       const LoadGauge* g, LoginGuard* lg)
+      : chat(c), store(s), jwt(j), known(k), limiter(l), metrics(m), load(g), login_guard(lg) {
     add_routes();
   }
 
-  // A valid token of a user that exists in this database (else 401 everywhere).
+  // A valid token of this database, of a user that exists in it, at the user's current token
+  // version (else 401 everywhere).
   std::optional<Id> authenticate(std::string_view token) const {
-    auto uid = jwt.verify(token, now_ms());
-    if (uid && !known.exists(*uid)) uid.reset();
-    return uid;
+    auto claims = jwt.verify(token, now_ms());
+    if (!claims || !known.token_valid(claims->user, claims->version)) return std::nullopt;
+    return claims->user;
   }
-  mutable KnownUsers known{chat};
 
   // A matched route: authenticate, rate-limit, run.
   Response dispatch(const Router<RouteInfo>::Route& route, Ctx& c) {
@@ -186,9 +194,7 @@ struct RestApi::Impl {
     // Requests without a valid token are metered per IP before they are refused.
     if (route.pattern.rfind("/api/", 0) == 0) {
       if (int wait = limiter.acquire(limiter_key)) {
-        Response r = error_response(429, "rate_limited", "too many requests");
-        r.headers.emplace_back("Retry-After", std::to_string(wait));
-        return r;
+        return rate_limited("too many requests", wait);
       }
     }
     if (route.handler.auth && c.user == 0)
@@ -221,6 +227,8 @@ struct RestApi::Impl {
 
     pub("POST", "/api/auth/register", &Impl::register_user);
     pub("POST", "/api/auth/login", &Impl::login);
+    api("POST", "/api/auth/logout", &Impl::logout);
+    api("POST", "/api/auth/password", &Impl::change_password);
     api("GET", "/api/me", &Impl::me);
     api("GET", "/api/users", &Impl::search_users);
 
@@ -259,8 +267,14 @@ struct RestApi::Impl {
   }
 
   // Auth and users.
-  Response auth_answer(int status, const chat::User& u) {
-    return json_response(status, json::object{{"user", to_json(u)}, {"token", jwt.issue(u.id, now_ms())}});
+  Response auth_answer(int status, const chat::User& u, std::int64_t token_version) {
+    return json_response(status,
+                         json::object{{"user", to_json(u)}, {"token", jwt.issue(u.id, token_version, now_ms())}});
+  }
+  static Response no_content() {
+    Response r;
+    r.status = 204;
+    return r;
   }
   Response register_user(Ctx& c) {
     auto b = c.body();
@@ -268,7 +282,7 @@ struct RestApi::Impl {
     std::string password = field_string(b, "password");
     chat::check_password(password);
     auto user = chat.create_user(username, auth::hash_password(password));
-    return auth_answer(201, user);
+    return auth_answer(201, user, 0);  // a new user's first token version
   }
   Response login(Ctx& c) {
     auto b = c.body();
@@ -279,9 +293,7 @@ struct RestApi::Impl {
     std::transform(key.begin(), key.end(), key.begin(), [](unsigned char ch) { return std::tolower(ch); });
     if (login_guard) {
       if (int wait = login_guard->check(key, c.req.remote_ip)) {
-        Response r = error_response(429, "rate_limited", "too many failed logins; retry later");
-        r.headers.emplace_back("Retry-After", std::to_string(wait));
-        return r;
+        return rate_limited("too many failed logins; retry later", wait);
       }
     }
     auto found = chat.user_auth(username);
@@ -290,7 +302,33 @@ struct RestApi::Impl {
       if (login_guard) login_guard->failed(key, c.req.remote_ip);
       throw Error(ErrorKind::Unauthorized, "invalid_credentials", "wrong username or password");
     }
-    return auth_answer(200, found->user);
+    return auth_answer(200, found->user, found->token_version);
+  }
+  // Revocation: every token of the caller issued until now stops working. The cache learns
+  // the new version here at once (and from the bus event, as every instance does).
+  Response logout(Ctx& c) {
+    known.raise(c.user, chat.revoke_tokens(c.user));
+    return no_content();
+  }
+  // A wrong old password counts as a failed login of that user (a stolen token must not be a
+  // way to guess the password at the REST rate).
+  Response change_password(Ctx& c) {
+    auto b = c.body();
+    std::string old_password = field_string(b, "old_password");
+    std::string new_password = field_string(b, "new_password");
+    chat::check_password(new_password);  // the rules of register: 400 before any hashing
+    auto me = chat.caller_auth(c.user);
+    if (login_guard) {
+      if (int wait = login_guard->check(me.user.username, c.req.remote_ip)) {
+        return rate_limited("too many failed password checks; retry later", wait);
+      }
+    }
+    if (!auth::verify_password(me.password_hash, old_password)) {
+      if (login_guard) login_guard->failed(me.user.username, c.req.remote_ip);
+      forbidden("old_password is wrong");
+    }
+    known.raise(c.user, chat.change_password(c.user, me.password_hash, auth::hash_password(new_password)));
+    return no_content();
   }
   Response me(Ctx& c) { return json_response(200, to_json(chat.get_user(c.user))); }
   Response search_users(Ctx& c) {
@@ -332,9 +370,7 @@ struct RestApi::Impl {
     Id room = c.param_id(0);
     Id user = c.param_id(1);
     chat.remove_member(c.user, room, user);
-    Response r;
-    r.status = 204;
-    return r;
+    return no_content();
   }
 
   // Messages.
@@ -408,9 +444,9 @@ struct RestApi::Impl {
   }
 };
 
-RestApi::RestApi(chat::ChatService& chat, chat::Store& store, const auth::JwtCodec& jwt, RateLimiter& limiter,
-                 Metrics& metrics, const LoadGauge* load, LoginGuard* login_guard)
-    : impl_(std::make_unique<Impl>(chat, store, jwt, limiter, metrics, load, login_guard)) {}
+RestApi::RestApi(chat::ChatService& chat, chat::Store& store, const auth::JwtCodec& jwt, KnownUsers& known,
+                 RateLimiter& limiter, Metrics& metrics, const LoadGauge* load, LoginGuard* login_guard)
+    : impl_(std::make_unique<Impl>(chat, store, jwt, known, limiter, metrics, load, login_guard)) {}
 RestApi::~RestApi() = default;
 
 std::optional<Id> RestApi::authenticate(std::string_view token) const { return impl_->authenticate(token); }

@@ -4,6 +4,7 @@
 #include "api/fanout.h"
 #include "api/http_types.h"
 #include "api/login_guard.h"
+#include "api/known_users.h"
 #include "api/metrics.h"
 #include "api/rate_limiter.h"
 #include "auth/jwt.h"
@@ -17,9 +18,10 @@ namespace parley::api {
 class RestApi {
  public:
   // load (optional): while it says the server is behind, new sends are refused with 503.
+  // known: the process's token-version cache (shared with the WebSocket gate).
   // login_guard (optional): failed logins per username and per IP (429 once spent).
-  RestApi(chat::ChatService& chat, chat::Store& store, const auth::JwtCodec& jwt, RateLimiter& limiter,
-          Metrics& metrics, const LoadGauge* load = nullptr, LoginGuard* login_guard = nullptr);
+  RestApi(chat::ChatService& chat, chat::Store& store, const auth::JwtCodec& jwt, KnownUsers& known,
+          RateLimiter& limiter, Metrics& metrics, const LoadGauge* load = nullptr, LoginGuard* login_guard = nullptr);
   ~RestApi();
   Response handle(const Request& req);
 
@@ -27,7 +29,7 @@ class RestApi {
   // headers too large) under the route label "unparsed".
   void observe_refused(int status);
 
-  // The user id of a bearer token / query token, or nullopt.
+  // The user id of a valid, unrevoked token of a user of this database, or nullopt.
   std::optional<Id> authenticate(std::string_view token) const;
 
  private:

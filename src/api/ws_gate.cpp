@@ -8,8 +8,8 @@
 
 namespace parley::api {
 
-WsGate::WsGate(chat::ChatService& chat, const auth::JwtCodec& jwt, WsGateOptions opts)
-    : chat_(chat), jwt_(jwt), opts_(std::move(opts)), last_accepted_(opts_.cooldown_max_keys) {}
+WsGate::WsGate(chat::ChatService& chat, const auth::JwtCodec& jwt, KnownUsers& known, WsGateOptions opts)
+    : chat_(chat), jwt_(jwt), known_(known), opts_(std::move(opts)), last_accepted_(opts_.cooldown_max_keys) {}
 
 // Counts from the last accepted connect: a refused one does not restart the clock.
 bool WsGate::cooldown_passed(const std::string& key, Clock::time_point now) {
@@ -67,14 +67,17 @@ Admission WsGate::admit(const UpgradeRequest& req) {
 
   std::optional<Id> user;
   if (token) {
-    user = jwt_.verify(*token, now_ms());
-    if (!user) return refuse(401, "unauthorized", "invalid or expired token", "token");
-    if (!known_.exists(*user)) return refuse(401, "unauthorized", "the token's user does not exist", "token");
+    auto claims = jwt_.verify(*token, now_ms());
+    if (!claims) return refuse(401, "unauthorized", "invalid or expired token", "token");
+    if (!known_.token_valid(claims->user, claims->version))
+      return refuse(401, "unauthorized", "the token was revoked or its user does not exist", "token");
+    user = claims->user;
+    a.token_version = claims->version;
     if (user_param && parse_id(*user_param) != user)
       return refuse(401, "unauthorized", "user_id does not match the token", "user_mismatch");
   } else if (a.sidebar && user_param && opts_.allow_insecure_sidebar) {
     user = parse_id(*user_param);
-    if (!user || !chat_.user_exists(*user)) return refuse(401, "unauthorized", "unknown user_id", "user_id");
+    if (!user || !known_.exists(*user)) return refuse(401, "unauthorized", "unknown user_id", "user_id");
   } else {
     return refuse(401, "unauthorized", "a token is required", "no_token");
   }

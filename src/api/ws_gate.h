@@ -28,6 +28,7 @@ struct Admission {
   Id user = 0;
   Id room = 0;                         // chatroom sockets
   std::optional<chat::Seq> after_seq;  // chatroom resume
+  std::optional<std::int64_t> token_version;  // the token's (none: the insecure sidebar's user_id)
   std::string reason;                  // refusal reason for metrics/logs
 };
 
@@ -40,19 +41,25 @@ struct WsGateOptions {
 
 // Decides every WebSocket upgrade before it happens (CONTRACT.md "WebSocket"): endpoint,
 // Origin allowlist, token or insecure user_id, room membership, per-user connect cooldown.
-// Blocking (storage): call it off the IO threads.
+// Blocking (storage): call it off the IO threads. known: the process's token-version cache
+// (shared with REST).
 class WsGate {
  public:
-  WsGate(chat::ChatService& chat, const auth::JwtCodec& jwt, WsGateOptions opts);
+  WsGate(chat::ChatService& chat, const auth::JwtCodec& jwt, KnownUsers& known, WsGateOptions opts);
   Admission admit(const UpgradeRequest& req);
+  // Never blocks: whether the admitted connection's token has been revoked since (a revocation
+  // that reached the hub before the connection registered there).
+  bool revoked(const Admission& a) const {
+    return a.token_version && known_.known_revoked(a.user, *a.token_version);
+  }
 
  private:
   using Clock = std::chrono::steady_clock;
   bool cooldown_passed(const std::string& key, Clock::time_point now);
 
   chat::ChatService& chat_;
-  KnownUsers known_{chat_};
   const auth::JwtCodec& jwt_;
+  KnownUsers& known_;
   WsGateOptions opts_;
   std::mutex mu_;
   BoundedLru<std::string, Clock::time_point> last_accepted_;  // per user, endpoint and room

@@ -16,12 +16,13 @@ class WsGateTest : public ::testing::Test {
  protected:
   storage::SqliteStore store{storage::SqliteOptions{":memory:", 1, 256, false, {}}};
   chat::ChatService chat{store};
-  auth::JwtCodec jwt{std::string(32, 'k'), 3600};
+  auth::JwtCodec jwt{std::string(32, 'k'), 3600, store.database_id()};
+  api::KnownUsers known{chat};
   Id alice = chat.create_user("alice", "h").id;
   Id bob = chat.create_user("bob", "h").id;
   Id room = chat.create_group(alice, "r", {}).room.id;
 
-  std::string token(Id u) const { return jwt.issue(u, now_ms()); }
+  std::string token(Id u, std::int64_t version = 0) const { return jwt.issue(u, version, now_ms()); }
   UpgradeRequest chatroom(Id u, Id r) const {
     return {"/api/ws?room_id=" + format_id(r), "Bearer " + token(u), "", "127.0.0.1:8080"};
   }
@@ -30,7 +31,7 @@ class WsGateTest : public ::testing::Test {
 }  // namespace
 
 TEST_F(WsGateTest, AMemberIsAdmittedToTheRoom) {
-  WsGate gate(chat, jwt, WsGateOptions{});
+  WsGate gate(chat, jwt, known, WsGateOptions{});
   auto a = gate.admit(chatroom(alice, room));
   EXPECT_TRUE(a.accepted) << a.refusal.body;
   EXPECT_FALSE(a.sidebar);
@@ -39,7 +40,7 @@ TEST_F(WsGateTest, AMemberIsAdmittedToTheRoom) {
 }
 
 TEST_F(WsGateTest, UnknownRoomIs404AndANonMemberIs403) {
-  WsGate gate(chat, jwt, WsGateOptions{});
+  WsGate gate(chat, jwt, known, WsGateOptions{});
   auto unknown = gate.admit(chatroom(alice, room + 100));
   EXPECT_FALSE(unknown.accepted);
   EXPECT_EQ(unknown.refusal.status, 404);
@@ -49,7 +50,7 @@ TEST_F(WsGateTest, UnknownRoomIs404AndANonMemberIs403) {
 }
 
 TEST_F(WsGateTest, TheBearerSchemeIsCaseInsensitive) {
-  WsGate gate(chat, jwt, WsGateOptions{{}, false, 0});
+  WsGate gate(chat, jwt, known, WsGateOptions{{}, false, 0});
   UpgradeRequest r{"/ws", "bearer " + token(alice), "", "h"};
   EXPECT_TRUE(gate.admit(r).accepted);
   r.authorization = "Basic " + token(alice);
@@ -57,7 +58,7 @@ TEST_F(WsGateTest, TheBearerSchemeIsCaseInsensitive) {
 }
 
 TEST_F(WsGateTest, CooldownRefusesAQuickReconnectPerEndpoint) {
-  WsGate gate(chat, jwt, WsGateOptions{{}, false, 60000});
+  WsGate gate(chat, jwt, known, WsGateOptions{{}, false, 60000});
   EXPECT_TRUE(gate.admit(chatroom(alice, room)).accepted);
   auto again = gate.admit(chatroom(alice, room));
   EXPECT_FALSE(again.accepted);
@@ -69,9 +70,49 @@ TEST_F(WsGateTest, CooldownRefusesAQuickReconnectPerEndpoint) {
 TEST_F(WsGateTest, TheCooldownTableIsBounded) {
   // One key fits: bob's connect evicts alice's, so alice may connect again at once.
   chat.add_member(alice, room, bob);
-  WsGate gate(chat, jwt, WsGateOptions{{}, false, 60000, 1});
+  WsGate gate(chat, jwt, known, WsGateOptions{{}, false, 60000, 1});
   EXPECT_TRUE(gate.admit(chatroom(alice, room)).accepted);
   EXPECT_TRUE(gate.admit(chatroom(bob, room)).accepted);
   EXPECT_TRUE(gate.admit(chatroom(alice, room)).accepted);
   EXPECT_FALSE(gate.admit(chatroom(alice, room)).accepted);
+}
+
+TEST_F(WsGateTest, ARevokedTokenIsRefusedOnBothEndpointsAndAFreshOneAdmitted) {
+  WsGate gate(chat, jwt, known, WsGateOptions{{}, false, 0});
+  UpgradeRequest sidebar{"/ws?token=" + token(alice), "", "", "h"};
+  auto before = gate.admit(sidebar);
+  ASSERT_TRUE(before.accepted) << before.refusal.body;
+  EXPECT_EQ(before.token_version, 0);
+  EXPECT_FALSE(gate.revoked(before));
+
+  std::int64_t v = chat.revoke_tokens(alice);  // no bus here: the cache learns it as REST does
+  known.raise(alice, v);
+  EXPECT_TRUE(gate.revoked(before));  // a socket admitted before registers too late: closed
+  EXPECT_EQ(gate.admit(sidebar).refusal.status, 401);
+  EXPECT_EQ(gate.admit(chatroom(alice, room)).refusal.status, 401);
+
+  UpgradeRequest fresh{"/ws?token=" + token(alice, v), "", "", "h"};
+  auto after = gate.admit(fresh);
+  EXPECT_TRUE(after.accepted) << after.refusal.body;
+  EXPECT_FALSE(gate.revoked(after));
+}
+
+TEST_F(WsGateTest, ATokenNewerThanTheCacheIsCheckedAgainstStorage) {
+  // Another instance revoked and issued a fresh token before this one's cache heard of it.
+  WsGate gate(chat, jwt, known, WsGateOptions{{}, false, 0});
+  ASSERT_TRUE(gate.admit(UpgradeRequest{"/ws?token=" + token(alice), "", "", "h"}).accepted);  // cached: 0
+  std::int64_t v = chat.revoke_tokens(alice);
+  EXPECT_TRUE(gate.admit(UpgradeRequest{"/ws?token=" + token(alice, v), "", "", "h"}).accepted);
+  EXPECT_EQ(gate.admit(UpgradeRequest{"/ws?token=" + token(alice), "", "", "h"}).refusal.status, 401);
+  // A version no revocation produced is refused too (it would need the key to forge).
+  EXPECT_EQ(gate.admit(UpgradeRequest{"/ws?token=" + token(alice, v + 5), "", "", "h"}).refusal.status, 401);
+}
+
+TEST_F(WsGateTest, AnotherDatabasesTokenIsRefused) {
+  storage::SqliteStore other{storage::SqliteOptions{":memory:", 1, 256, false, {}}};
+  ASSERT_NE(other.database_id(), store.database_id());
+  auth::JwtCodec other_jwt{std::string(32, 'k'), 3600, other.database_id()};  // the same key
+  WsGate gate(chat, jwt, known, WsGateOptions{{}, false, 0});
+  UpgradeRequest r{"/ws?token=" + other_jwt.issue(alice, 0, now_ms()), "", "", "h"};
+  EXPECT_EQ(gate.admit(r).refusal.status, 401);
 }

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "api/fanout.h"
+#include "api/known_users.h"
 #include "api/metrics.h"
 #include "api/rate_limiter.h"
 #include "api/rest.h"
@@ -111,13 +112,16 @@ int serve(const app::Config& cfg) {
   api::LoadGauge load(kFanoutBehindWatermark);
   bus::LocalBus bus;
   chat::ChatService chat(*store, &bus);
-  auth::JwtCodec jwt(key, cfg.jwt_ttl_seconds);
+  // Tokens name this database (a key kept across a replaced database opens nothing) and
+  // carry the user's token version; one cache of versions serves REST and WebSockets.
+  auth::JwtCodec jwt(key, cfg.jwt_ttl_seconds, store->database_id());
+  api::KnownUsers known(chat, api::KnownUsers::kDefaultMaxUsers);
   api::RateLimiter limiter(cfg.rate_limit_per_sec, cfg.rate_limit_burst,
                            static_cast<std::size_t>(cfg.rate_limit_max_keys));
   api::LoginGuard login_guard(cfg.login_failures_per_user, cfg.login_failures_per_ip,
                               static_cast<std::size_t>(cfg.rate_limit_max_keys));
-  api::RestApi rest(chat, *store, jwt, limiter, metrics, &load, &login_guard);
-  api::WsGate gate(chat, jwt,
+  api::RestApi rest(chat, *store, jwt, known, limiter, metrics, &load, &login_guard);
+  api::WsGate gate(chat, jwt, known,
                    api::WsGateOptions{cfg.allowed_origins, cfg.allow_insecure_sidebar, cfg.ws_cooldown_ms, 100000});
   net::WsOptions wso;
   wso.ping_interval = std::chrono::milliseconds(cfg.ws_ping_interval_ms);
@@ -131,7 +135,12 @@ int serve(const app::Config& cfg) {
   api::WsService ws_service(chat, gate, metrics, load);
   hub_opts.interest = [&bus](Id user, bool watch) { watch ? bus.watch_user(user) : bus.unwatch_user(user); };
   net::Hub hub(ioc, pool, ws_service, hub_opts);
-  bus.subscribe([&hub](const chat::EventPtr& e) { hub.on_event(e); });
+  // The version cache learns of a revocation before the hub closes the sockets: a socket
+  // registering after the hub's close finds it revoked (WsGate::revoked).
+  bus.subscribe([&hub, &known](const chat::EventPtr& e) {
+    known.on_event(*e);
+    hub.on_event(e);
+  });
   net::WsDeps ws{hub, ws_service, pool, metrics, wso};
   metrics.declare("parley_ws_connections", "gauge", "Open WebSocket connections by endpoint.");
   metrics.declare("parley_ws_events_dropped_total", "counter", "Queued events dropped when a connection was cut.");

@@ -11,19 +11,30 @@
 
 namespace parley::auth {
 
-// Issues and verifies HS256 tokens with claims sub (user id), iat, exp and iss="parley".
+// What a valid token says: whose it is and the token version it was issued at (the caller
+// compares that with the user's current one: an older one was revoked).
+struct TokenClaims {
+  Id user = 0;
+  std::int64_t version = 0;
+};
+
+// Issues and verifies HS256 tokens with claims sub (user id), ver (the user's token version
+// at issue), db (the database's id, chat::Store::database_id), iat, exp and iss="parley".
 // The algorithm is pinned: a token whose header names any other algorithm (or none) is
-// refused even if libjwt could verify it.
+// refused even if libjwt could verify it. A token without db, or with another database's,
+// is refused: a key kept across a replaced database never lets a token act as another user.
 class JwtCodec {
  public:
-  JwtCodec(std::string key, std::int64_t ttl_seconds);  // key: at least 32 bytes
-  std::string issue(Id user, TimeMs now) const;
-  // The user id of a valid, unexpired token; nullopt for anything else.
-  std::optional<Id> verify(std::string_view token, TimeMs now) const;
+  // key: at least 32 bytes; database_id: not empty.
+  JwtCodec(std::string key, std::int64_t ttl_seconds, std::string database_id);
+  std::string issue(Id user, std::int64_t version, TimeMs now) const;
+  // The claims of a valid, unexpired token of this database; nullopt for anything else.
+  std::optional<TokenClaims> verify(std::string_view token, TimeMs now) const;
 
  private:
   std::string key_;
   std::int64_t ttl_;
+  std::string db_;
 };
 
 }  // namespace parley::auth

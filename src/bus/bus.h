@@ -12,6 +12,9 @@ namespace parley::bus {
 // in no promised order between publishers (receivers order per room by seq and drop what
 // they already have). Interest is counted: an instance says which users and rooms its
 // connections need (a Redis bus maps them to channels; the local bus delivers everything).
+// TokensRevoked goes to every instance whatever it watches: each one caches token versions
+// (api/known_users.h), not only those with the user's sockets (a Redis bus: one channel that
+// every instance subscribes to).
 class Bus : public chat::EventPublisher {
  public:
   using Handler = std::function<void(const chat::EventPtr&)>;

@@ -1,4 +1,5 @@
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <variant>
@@ -54,7 +55,17 @@ struct MemberLeft {
   Seq last_seq = 0;
 };
 
-using Event = std::variant<MessageCreated, MessageRead, MemberJoined, MemberLeft>;
+// Every token of user issued before now is revoked (logout, password change): the user's
+// token version became `version` (tokens carry the version they were issued at). Receivers
+// close the user's sockets (1008 `token revoked`) and raise their cached version. Unlike the
+// others it matters to every instance, not only to those with the user's sockets: each one
+// caches token versions (api/known_users.h), so a bus delivers it to all of them.
+struct TokensRevoked {
+  Id user = 0;
+  std::int64_t version = 0;
+};
+
+using Event = std::variant<MessageCreated, MessageRead, MemberJoined, MemberLeft, TokensRevoked>;
 using EventPtr = std::shared_ptr<const Event>;
 
 // Where the domain hands its committed events (bus/ implements it). publish() is called

@@ -151,6 +151,49 @@ std::vector<User> ChatService::search_users(std::string_view prefix, int limit) 
   return out;
 }
 
+std::optional<std::int64_t> ChatService::token_version(Id user) {
+  std::optional<std::int64_t> v;
+  store_.read([&](Tx& tx) { v = tx.token_version(user); });
+  return v;
+}
+
+UserAuth ChatService::caller_auth(Id caller) {
+  std::optional<UserAuth> a;
+  store_.read([&](Tx& tx) { a = tx.user_auth_by_id(caller); });
+  if (!a) throw Error(ErrorKind::Unauthorized, "unauthorized", "the token's user does not exist");
+  return *a;
+}
+
+std::int64_t ChatService::revoke_tokens(Id caller) {
+  std::int64_t version = 0;
+  Outbox out;
+  store_.write([&](Tx& tx) {
+    out.clear();
+    auto v = tx.bump_token_version(caller);
+    if (!v) throw Error(ErrorKind::Unauthorized, "unauthorized", "the token's user does not exist");
+    version = *v;
+    emit(out, TokensRevoked{caller, version});
+  });
+  publish(out);
+  return version;
+}
+
+std::int64_t ChatService::change_password(Id caller, const std::string& expected_old_hash,
+                                          const std::string& new_hash) {
+  std::int64_t version = 0;
+  Outbox out;
+  store_.write([&](Tx& tx) {
+    out.clear();
+    require_caller(tx, caller);
+    if (!tx.set_password_hash(caller, expected_old_hash, new_hash))
+      forbidden("the password was changed meanwhile");
+    version = *tx.bump_token_version(caller);
+    emit(out, TokensRevoked{caller, version});
+  });
+  publish(out);
+  return version;
+}
+
 RoomView ChatService::create_group(Id caller, std::string_view name, const std::vector<Id>& member_ids) {
   check_room_name(name);
   if (member_ids.size() > kMaxInitialMembers) bad_input("member_ids must hold at most 1000 ids");

@@ -74,6 +74,18 @@ class ChatService {
   User get_user(Id id);
   std::vector<User> search_users(std::string_view prefix, int limit);
 
+  // Tokens. The user's current token version (nullopt: no such user).
+  std::optional<std::int64_t> token_version(Id user);
+  // The caller's name, hash and token version (401 when the user does not exist).
+  UserAuth caller_auth(Id caller);
+  // Revokes every token of the caller issued until now (logout): bumps the token version and,
+  // once committed, publishes TokensRevoked. Returns the new version.
+  std::int64_t revoke_tokens(Id caller);
+  // Replaces the caller's password hash, which must still be expected_old_hash (the one the
+  // caller's old password was checked against; 403 if it changed meanwhile), and revokes
+  // every earlier token as revoke_tokens does, in the same transaction. Returns the new version.
+  std::int64_t change_password(Id caller, const std::string& expected_old_hash, const std::string& new_hash);
+
   // Rooms
   RoomView create_group(Id caller, std::string_view name, const std::vector<Id>& member_ids);
   std::pair<RoomView, bool> create_direct(Id caller, Id other);  // bool: created now

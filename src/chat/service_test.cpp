@@ -238,3 +238,56 @@ TEST_P(ServiceTest, ContentAndNamesKeepEveryByteOfTheirUtf8) {
   EXPECT_TRUE(chat->search_users("\xff\xfe", 10).empty());
   EXPECT_EQ(chat->search_users("al", 10).size(), 1u);
 }
+
+TEST(ServiceEvents, ARevocationBumpsTheVersionAndPublishesTokensRevokedAfterTheCommit) {
+  storage::SqliteStore store{storage::SqliteOptions{":memory:", 1, 256, false, {}}};
+  RecordingPublisher pub;
+  ChatService chat{store, &pub};
+  Id a = chat.create_user("alice", "old-hash").id;
+  Id b = chat.create_user("bob", "h").id;
+  EXPECT_EQ(chat.token_version(a), 0);
+  EXPECT_EQ(chat.user_auth("alice")->token_version, 0);
+  pub.events.clear();
+
+  EXPECT_EQ(chat.revoke_tokens(a), 1);
+  ASSERT_EQ(pub.events.size(), 1u);
+  const auto& r = std::get<TokensRevoked>(*pub.events[0]);
+  EXPECT_EQ(r.user, a);
+  EXPECT_EQ(r.version, 1);
+  EXPECT_EQ(chat.token_version(a), 1);  // committed before it was published
+  EXPECT_EQ(chat.user_auth("alice")->token_version, 1);
+  EXPECT_EQ(chat.token_version(b), 0);  // nobody else's
+
+  // A password change swaps the hash (only from the expected one) and revokes the same way.
+  pub.events.clear();
+  EXPECT_EQ(chat.change_password(a, "old-hash", "new-hash"), 2);
+  ASSERT_EQ(pub.events.size(), 1u);
+  EXPECT_EQ(std::get<TokensRevoked>(*pub.events[0]).version, 2);
+  EXPECT_EQ(chat.caller_auth(a).password_hash, "new-hash");
+  EXPECT_EQ(chat.caller_auth(a).token_version, 2);
+
+  pub.events.clear();
+  EXPECT_EQ(kind_of([&] { chat.change_password(a, "old-hash", "other"); }), ErrorKind::Forbidden);
+  EXPECT_EQ(chat.caller_auth(a).password_hash, "new-hash");
+  EXPECT_EQ(chat.token_version(a), 2);  // rolled back: no bump, no event
+  EXPECT_EQ(kind_of([&] { chat.revoke_tokens(999); }), ErrorKind::Unauthorized);
+  EXPECT_EQ(kind_of([&] { chat.caller_auth(999); }), ErrorKind::Unauthorized);
+  EXPECT_FALSE(chat.token_version(999).has_value());
+  EXPECT_TRUE(pub.events.empty());
+}
+
+TEST_P(ServiceTest, RevocationBumpsTheTokenVersionAndAPasswordChangeNeedsTheExpectedHash) {
+  EXPECT_EQ(chat->token_version(alice), 0);
+  EXPECT_EQ(chat->revoke_tokens(alice), 1);
+  EXPECT_EQ(chat->revoke_tokens(alice), 2);
+  EXPECT_EQ(chat->token_version(alice), 2);
+  EXPECT_EQ(chat->user_auth("alice")->token_version, 2);
+  EXPECT_EQ(chat->token_version(bob), 0);
+  EXPECT_EQ(chat->change_password(alice, "h", "h2"), 3);
+  EXPECT_EQ(chat->caller_auth(alice).password_hash, "h2");
+  EXPECT_EQ(kind_of([&] { chat->change_password(alice, "h", "h3"); }), ErrorKind::Forbidden);
+  EXPECT_EQ(chat->caller_auth(alice).password_hash, "h2");
+  EXPECT_EQ(chat->token_version(alice), 3);  // the refused change rolled back
+  EXPECT_FALSE(chat->token_version(999).has_value());
+  EXPECT_EQ(kind_of([&] { chat->revoke_tokens(999); }), ErrorKind::Unauthorized);
+}

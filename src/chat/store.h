@@ -1,6 +1,7 @@
 #pragma once
 #include <functional>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -20,6 +21,13 @@ class Tx {
   virtual std::optional<UserAuth> user_by_name(std::string_view username) = 0;
   virtual std::optional<User> user_by_id(Id id) = 0;
   virtual std::vector<User> users_by_prefix(std::string_view prefix, int limit) = 0;
+  virtual std::optional<UserAuth> user_auth_by_id(Id id) = 0;
+  // Tokens: the user's current token version (nullopt: no such user); bump_token_version
+  // adds one and returns the new version. set_password_hash replaces the hash only while it
+  // is still expected_old (a concurrent change wins otherwise); returns whether it did.
+  virtual std::optional<std::int64_t> token_version(Id user) = 0;
+  virtual std::optional<std::int64_t> bump_token_version(Id user) = 0;
+  virtual bool set_password_hash(Id user, std::string_view expected_old, std::string_view new_hash) = 0;
 
   // Rooms. lock_room_by_id also serializes concurrent writers of that room (row lock in
   // PostgreSQL; SQLite has one writer already).
@@ -74,6 +82,9 @@ class Store {
   virtual void read(const std::function<void(Tx&)>& fn) = 0;
   // True while the store answers (for /readyz).
   virtual bool healthy() = 0;
+  // The database's random id, made when the database was created and never changed: tokens
+  // carry it (auth/jwt.h), so a token never acts on another database, even with the same key.
+  virtual const std::string& database_id() const = 0;
 };
 
 }  // namespace parley::chat

@@ -23,6 +23,9 @@ struct User {
 struct UserAuth {
   User user;
   std::string password_hash;
+  // Bumped by every revocation (logout, password change); a token is valid only while the
+  // version it carries is the current one.
+  std::int64_t token_version = 0;
 };
 
 enum class RoomType { Group, Direct };

@@ -219,6 +219,18 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
                      for (const auto& [r, c] : it->second.chatrooms)
                        if (r == e.room) c->kick(1008, "not a member");
                    },
+                   [&](const chat::TokensRevoked& e) {
+                     // The user's sockets opened with a token older than the new version (a
+                     // socket of a fresh login, after it, stays: events may come late).
+                     auto it = users.find(e.user);
+                     if (it == users.end()) return;
+                     auto revoke = [&](const ConnPtr& c) {
+                       auto v = c->token_version();
+                       if (!v || *v < e.version) c->kick(1008, "token revoked");
+                     };
+                     for (const auto& c : it->second.sidebars) revoke(c);
+                     for (const auto& [r, c] : it->second.chatrooms) revoke(c);
+                   },
                },
                *ev);
     deliver_released(released);

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,9 @@ class WsConnection {
   // Closes with the code after flushing what is queued (1001) or at once (1008, 1011).
   virtual void kick(std::uint16_t code, std::string reason) = 0;
   virtual const std::string& connection_id() const = 0;
+  // The token version the connection was admitted with (nullopt: no token, the insecure
+  // sidebar). A revocation to version v closes the connections below v (and those without).
+  virtual std::optional<std::int64_t> token_version() const { return std::nullopt; }
 };
 
 struct HubOptions {

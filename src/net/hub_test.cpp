@@ -30,11 +30,17 @@ struct FakeConn : net::WsConnection {
     snapshots.push_back(badges.size());
     for (auto& b : badges) got.push_back(json::parse(b->payload).as_object());
   }
-  void kick(std::uint16_t code, std::string) override {
+  void kick(std::uint16_t code, std::string reason) override {
     std::lock_guard g(mu);
     kicks.push_back(code);
+    kick_reasons.push_back(std::move(reason));
   }
   const std::string& connection_id() const override { return id; }
+  std::optional<std::int64_t> token_version() const override { return version; }
+  std::vector<std::string> reasons() {
+    std::lock_guard g(mu);
+    return kick_reasons;
+  }
   std::vector<json::object> of(std::string_view type) {
     std::lock_guard g(mu);
     std::vector<json::object> out;
@@ -60,13 +66,16 @@ struct FakeConn : net::WsConnection {
   std::vector<json::object> got;
   std::vector<std::size_t> snapshots;
   std::vector<std::uint16_t> kicks;
+  std::vector<std::string> kick_reasons;
+  std::optional<std::int64_t> version;  // set before registering
 };
 
 struct HubTest : ::testing::Test {
   storage::SqliteStore store{storage::SqliteOptions{":memory:", 2, 256, false, {}}};
   chat::ChatService chat{store};  // no publisher: the tests hand events to the hub themselves
-  auth::JwtCodec jwt{std::string(32, 'k'), 3600};
-  api::WsGate gate{chat, jwt, api::WsGateOptions{}};
+  auth::JwtCodec jwt{std::string(32, 'k'), 3600, store.database_id()};
+  api::KnownUsers known{chat};
+  api::WsGate gate{chat, jwt, known, api::WsGateOptions{}};
   api::Metrics metrics;
   api::LoadGauge load{100};
   api::WsService svc{chat, gate, metrics, load};
@@ -206,4 +215,28 @@ TEST_F(HubTest, CloseAllKicksEveryoneAndRefusesLateRegistrations) {
   ASSERT_TRUE(until([&] { return !b->kick_codes().empty(); }));
   EXPECT_EQ(b->kick_codes(), std::vector<std::uint16_t>{1001});
   EXPECT_FALSE(hub->add(alice, 0, std::make_shared<FakeConn>("late")));
+}
+
+TEST_F(HubTest, ARevocationClosesTheUsersOlderSocketsOn1008AndNoOneElses) {
+  auto at = [](std::string id, std::optional<std::int64_t> v) {
+    auto c = std::make_shared<FakeConn>(std::move(id));
+    c->version = v;
+    return c;
+  };
+  auto old_sidebar = at("a1", 0), old_room = at("a2", 0), insecure = at("a3", std::nullopt);
+  auto fresh = at("a4", 1), bob_sidebar = at("b1", 0);
+  hub->add(alice, 0, old_sidebar);
+  hub->add(alice, room, old_room);
+  hub->add(alice, 0, insecure);
+  hub->add(alice, room, fresh);  // opened with a token of the new version, before the event came
+  hub->add(bob, 0, bob_sidebar);
+  hub->on_event(std::make_shared<const chat::Event>(chat::TokensRevoked{alice, 1}));
+  ASSERT_TRUE(until([&] { return !old_sidebar->kick_codes().empty() && !old_room->kick_codes().empty(); }));
+  settle();
+  for (auto* c : {old_sidebar.get(), old_room.get(), insecure.get()}) {
+    EXPECT_EQ(c->kick_codes(), std::vector<std::uint16_t>{1008}) << c->id;
+    EXPECT_EQ(c->reasons(), std::vector<std::string>{"token revoked"}) << c->id;
+  }
+  EXPECT_TRUE(fresh->kick_codes().empty());
+  EXPECT_TRUE(bob_sidebar->kick_codes().empty());
 }

@@ -452,7 +452,10 @@ awaitable<void> WsSession::run(beast::http::request<beast::http::string_body> re
   deps_.metrics.add(gauge, 1);
   deps_.service.load().connections(1);
   // Refused once the server is closing all sockets: this one came in too late for that.
-  if (!deps_.hub.add(adm_.user, who_.room, self)) request_close(1001, "server shutting down", true);
+  if (!deps_.hub.add(adm_.user, who_.room, self))
+    request_close(1001, "server shutting down", true);
+  else if (deps_.service.revoked(adm_))  // revoked after admission, before the hub knew this socket
+    request_close(1008, "token revoked", false);
   // Every exit path, exceptions included, leaves the registry and the gauges.
   struct Leave {
     WsSession* s;

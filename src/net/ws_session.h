@@ -38,6 +38,7 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   void deliver_snapshot(std::vector<api::OutEventPtr> badges) override;
   void kick(std::uint16_t code, std::string reason) override;
   const std::string& connection_id() const override { return who_.connection_id; }
+  std::optional<std::int64_t> token_version() const override { return adm_.token_version; }
 
  private:
   using Clock = std::chrono::steady_clock;

@@ -97,6 +97,16 @@ TEST_P(StoreTest, RefusesADatabaseFromANewerVersion) {
   EXPECT_THROW(db->open(), std::runtime_error);
 }
 
+TEST_P(StoreTest, ADatabaseGetsARandomIdOnceAndKeepsIt) {
+  std::string id;
+  { id = db->open()->database_id(); }
+  EXPECT_EQ(id.size(), 32u);  // 16 random bytes as hex
+  EXPECT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos);
+  EXPECT_EQ(db->open()->database_id(), id);  // reopened, or another instance
+  auto other = storage::testing::make_test_database(GetParam());
+  EXPECT_NE(other->open()->database_id(), id);
+}
+
 // Each migration step creates its tables without IF NOT EXISTS: a second application would
 // fail that instance's start. So every instance starting means the steps ran once.
 TEST_P(StoreTest, InstancesStartingTogetherMigrateOnce) {

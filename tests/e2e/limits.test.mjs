@@ -177,3 +177,15 @@ test('--ws-handshake-timeout-ms: a client that never answers the close handshake
   assert.ok(c.ended, 'the TCP connection ends without our close frame');
   assert.ok(ended >= 400 && ended < 3000, `cut ${ended} ms after the close frame (handshake timeout 600 ms)`);
 });
+
+test('a wrong old password in POST /api/auth/password counts as a failed login of that user', async () => {
+  const s = await server(['--login-failures-per-user', '2', '--login-failures-per-ip', '0']);
+  const u = await newUser(s, 'pwguess');
+  const change = (old) => u.api.post('/api/auth/password', { old_password: old, new_password: 'new-password-1' });
+  assert.equal((await change('guess-one1')).status, 403);
+  assert.equal((await change('guess-two2')).status, 403);
+  const r = await change('password123');
+  assert.equal(r.status, 429, 'a token cannot be used to guess the password faster than a login');
+  assert.ok(Number(r.headers.get('retry-after')) >= 1);
+  assert.equal((await login(s, u.user.username, 'password123')).status, 429, 'login shares the budget');
+});

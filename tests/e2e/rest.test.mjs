@@ -260,7 +260,7 @@ describe('tokens (401)', () => {
   let header;
   before(async () => { u = await newUser(S, 'jwt'); });
 
-  test('the server issues HS256 tokens signed with the --jwt-secret-file key (sub, iat, exp = iat + 24 h, iss = parley)', () => {
+  test('the server issues HS256 tokens signed with the --jwt-secret-file key (sub, iat, exp = iat + 24 h, iss = parley, db, ver)', () => {
     const [h, p] = u.token.split('.');
     header = decodePart(h);
     claims = decodePart(p);
@@ -268,13 +268,17 @@ describe('tokens (401)', () => {
     assert.equal(String(claims.sub), u.user.id);
     assert.equal(claims.iss, 'parley');
     assert.equal(claims.exp - claims.iat, 86400);
+    assert.match(claims.db, /^[0-9a-f]{32}$/, 'the database id');
+    assert.equal(claims.ver, 0, 'a new user\'s token version');
     assert.ok(Math.abs(claims.iat - Date.now() / 1000) < 60);
     assert.ok(hmacOk(u.token, KEY), 'signature verifies with the file bytes minus the trailing newline');
   });
 
   const forged = (over = {}, hdr = { alg: 'HS256', typ: 'JWT' }, key = KEY, hmac = 'sha256') => {
     const now = Math.floor(Date.now() / 1000);
-    return signJwt(hdr, { sub: claims.sub, iat: now, exp: now + 600, iss: 'parley', ...over }, key, hmac);
+    const payload = { sub: claims.sub, iat: now, exp: now + 600, iss: 'parley', db: claims.db, ver: claims.ver, ...over };
+    for (const [k, v] of Object.entries(payload)) if (v === undefined) delete payload[k];
+    return signJwt(hdr, payload, key, hmac);
   };
 
   test('a self-signed HS256 token with the right key IS accepted', async () => {
@@ -302,6 +306,11 @@ describe('tokens (401)', () => {
       expired: forged({ iat: now - 7200, exp: now - 3600 }),
       'no signature': `${gh}.${gp}.`,
       'key with the newline': forged({}, undefined, `${KEY}\n`),
+      'without db': forged({ db: undefined }),
+      'another database\'s db': forged({ db: '0'.repeat(32) }),
+      'without ver': forged({ ver: undefined }),
+      'ver as a string': forged({ ver: String(claims.ver) }),
+      'ver of no revocation': forged({ ver: claims.ver + 1 }),
     };
     for (const [what, tok] of Object.entries(cases)) {
       const r = await raw(S.url, 'GET', '/api/me', { token: tok });
@@ -321,6 +330,7 @@ describe('tokens (401)', () => {
   test('every /api route other than register/login needs a token', async () => {
     const routes = [
       ['GET', '/api/me'], ['GET', '/api/users?query=a'],
+      ['POST', '/api/auth/logout'], ['POST', '/api/auth/password', { old_password: 'x', new_password: 'y' }],
       ['POST', '/api/chatrooms', { name: 'x' }], ['GET', '/api/chatrooms'], ['GET', '/api/chatrooms/1'],
       ['POST', '/api/chatrooms/1/members', { user_id: '1' }], ['DELETE', '/api/chatrooms/1/members/1'],
       ['POST', '/api/chatrooms/1/messages', { content: 'x' }], ['GET', '/api/chatrooms/1/messages'],

@@ -1,6 +1,7 @@
 #include "storage/postgres/postgres_store.h"
 
 #include <libpq-fe.h>
+#include <sodium.h>
 
 #include <algorithm>
 #include <atomic>
@@ -73,6 +74,17 @@ CREATE TABLE read_moves(
   up_to_seq bigint NOT NULL,
   at bigint NOT NULL,
   PRIMARY KEY(room_id, user_id, up_to_seq));
+)sql",
+    // Token revocation and the database's identity: a per-user token version (tokens carry
+    // it; logout and password change bump it) and a random id made once, when the database
+    // is created or first migrated here (tokens carry it too). parley.new_database_id: 16
+    // libsodium random bytes as hex, set on the migrating connection.
+    R"sql(
+ALTER TABLE users ADD COLUMN token_version bigint NOT NULL DEFAULT 0;
+CREATE TABLE database_identity(
+  id text NOT NULL,
+  singleton integer PRIMARY KEY CHECK(singleton = 1) DEFAULT 1);
+INSERT INTO database_identity(id) VALUES(current_setting('parley.new_database_id'));
 )sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
@@ -235,10 +247,13 @@ class Conn {
   Conn(const std::string& url, bool pipeline, std::atomic<std::uint64_t>* round_trips)
       : round_trips_(round_trips) {
     // Defaults the URL may override (its settings are expanded at the dbname position):
-    // fail a connect after 3 s, notice a dead server within ~25 s of silence.
+    // fail a connect after 3 s, notice a dead server within ~25 s of silence, and let the
+    // server end a transaction of ours that sits idle for 10 s (a stalled instance must not
+    // hold a room's row lock for the others for long; ours take milliseconds).
     const char* keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count",
-                          "application_name", "dbname", nullptr};
-    const char* vals[] = {"3", "10", "5", "3", "parley", url.c_str(), nullptr};
+                          "application_name", "options", "dbname", nullptr};
+    const char* vals[] = {"3", "10", "5", "3", "parley", "-c idle_in_transaction_session_timeout=10s", url.c_str(),
+                          nullptr};
     c_ = PQconnectdbParams(keys, vals, 1);
     if (!c_ || PQstatus(c_) != CONNECTION_OK) {
       std::string msg = c_ ? trimmed(PQerrorMessage(c_)) : "out of memory";
@@ -413,6 +428,9 @@ auto all_rows(const Result& s, Read read) -> std::vector<decltype(read(s, 0))> {
 
 constexpr auto int_row = [](const Result& r, int i) { return r.i64(i, 0); };  // a row of one integer
 
+// USER_COLS, password_hash, token_version.
+chat::UserAuth auth_from(const Result& s, int i) { return chat::UserAuth{user_from(s, i), s.text(i, 3), s.i64(i, 4)}; }
+
 #define USER_COLS "u.id, u.username, u.created_at"
 #define MEMBER_COLS "m.read_seq, m.delivered_seq, m.active, m.joined_at"
 #define ROOM_COLS "r.id, r.name, r.type, r.created_by, r.created_at, r.last_seq, r.last_activity"
@@ -434,8 +452,29 @@ class PgTx final : public chat::Tx {
     return chat::User{r.i64(0, 0), std::string(username), now};
   }
   std::optional<chat::UserAuth> user_by_name(std::string_view username) override {
-    auto r = c_.query("SELECT " USER_COLS ", u.password_hash FROM users u WHERE u.username=$1", Params(username));
-    return first_row(r, [](const Result& s, int i) { return chat::UserAuth{user_from(s, i), s.text(i, 3)}; });
+    auto r = c_.query("SELECT " USER_COLS ", u.password_hash, u.token_version FROM users u WHERE u.username=$1",
+                      Params(username));
+    return first_row(r, auth_from);
+  }
+  std::optional<chat::UserAuth> user_auth_by_id(Id id) override {
+    auto r = c_.query("SELECT " USER_COLS ", u.password_hash, u.token_version FROM users u WHERE u.id=$1", Params(id));
+    return first_row(r, auth_from);
+  }
+  std::optional<std::int64_t> token_version(Id user) override {
+    return first_row(c_.query("SELECT token_version FROM users WHERE id=$1", Params(user)), int_row);
+  }
+  // The row lock of the UPDATE serializes concurrent bumps: each adds one.
+  std::optional<std::int64_t> bump_token_version(Id user) override {
+    return first_row(
+        c_.query("UPDATE users SET token_version = token_version + 1 WHERE id=$1 RETURNING token_version", Params(user)),
+        int_row);
+  }
+  // After waiting for a concurrent change's row lock, READ COMMITTED re-checks the WHERE on
+  // the new row: a hash changed meanwhile is no longer expected_old, and nothing is replaced.
+  bool set_password_hash(Id user, std::string_view expected_old, std::string_view new_hash) override {
+    auto r = c_.query("UPDATE users SET password_hash=$1 WHERE id=$2 AND password_hash=$3 RETURNING 1",
+                      Params(new_hash, user, expected_old));
+    return r.rows() > 0;
   }
   std::optional<chat::User> user_by_id(Id id) override {
     return first_row(c_.query("SELECT " USER_COLS " FROM users u WHERE u.id=$1", Params(id)), user_from);
@@ -571,6 +610,17 @@ class PgTx final : public chat::Tx {
   TimeMs last_now_ = 0;
 };
 
+// n random bytes (libsodium) as 2n lower-case hex characters.
+std::string random_hex(std::size_t n) {
+  if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
+  std::vector<unsigned char> buf(n);
+  randombytes_buf(buf.data(), n);
+  std::string hex(2 * n + 1, '\0');
+  sodium_bin2hex(hex.data(), hex.size(), buf.data(), n);
+  hex.pop_back();
+  return hex;
+}
+
 void backoff(int attempt) {
   thread_local std::minstd_rand rng(std::random_device{}());
   int ceiling_ms = 1 << std::min(attempt, 6);  // 2, 4, 8, 16 ms
@@ -589,6 +639,8 @@ struct PostgresStore::Impl {
   std::condition_variable cv;
   std::vector<std::unique_ptr<Conn>> idle;
   std::size_t opened = 0;
+
+  std::string database_id;  // read once after migrating
 
   std::unique_ptr<Conn> acquire() {
     std::unique_lock lk(mu);
@@ -700,6 +752,8 @@ struct PostgresStore::Impl {
   void migrate() {
     Conn c(opts.url, false, &round_trips);
     c.exec("SET lock_timeout = '60s'");
+    std::string set_id = "SET parley.new_database_id = '" + random_hex(16) + "'";  // hex: nothing to quote
+    c.exec(set_id.c_str());
     c.exec(kMigrationLock);
     try {
       c.exec("CREATE TABLE IF NOT EXISTS schema_version(version integer NOT NULL)");
@@ -719,6 +773,9 @@ struct PostgresStore::Impl {
         c.exec(set.c_str());
         spdlog::info("postgres: migrated the schema from version {} to {}", version, kSchemaVersion);
       }
+      Result id = c.exec("SELECT id FROM database_identity");
+      if (id.rows() != 1 || id.text(0, 0).empty()) throw std::runtime_error("the database has no id");
+      database_id = id.text(0, 0);
       c.exec("COMMIT");
     } catch (...) {
       try {
@@ -763,6 +820,7 @@ bool PostgresStore::healthy() {
 }
 
 int PostgresStore::schema_version() { return kSchemaVersion; }
+const std::string& PostgresStore::database_id() const { return impl_->database_id; }
 std::uint64_t PostgresStore::round_trips() const { return impl_->round_trips.load(); }
 std::uint64_t PostgresStore::retries() const { return impl_->retries.load(); }
 std::size_t PostgresStore::open_connections() const {

@@ -1,5 +1,6 @@
 #include "storage/sqlite/sqlite_store.h"
 
+#include <sodium.h>
 #include <sqlite3.h>
 
 #include <atomic>
@@ -68,8 +69,34 @@ CREATE TABLE read_moves(
   at INTEGER NOT NULL,
   PRIMARY KEY(room_id, user_id, up_to_seq)) WITHOUT ROWID;
 )sql",
+    // Token revocation and the database's identity: a per-user token version (tokens carry
+    // it; logout and password change bump it) and a random id made once, when the database
+    // is created or first migrated here (tokens carry it too). parley_random_hex: libsodium
+    // randomness, registered on the migrating connection.
+    R"sql(
+ALTER TABLE users ADD COLUMN token_version INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE database_identity(
+  id TEXT NOT NULL,
+  singleton INTEGER PRIMARY KEY CHECK(singleton = 1) DEFAULT 1);
+INSERT INTO database_identity(id) VALUES(parley_random_hex(16));
+)sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
+
+// SQL parley_random_hex(n): n random bytes (libsodium) as 2n lower-case hex characters, for
+// the migration that makes the database's id. n from 1 to 64.
+void random_hex_sql(sqlite3_context* ctx, int, sqlite3_value** argv) {
+  sqlite3_int64 n = sqlite3_value_int64(argv[0]);
+  if (n < 1 || n > 64 || sodium_init() < 0) {
+    sqlite3_result_error(ctx, "parley_random_hex: n must be 1..64 (or libsodium failed)", -1);
+    return;
+  }
+  unsigned char buf[64];
+  randombytes_buf(buf, static_cast<std::size_t>(n));
+  char hex[2 * 64 + 1];
+  sodium_bin2hex(hex, sizeof hex, buf, static_cast<std::size_t>(n));
+  sqlite3_result_text(ctx, hex, static_cast<int>(2 * n), SQLITE_TRANSIENT);
+}
 
 [[noreturn]] void fail(sqlite3* db, const std::string& what) {
   throw std::runtime_error(what + ": " + (db ? sqlite3_errmsg(db) : "out of memory"));
@@ -246,9 +273,31 @@ class SqliteTx final : public chat::Tx {
     return chat::User{sqlite3_last_insert_rowid(c_.raw()), std::string(username), now};
   }
   std::optional<chat::UserAuth> user_by_name(std::string_view username) override {
-    auto s = c_.prepare("SELECT " USER_COLS ", u.password_hash FROM users u WHERE u.username=?");
+    auto s = c_.prepare("SELECT " USER_COLS ", u.password_hash, u.token_version FROM users u WHERE u.username=?");
     s.bind(1, username);
-    return first_row(s, [](const Stmt& r) { return chat::UserAuth{user_from(r), r.text(3)}; });
+    return first_row(s, [](const Stmt& r) { return chat::UserAuth{user_from(r), r.text(3), r.i64(4)}; });
+  }
+  std::optional<chat::UserAuth> user_auth_by_id(Id id) override {
+    auto s = c_.prepare("SELECT " USER_COLS ", u.password_hash, u.token_version FROM users u WHERE u.id=?");
+    s.bind(1, id);
+    return first_row(s, [](const Stmt& r) { return chat::UserAuth{user_from(r), r.text(3), r.i64(4)}; });
+  }
+  std::optional<std::int64_t> token_version(Id user) override {
+    auto s = c_.prepare("SELECT token_version FROM users WHERE id=?");
+    s.bind(1, user);
+    return first_row(s, int_row);
+  }
+  std::optional<std::int64_t> bump_token_version(Id user) override {
+    auto s = c_.prepare("UPDATE users SET token_version = token_version + 1 WHERE id=? RETURNING token_version");
+    s.bind(1, user);
+    return first_row(s, int_row);
+  }
+  bool set_password_hash(Id user, std::string_view expected_old, std::string_view new_hash) override {
+    return c_.prepare("UPDATE users SET password_hash=? WHERE id=? AND password_hash=?")
+        .bind(1, new_hash)
+        .bind(2, user)
+        .bind(3, expected_old)
+        .exec();
   }
   std::optional<chat::User> user_by_id(Id id) override {
     auto s = c_.prepare("SELECT " USER_COLS " FROM users u WHERE u.id=?");
@@ -446,8 +495,13 @@ struct SqliteStore::Impl {
   // Rows visited by full table scans since start (every access path should use an index).
   std::atomic<std::uint64_t> full_scans{0};
 
+  std::string database_id;  // read once after migrating
+
   void migrate() {
     Conn& c = *writer_conn;
+    if (sqlite3_create_function(c.raw(), "parley_random_hex", 1, SQLITE_UTF8, nullptr, random_hex_sql, nullptr,
+                                nullptr) != SQLITE_OK)
+      fail(c.raw(), "sqlite create_function");
     c.exec("CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)");
     c.exec("BEGIN IMMEDIATE");
     try {
@@ -464,6 +518,11 @@ struct SqliteStore::Impl {
                                  " is newer than this binary's " + std::to_string(kSchemaVersion));
       for (int v = version; v < kSchemaVersion; ++v) c.exec(kMigrations[v]);
       c.prepare("UPDATE schema_version SET version=?").bind(1, kSchemaVersion).exec();
+      {
+        auto s = c.prepare("SELECT id FROM database_identity");
+        if (!s.step() || s.text(0).empty()) throw std::runtime_error("the database has no id");
+        database_id = s.text(0);
+      }
       c.exec("COMMIT");
     } catch (...) {
       c.exec("ROLLBACK");
@@ -609,6 +668,8 @@ bool SqliteStore::healthy() {
 }
 
 int SqliteStore::schema_version() { return kSchemaVersion; }
+
+const std::string& SqliteStore::database_id() const { return impl_->database_id; }
 
 std::uint64_t SqliteStore::full_scan_steps() const { return impl_->full_scans.load(); }
 

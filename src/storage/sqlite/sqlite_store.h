@@ -33,6 +33,7 @@ class SqliteStore final : public chat::Store {
   void write(const std::function<void(chat::Tx&)>& fn) override;
   void read(const std::function<void(chat::Tx&)>& fn) override;
   bool healthy() override;
+  const std::string& database_id() const override;
 
   // The schema version the code migrates to.
   static int schema_version();

@@ -89,6 +89,10 @@ TEST(SqliteStore, EveryQueryUsesAnIndex) {
   chat.messages_after(b, room, 3, 10);
   chat.require_membership(b, room);
   chat.user_exists(b);
+  chat.token_version(b);
+  chat.caller_auth(b);
+  chat.revoke_tokens(b);
+  chat.change_password(c, "h", "h2");
   chat.remove_member(a, room, c);
   chat.remove_member(b, room, b);
   EXPECT_EQ(store.full_scan_steps(), 0u);

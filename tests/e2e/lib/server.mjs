@@ -23,8 +23,10 @@ function pgUrl(name) {
   if (!m) throw new Error(`cannot parse PARLEY_TEST_PG_URL ${PG_URL}`);
   return `${m[1]}/${name}${m[3] ?? ''}`;
 }
-function psql(sql) {
-  return execFileSync('psql', [PG_URL, '-v', 'ON_ERROR_STOP=1', '-qAtc', sql], { encoding: 'utf8' }).trim();
+// Runs SQL on the maintenance database of PARLEY_TEST_PG_URL; returns psql's unaligned output.
+export function psql(sql) {
+  return execFileSync('psql', [PG_URL, '-v', 'ON_ERROR_STOP=1', '-qAtc', sql],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
 }
 
 // The --db (and key) flags of a server whose data directory is dir.
@@ -40,7 +42,8 @@ function dbArgs(dir, args) {
   }
   return out;
 }
-function pgDatabase(dir) {
+// The PostgreSQL database of the servers whose data directory is dir.
+export function pgDatabase(dir) {
   return `parley_e2e_${basename(dir).replace(/[^A-Za-z0-9]/g, '_').toLowerCase()}`;
 }
 
