@@ -67,7 +67,10 @@ class Tx {
 };
 
 // A transactional store. write() runs fn atomically and returns only once it is durable;
-// whatever fn throws rolls it back and is rethrown to the caller. read() runs fn on a
+// whatever fn throws rolls it back and is rethrown to the caller. write() and read() may run
+// fn more than once (PostgreSQL runs a transaction again after it lost to a concurrent one:
+// serialization failure, deadlock, a unique key taken meanwhile), so fn must start from
+// scratch each time (the domain's functions reset their outputs first). read() runs fn on a
 // consistent snapshot. Both block the calling thread: call them off the IO threads.
 //
 // Ordering: within one room, writes are serialized (lock_room_by_id), so a room's seqs are

@@ -383,3 +383,32 @@ TEST_F(PostgresStoreTest, AnSqlErrorRollsBackAndTheConnectionStaysUsable) {
   EXPECT_EQ(chat.send(a, room, "ok", {}).message.seq, 1);
   EXPECT_EQ(pg(*store).retries(), 0u);
 }
+
+// The server failing writes for its own reasons (here a trigger raising disk_full, 53100, on
+// every write the store makes) is 503 and not ready; once writes commit again, ready.
+TEST_F(PostgresStoreTest, WritesFailingForTheServersReasonsMakeItUnreadyUntilAWriteCommits) {
+  auto store = db->open();
+  chat::ChatService chat(*store);
+  Id a = chat.create_user("alice", "h").id;
+  Id room = chat.create_group(a, "r", {}).room.id;
+  ASSERT_TRUE(store->healthy());
+  db->exec(
+      "CREATE FUNCTION full_disk() RETURNS trigger LANGUAGE plpgsql AS "
+      "$$ BEGIN RAISE EXCEPTION 'no space left' USING ERRCODE = 'disk_full'; END $$");
+  db->exec("CREATE TRIGGER disk_full BEFORE INSERT OR UPDATE ON messages FOR EACH ROW EXECUTE FUNCTION full_disk()");
+  db->exec("CREATE TRIGGER disk_full BEFORE UPDATE ON database_identity FOR EACH ROW EXECUTE FUNCTION full_disk()");
+  EXPECT_TRUE(store->healthy());  // nothing failed yet
+  try {
+    chat.send(a, room, "x", {});
+    ADD_FAILURE() << "the send succeeded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Unavailable);
+  }
+  EXPECT_FALSE(store->healthy());
+  EXPECT_FALSE(store->healthy());  // the probe write fails too
+  EXPECT_EQ(chat.get_room(a, room).room.last_seq, 0);  // reads still work
+  db->exec("DROP TRIGGER disk_full ON messages");
+  db->exec("DROP TRIGGER disk_full ON database_identity");
+  EXPECT_TRUE(store->healthy());  // the probe committed
+  EXPECT_EQ(chat.send(a, room, "y", {}).message.seq, 1);
+}

@@ -641,6 +641,9 @@ struct PostgresStore::Impl {
   std::size_t opened = 0;
 
   std::string database_id;  // read once after migrating
+  // The last write failed for the server's reasons (lost, out of space, read-only) and no
+  // write has succeeded since: healthy() then probes with a write of its own.
+  std::atomic<bool> write_faulted{false};
 
   std::unique_ptr<Conn> acquire() {
     std::unique_lock lk(mu);
@@ -721,7 +724,10 @@ struct PostgresStore::Impl {
         commit_sent = true;
         c->defer("COMMIT");
         c->flush();
-        if (is_write && opts.on_commit) opts.on_commit(1);
+        if (is_write) {
+          write_faulted = false;
+          if (opts.on_commit) opts.on_commit(1);
+        }
         return;
       } catch (const PgError& e) {
         abandon(*c);
@@ -736,6 +742,7 @@ struct PostgresStore::Impl {
           if (e.retryable()) backoff(attempt);
           continue;
         }
+        if (is_write && e.unavailable()) write_faulted = true;
         if (e.unavailable())
           throw Error(ErrorKind::Unavailable, "unavailable", std::string("storage unavailable: ") + e.what());
         throw std::runtime_error(std::string("postgres: ") + e.what());
@@ -802,14 +809,25 @@ void PostgresStore::read(const std::function<void(chat::Tx&)>& fn) {
   impl_->run("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", false, fn);
 }
 
-// Whether the server answers and takes writes (a standby or a read-only server does not).
+// Whether the server answers and takes writes: it is not read-only (a standby, or
+// default_transaction_read_only), and after a write failed for the server's reasons (e.g.
+// out of disk), a probe write commits — so /readyz turns 503 with the first such failure and
+// 200 again once the server takes writes, even while no traffic comes in.
 bool PostgresStore::healthy() {
   try {
     auto c = impl_->acquire();
     bool ok = false;
     try {
       ok = c->query("SELECT current_setting('transaction_read_only') = 'off'").boolean(0, 0);
+      if (ok && impl_->write_faulted) {
+        c->defer("BEGIN");
+        c->defer("UPDATE database_identity SET singleton = 1");
+        c->defer("COMMIT");
+        c->flush();
+        impl_->write_faulted = false;
+      }
     } catch (...) {
+      ok = false;
       Impl::abandon(*c);
     }
     impl_->release(std::move(c));
