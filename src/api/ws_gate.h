@@ -44,10 +44,12 @@ struct WsGateOptions {
 class WsGate {
  public:
   WsGate(chat::ChatService& chat, const auth::JwtCodec& jwt, WsGateOptions opts);
+  // A storage fault while deciding → 503 `unavailable` with Retry-After (reason "unavailable").
   Admission admit(const UpgradeRequest& req);
 
  private:
   using Clock = std::chrono::steady_clock;
+  Admission decide(const UpgradeRequest& req);
   bool cooldown_passed(const std::string& key, Clock::time_point now);
 
   chat::ChatService& chat_;

@@ -100,6 +100,14 @@ int serve(const app::Config& cfg) {
   sc.threads = static_cast<std::size_t>(cfg.storage_threads);
   sc.group_commit_max = static_cast<std::size_t>(cfg.group_commit_max);
   sc.on_commit = [&metrics](std::size_t n) { metrics.observe_commit(n); };
+  sc.busy_timeout_ms = cfg.db_busy_timeout_ms;
+  metrics.declare("parley_storage_healthy", "gauge", "1 while storage writes succeed, 0 while they fail (/readyz).");
+  metrics.declare("parley_storage_faults_total", "counter",
+                  "Operations refused with 503 because of a storage fault (disk full, read-only, locked, I/O).");
+  metrics.set("parley_storage_healthy", 1);
+  metrics.add("parley_storage_faults_total", 0);
+  sc.on_health = [&metrics](bool ok) { metrics.set("parley_storage_healthy", ok ? 1 : 0); };
+  sc.on_failed = [&metrics](std::size_t n) { metrics.add("parley_storage_faults_total", static_cast<double>(n)); };
   auto store = storage::open_store(sc);
 
   int io_threads = cfg.io_threads > 0 ? cfg.io_threads : std::max(1u, std::thread::hardware_concurrency());
