@@ -27,7 +27,7 @@ class StorageHealth {
 
   bool healthy() const { return healthy_.load(std::memory_order_acquire); }
 
-  // A write transaction (a batch or a probe) committed.
+  // The store's probe write committed: healthy again.
   void write_ok(Clock::time_point now);
   // n operations failed on a storage fault (n = 0 for a probe); writes_failing: it was a
   // write or probe that failed, so the store is unhealthy until a write commits again.

@@ -1,11 +1,13 @@
 #include "storage/sqlite/sqlite_store.h"
 
 #include <sqlite3.h>
+#include <sys/statvfs.h>
 
 #include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <exception>
+#include <filesystem>
 #include <future>
 #include <mutex>
 #include <stdexcept>
@@ -83,6 +85,9 @@ constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 // The probe writes about as many pages as a batch of sends: a probe that commits means
 // real writes can too (a one-page write could fit in WAL space a failed commit left behind).
 constexpr int kProbeBytes = 16384;
+// After a disk full, the probe's commit alone proves little: it can fit in the WAL space a
+// failed commit left behind. Healthy again also needs this much free on the filesystem.
+constexpr unsigned long long kMinFreeBytesAfterFull = 1024 * 1024;
 
 // Failures outside the client's control: the disk, the file, another process. Everything
 // else SQLite reports (a constraint, SQL misuse) is a bug and stays a 500.
@@ -493,6 +498,7 @@ struct JobError {
   bool failed = false;
   bool domain = false;  // a parley::Error (expected failure)
   bool fault = false;   // a StorageFault (detail holds SQLite's words)
+  int rc = 0;           // SQLite's code of a fault
   ErrorKind kind = ErrorKind::Unavailable;
   std::string code, message, detail;
 
@@ -502,6 +508,7 @@ struct JobError {
       throw;
     } catch (const StorageFault& e) {
       domain = fault = true;
+      rc = e.rc();
       kind = e.kind();
       code = e.code();
       message = e.what();
@@ -540,7 +547,11 @@ struct SqliteStore::Impl {
   bool memory = false;
   StorageHealth health;
   std::unique_ptr<Conn> writer_conn;
-  std::chrono::steady_clock::time_point last_write_attempt;  // writer thread only
+  // Writer thread only: when the last probe ran; whether a client write committed while
+  // unhealthy (then the probe runs at once to confirm the recovery).
+  std::chrono::steady_clock::time_point last_probe;
+  bool probe_now = false;
+  bool space_short = false;  // the last outage began with a disk full
 
   // Writer queue. Bounded by the callers: each caller blocks until its job is done, and the
   // callers are the storage pool's threads (--storage-threads), so at most that many wait.
@@ -612,15 +623,15 @@ struct SqliteStore::Impl {
         queue.erase(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(n));
       }
       run_batch(batch);
-      health.tick(std::chrono::steady_clock::now());
       batch.clear();
+      idle_tick();
     }
   }
 
-  // The writer woke without work: probe while unhealthy, report what is due.
+  // After a batch, or woken without work: probe while unhealthy, report what is due.
   void idle_tick() {
     auto now = std::chrono::steady_clock::now();
-    if (!health.healthy() && now - last_write_attempt >= opts.probe_interval) probe();
+    if (!health.healthy() && (probe_now || now - last_probe >= opts.probe_interval)) probe();
     health.tick(std::chrono::steady_clock::now());
   }
 
@@ -628,7 +639,6 @@ struct SqliteStore::Impl {
   void run_batch(std::vector<WriteJob*>& batch) {
     Conn& c = *writer_conn;
     SqliteTx tx(c);
-    last_write_attempt = std::chrono::steady_clock::now();
     JobError batch_error;
     try {
       c.exec("BEGIN IMMEDIATE");
@@ -661,7 +671,9 @@ struct SqliteStore::Impl {
     auto now = std::chrono::steady_clock::now();
     if (!batch_error.failed) {
       if (opts.on_commit) opts.on_commit(batch.size());
-      health.write_ok(now);
+      // Healthy again only once the probe commits: a small write can fit in what a failed
+      // commit left behind on a full disk, and readiness would flap with every such write.
+      if (!health.healthy()) probe_now = true;
       // A job refused by a fault of its own while the batch committed (rare: statement-level).
       std::size_t faulted = 0;
       const JobError* last = nullptr;
@@ -669,6 +681,7 @@ struct SqliteStore::Impl {
         if (job->error.fault) ++faulted, last = &job->error;
       if (faulted) health.fault(faulted, last->detail, false, now);
     } else if (batch_error.fault) {
+      if ((batch_error.rc & 0xff) == SQLITE_FULL) space_short = true;
       health.fault(batch.size(), batch_error.detail, true, now);
     }
     for (auto* job : batch) {
@@ -682,7 +695,8 @@ struct SqliteStore::Impl {
   // is back. Waits for a lock only briefly, so that queued client writes are not held up.
   void probe() {
     Conn& c = *writer_conn;
-    last_write_attempt = std::chrono::steady_clock::now();
+    last_probe = std::chrono::steady_clock::now();
+    probe_now = false;
     sqlite3_busy_timeout(c.raw(), std::min(opts.busy_timeout_ms, 100));
     try {
       c.exec("BEGIN IMMEDIATE");
@@ -692,15 +706,31 @@ struct SqliteStore::Impl {
           .exec();
       if (!memory) c.check_not_moved();
       c.exec("COMMIT");
+      if (space_short && !memory) {
+        auto free = free_bytes();
+        if (free && *free < kMinFreeBytesAfterFull)
+          throw StorageFault(SQLITE_FULL, "only " + std::to_string(*free / 1024) +
+                                              " KiB free on the database's filesystem (1024 KiB wanted after a disk full)");
+      }
+      space_short = false;
       health.write_ok(std::chrono::steady_clock::now());
     } catch (const StorageFault& f) {
       if (!sqlite3_get_autocommit(c.raw())) sqlite3_exec(c.raw(), "ROLLBACK", nullptr, nullptr, nullptr);
+      if ((f.rc() & 0xff) == SQLITE_FULL) space_short = true;
       health.fault(0, "probe: " + f.detail(), true, std::chrono::steady_clock::now());
     } catch (const std::exception& e) {
       if (!sqlite3_get_autocommit(c.raw())) sqlite3_exec(c.raw(), "ROLLBACK", nullptr, nullptr, nullptr);
       health.fault(0, std::string("probe: ") + e.what(), true, std::chrono::steady_clock::now());
     }
     sqlite3_busy_timeout(c.raw(), opts.busy_timeout_ms);
+  }
+
+  // Bytes free for unprivileged writers on the database's filesystem (nullopt: unknown).
+  std::optional<unsigned long long> free_bytes() const {
+    std::string dir = std::filesystem::path(opts.path).parent_path().string();
+    struct statvfs st {};
+    if (::statvfs(dir.empty() ? "." : dir.c_str(), &st) != 0) return std::nullopt;
+    return static_cast<unsigned long long>(st.f_bavail) * st.f_frsize;
   }
 
   std::unique_ptr<Conn> acquire_reader() {

@@ -35,8 +35,9 @@ struct SqliteOptions {
 // its own SAVEPOINT; callers return only after that COMMIT. Reads use their own connections.
 // Storage faults (SQLITE_FULL, READONLY, BUSY, IOERR, CANTOPEN, CORRUPT…, and the database
 // file moved or deleted) throw Error(Unavailable); healthy() is false from a failed write
-// until one commits, and while unhealthy the writer probes with a small write every
-// probe_interval, so health comes back without client writes.
+// until the writer's probe commits: a 16 KiB write, tried every probe_interval while
+// unhealthy (and at once after a client write commits), so health comes back without client
+// writes and does not flap on small writes that fit in a nearly full disk.
 class SqliteStore final : public chat::Store {
  public:
   explicit SqliteStore(SqliteOptions opts);  // opens, migrates; throws std::runtime_error
@@ -46,7 +47,7 @@ class SqliteStore final : public chat::Store {
 
   void write(const std::function<void(chat::Tx&)>& fn) override;
   void read(const std::function<void(chat::Tx&)>& fn) override;
-  // Whether writes reach the disk (the last write or probe committed). Never blocks.
+  // Whether writes reach the disk (no write failed since the last probe committed). Never blocks.
   bool healthy() override;
 
   // The schema version the code migrates to.
