@@ -601,6 +601,7 @@ struct SqliteStore::Impl {
   }
 
   void run_writer() {
+    SqliteTx tx(*writer_conn);  // one for every batch: its times only grow
     std::vector<WriteJob*> batch;
     for (;;) {
       {
@@ -622,7 +623,7 @@ struct SqliteStore::Impl {
         batch.assign(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(n));
         queue.erase(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(n));
       }
-      run_batch(batch);
+      run_batch(batch, tx);
       batch.clear();
       idle_tick();
     }
@@ -636,9 +637,8 @@ struct SqliteStore::Impl {
   }
 
   // One transaction: each job in its own SAVEPOINT, one COMMIT for all.
-  void run_batch(std::vector<WriteJob*>& batch) {
+  void run_batch(std::vector<WriteJob*>& batch, SqliteTx& tx) {
     Conn& c = *writer_conn;
-    SqliteTx tx(c);
     JobError batch_error;
     try {
       c.exec("BEGIN IMMEDIATE");
