@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -239,6 +240,60 @@ TEST(StorageFaults, FsyncFailureAtCommitStoresNothingAndARetryWithTheSameClientI
     EXPECT_EQ(again.message.id, first.message.id);
   }
   f.expect_all_there(dir.path());
+}
+
+// The one case where a refused send may exist after all: its fsync failed, but the bytes
+// reached the WAL, and the process died before any further write. A copy of the files taken
+// at that moment is what a restart would find; whatever WAL recovery makes of it, a retry
+// with the same client_msg_id leaves exactly one such message, and seqs stay gap-free.
+TEST(StorageFaults, AfterACrashFollowingAFailedFsyncARetryWithTheSameClientIdStoresExactlyOnce) {
+  FaultGuard guard;
+  TempDir dir;
+  Fixture f;
+  storage::SqliteStore store(faulty_options(dir.path()));
+  chat::ChatService chat(store);
+  f.seed(chat, 2);
+  faultvfs::control().target = faultvfs::kWal;
+  faultvfs::control().sync_rc = SQLITE_IOERR_FSYNC;
+  expect_unavailable([&] { f.send(chat, "maybe", std::string("k")); }, "send");
+  faultvfs::control().clear();
+  // The crash image: the database and its WAL as they are now (no -shm: a restart rebuilds it).
+  fs::copy_file(dir.path(), dir.path("crash.db"));
+  fs::copy_file(dir.path() + "-wal", dir.path("crash.db") + "-wal");
+  {
+    storage::SqliteStore restarted(faulty_options(dir.path("crash.db")));
+    chat::ChatService chat2(restarted);
+    auto before = chat2.history(f.user, f.room, {}, {}, 50).messages;
+    bool resurrected = before.size() == 3;
+    ASSERT_TRUE(before.size() == 2 || resurrected) << before.size();
+    std::printf("# after the crash the refused send was %s\n", resurrected ? "found (WAL recovery)" : "absent");
+    auto retry = chat2.send(f.user, f.room, "maybe", std::string("k"));
+    EXPECT_EQ(retry.created, !resurrected);
+    EXPECT_EQ(retry.message.seq, 3);
+    EXPECT_EQ(retry.message.content, "maybe");
+    EXPECT_FALSE(chat2.send(f.user, f.room, "maybe", std::string("k")).created);
+    f.acked.emplace_back(3, "maybe");
+  }
+  f.expect_all_there(dir.path("crash.db"));
+}
+
+// Once another write committed after the failed fsync, its frames took the refused one's
+// place in the WAL: no crash brings the refused send back.
+TEST(StorageFaults, AWriteCommittedAfterAFailedFsyncBuriesTheRefusedSend) {
+  FaultGuard guard;
+  TempDir dir;
+  Fixture f;
+  storage::SqliteStore store(faulty_options(dir.path()));
+  chat::ChatService chat(store);
+  f.seed(chat, 2);
+  faultvfs::control().target = faultvfs::kWal;
+  faultvfs::control().sync_rc = SQLITE_IOERR_FSYNC;
+  expect_unavailable([&] { f.send(chat, "refused", std::string("k")); }, "send");
+  faultvfs::control().clear();
+  EXPECT_EQ(f.send(chat, "next").message.seq, 3);
+  fs::copy_file(dir.path(), dir.path("crash.db"));
+  fs::copy_file(dir.path() + "-wal", dir.path("crash.db") + "-wal");
+  f.expect_all_there(dir.path("crash.db"));  // 1, 2, "next": the refused send is not there
 }
 
 // A fault inside a batch of many concurrent sends: every send is either acknowledged and
