@@ -119,6 +119,15 @@ function storageLines(stderr) {
   return stderr.split('\n').filter((l) => /storage (unavailable|still unavailable|faults|recovered)/.test(l));
 }
 
+// During a fault: /readyz stays 503 across several probes (no flapping), and the log has the
+// outage's first line and no recovery line.
+async function assertStaysDown(S, what) {
+  for (let i = 0; i < 25; i++) { assert.equal(await readyz(S), 503, `${what}: /readyz sample ${i}`); await sleep(100); }
+  const lines = storageLines(S.stderr);
+  assert.equal(lines.filter((l) => /storage unavailable/.test(l)).length, 1, `${what}:\n${lines.join('\n')}`);
+  assert.equal(lines.filter((l) => /storage recovered/.test(l)).length, 0, `${what}: no recovery yet:\n${lines.join('\n')}`);
+}
+
 // A user, a room, a chatroom socket, and a few acknowledged messages.
 async function seed(S, n) {
   const a = await newUser(S, 'sf');
@@ -196,7 +205,7 @@ test('disk full on a 3 MiB tmpfs: 503 unavailable (never 500), /readyz follows, 
       // Reads do not need space: history answers, and holds everything acknowledged.
       assertHistory(await history(api, ctx.roomId), ctx.acked, 'during the fault');
       // The probe finds no room either: /readyz stays 503, no flapping.
-      for (let i = 0; i < 15; i++) { assert.equal(await readyz(S), 503, `/readyz sample ${i}`); await sleep(100); }
+      await assertStaysDown(S, 'disk full');
       assert.equal(await metric(S, 'parley_storage_healthy'), 0);
       assert.ok((await metric(S, 'parley_storage_faults_total')) >= 3);
 
@@ -247,10 +256,8 @@ test('a filesystem that turns read-only under the server: 503 unavailable, /read
       await assertRefusesWrites(S, ctx, 'ro');
       const readyIn = await within(5000, '/readyz 503', async () => (await readyz(S)) === 503);
       console.log(`# read-only: /readyz 503 ${readyIn} ms after the refused writes`);
-      for (let i = 0; i < 10; i++) { assert.equal(await readyz(S), 503); await sleep(100); }
+      await assertStaysDown(S, 'read-only');
       assertHistory(await history(ctx.a.api, ctx.roomId), ctx.acked, 'read-only, reads');
-      const lines = storageLines(S.stderr);
-      assert.equal(lines.filter((l) => /storage unavailable/.test(l)).length, 1, lines.join('\n'));
       await ctx.ws.close();
       assert.deepEqual(await S.stop(), { code: 0, signal: null });
       S = undefined;
@@ -304,6 +311,7 @@ test('the database locked by another process (sqlite3 BEGIN EXCLUSIVE): 503 afte
       console.log(`# locked: send refused after ${waited} ms; /readyz 503 ${readyIn} ms later`);
       await assertRefusesWrites(S, ctx, 'lock');
       assertHistory(await history(ctx.a.api, ctx.roomId), ctx.acked, 'locked, reads');
+      await assertStaysDown(S, 'locked');
       cli.stdin.write('COMMIT;\n.quit\n');
       await new Promise((r) => cli.on('exit', r));
       cli = undefined;
@@ -337,6 +345,7 @@ test('the database file moved away while open: 503 unavailable (nothing committe
       await within(5000, '/readyz 503', async () => (await readyz(S)) === 503);
       assertHistory(await history(ctx.a.api, ctx.roomId), ctx.acked, 'moved, reads');
       assert.ok(!existsSync(dbPath), 'no new database was created at the path');
+      await assertStaysDown(S, 'moved');
       renameSync(`${dbPath}.moved`, dbPath);
       const back = await within(5000, '/readyz 200 once the file is back', async () => (await readyz(S)) === 200);
       console.log(`# moved back: /readyz 200 after ${back} ms`);

@@ -71,22 +71,11 @@ CREATE TABLE read_moves(
   at INTEGER NOT NULL,
   PRIMARY KEY(room_id, user_id, up_to_seq)) WITHOUT ROWID;
 )sql",
-    // 2: one row the writer rewrites while writes fail, to notice when they work again
-    // (docs/decisions.md "Storage faults").
-    R"sql(
-CREATE TABLE storage_probe(
-  id INTEGER PRIMARY KEY CHECK(id = 1),
-  at INTEGER NOT NULL,
-  pad BLOB NOT NULL);
-)sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
-// The probe writes about as many pages as a batch of sends: a probe that commits means
-// real writes can too (a one-page write could fit in WAL space a failed commit left behind).
-constexpr int kProbeBytes = 16384;
-// After a disk full, the probe's commit alone proves little: it can fit in the WAL space a
-// failed commit left behind. Healthy again also needs this much free on the filesystem.
+// After a disk full, the probe's commit alone proves little: its one page can fit in the WAL
+// space a failed commit left behind. Healthy again also needs this much free on the filesystem.
 constexpr unsigned long long kMinFreeBytesAfterFull = 1024 * 1024;
 
 // Failures outside the client's control: the disk, the file, another process. Everything
@@ -692,7 +681,10 @@ struct SqliteStore::Impl {
 
   // A small real write, committed (and synced like any commit): the one way to learn that a
   // full disk has room again, a read-only file is writable, a lock was released, a moved file
-  // is back. Waits for a lock only briefly, so that queued client writes are not held up.
+  // is back. A row added to schema_version and removed again in the same transaction dirties
+  // its page — one WAL frame and an fsync — and changes nothing (rewriting a row unchanged
+  // would not do: SQLite skips a write that changes no byte). No schema of its own. Waits for
+  // a lock only briefly, so that queued client writes are not held up.
   void probe() {
     Conn& c = *writer_conn;
     last_probe = std::chrono::steady_clock::now();
@@ -700,10 +692,8 @@ struct SqliteStore::Impl {
     sqlite3_busy_timeout(c.raw(), std::min(opts.busy_timeout_ms, 100));
     try {
       c.exec("BEGIN IMMEDIATE");
-      c.prepare("INSERT OR REPLACE INTO storage_probe(id, at, pad) VALUES(1, ?, zeroblob(?))")
-          .bind(1, now_ms())
-          .bind(2, kProbeBytes)
-          .exec();
+      c.exec("INSERT INTO schema_version(version) VALUES(-1)");
+      c.exec("DELETE FROM schema_version WHERE rowid=last_insert_rowid()");
       if (!memory) c.check_not_moved();
       c.exec("COMMIT");
       if (space_short && !memory) {

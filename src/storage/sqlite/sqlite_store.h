@@ -35,9 +35,10 @@ struct SqliteOptions {
 // its own SAVEPOINT; callers return only after that COMMIT. Reads use their own connections.
 // Storage faults (SQLITE_FULL, READONLY, BUSY, IOERR, CANTOPEN, CORRUPT…, and the database
 // file moved or deleted) throw Error(Unavailable); healthy() is false from a failed write
-// until the writer's probe commits: a 16 KiB write, tried every probe_interval while
-// unhealthy (and at once after a client write commits), so health comes back without client
-// writes and does not flap on small writes that fit in a nearly full disk.
+// until the writer's probe commits (a real one-page write, tried every probe_interval while
+// unhealthy and at once after a client write commits; after a disk full it also wants 1 MiB
+// free), so health comes back without client writes and does not flap on small writes that
+// fit in what a failed commit left in the WAL.
 class SqliteStore final : public chat::Store {
  public:
   explicit SqliteStore(SqliteOptions opts);  // opens, migrates; throws std::runtime_error
