@@ -1,6 +1,7 @@
 #include "storage/sqlite/sqlite_store.h"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include <atomic>
@@ -207,8 +208,10 @@ class Stmt {
 // (every statement is a string literal).
 class Conn {
  public:
-  Conn(const std::string& path, bool synchronous_full, int busy_timeout_ms, const std::string& vfs) {
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+  // create: only the writer, at start-up, may create the file (a reader opened later while the
+  // file is missing must fail, not start an empty database).
+  Conn(const std::string& path, bool synchronous_full, int busy_timeout_ms, const std::string& vfs, bool create) {
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
     int rc = sqlite3_open_v2(path.c_str(), &db_, flags, vfs.empty() ? nullptr : vfs.c_str());
     if (rc != SQLITE_OK) {
       std::string what = "cannot open SQLite database " + path;
@@ -218,6 +221,11 @@ class Conn {
       fail_rc(rc, what);
     }
     try {
+      // Only the writer checkpoints and removes the WAL when it closes (last, at shutdown). A
+      // reader that believes itself the last connection of its file — one opened on a file
+      // put in place of the store's — would otherwise checkpoint the store's WAL into that
+      // file and delete it, and the committed transactions in it with it.
+      if (!create) sqlite3_db_config(db_, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
       sqlite3_extended_result_codes(db_, 1);
       sqlite3_busy_timeout(db_, busy_timeout_ms);
       exec("PRAGMA foreign_keys=ON");
@@ -585,8 +593,17 @@ struct SqliteStore::Impl {
     }
   }
 
-  std::unique_ptr<Conn> open_conn() const {
-    return std::make_unique<Conn>(opts.path, opts.synchronous_full, opts.busy_timeout_ms, opts.vfs);
+  std::unique_ptr<Conn> open_conn(bool create = false) const {
+    return std::make_unique<Conn>(opts.path, opts.synchronous_full, opts.busy_timeout_ms, opts.vfs, create);
+  }
+
+  // The database file the writer opened at start-up: a reader opened later must open the same
+  // one (not a file moved or copied into its place since).
+  std::optional<std::pair<dev_t, ino_t>> identity;
+  static std::optional<std::pair<dev_t, ino_t>> file_identity(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+    return std::make_pair(st.st_dev, st.st_ino);
   }
 
   void run_writer() {
@@ -734,7 +751,11 @@ struct SqliteStore::Impl {
     ++opened_readers;
     lk.unlock();
     try {
+      // Only the file the writer has open: not one moved or copied into its place since.
+      auto same_file = [&] { return !identity || file_identity(opts.path) == identity; };
+      if (!same_file()) throw StorageFault(SQLITE_READONLY_DBMOVED, "the database file is not the one opened at start");
       auto c = open_conn();
+      if (!same_file()) throw StorageFault(SQLITE_READONLY_DBMOVED, "the database file is not the one opened at start");
       c->count_full_scans(&full_scans);
       return c;
     } catch (...) {
@@ -752,7 +773,8 @@ struct SqliteStore::Impl {
 };
 
 SqliteStore::SqliteStore(SqliteOptions opts) : impl_(std::make_unique<Impl>(std::move(opts))) {
-  impl_->writer_conn = impl_->open_conn();
+  impl_->writer_conn = impl_->open_conn(/*create=*/true);
+  if (!impl_->memory) impl_->identity = Impl::file_identity(impl_->opts.path);
   impl_->migrate();
   impl_->writer_conn->count_full_scans(&impl_->full_scans);
   impl_->writer = std::thread([this] { impl_->run_writer(); });

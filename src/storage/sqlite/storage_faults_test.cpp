@@ -391,6 +391,33 @@ TEST(StorageFaults, AMovedDatabaseFileRefusesWritesUntilItIsBack) {
   f.expect_all_there(dir.path());
 }
 
+// Readers are opened on demand: one opened while the file is away must not create an empty
+// database at the path (and then answer from it), nor open a file put in its place.
+TEST(StorageFaults, AReaderOpenedWhileTheFileIsAwayNeverCreatesOrOpensAnotherDatabase) {
+  FaultGuard guard;
+  TempDir dir;
+  Fixture f;
+  {
+    storage::SqliteStore store(faulty_options(dir.path()));
+    chat::ChatService chat(store);
+    f.seed(chat, 3);  // writes only: no reader is open yet
+    fs::rename(dir.path(), dir.path("moved.db"));
+    expect_unavailable([&] { chat.history(f.user, f.room, {}, {}, 50); }, "history while moved");
+    EXPECT_FALSE(fs::exists(dir.path())) << "a reader created a database at the path";
+    // Another file in its place (a copy: same bytes, another inode) is not the store's file.
+    fs::copy_file(dir.path("moved.db"), dir.path("copy.db"));
+    fs::rename(dir.path("copy.db"), dir.path());
+    expect_unavailable([&] { chat.history(f.user, f.room, {}, {}, 50); }, "history from a replacement");
+    expect_unavailable([&] { f.send(chat, "into the replacement"); }, "send into a replacement");
+    fs::rename(dir.path("moved.db"), dir.path());  // the store's own file is back
+    EXPECT_EQ(chat.history(f.user, f.room, {}, {}, 50).messages.size(), 3u);
+    wait_health(store, true);
+    EXPECT_TRUE(store.healthy());
+    f.send(chat, "after");
+  }
+  f.expect_all_there(dir.path());
+}
+
 TEST(StorageFaults, ADeletedDatabaseFileNeverAcknowledgesAWrite) {
   FaultGuard guard;
   TempDir dir;
