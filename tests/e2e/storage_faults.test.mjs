@@ -141,6 +141,9 @@ async function seed(S, n) {
     acked.push({ id: r.body.id, seq: r.body.seq, content });
   }
   const ws = await open(S.url, `/api/ws?token=${a.token}&room_id=${room.body.id}`);
+  // Replies wait for the socket's catch-up read: a pong means it is done, before any fault.
+  ws.send({ type: 'ping', data: { timestamp: 1 } });
+  await ws.next('pong');
   return { a, roomId: room.body.id, acked, ws };
 }
 
