@@ -15,7 +15,6 @@ void StorageHealth::write_ok(Clock::time_point now) {
   if (healthy()) return;  // the hot path: one atomic load
   std::lock_guard g(mu_);
   if (healthy_.load()) return;
-  healthy_.store(true, std::memory_order_release);
   if (!logged_up_ || now - last_up_line_ >= interval_) {
     spdlog::info("storage recovered: writes succeed again after {:.1f} s; {} operations were refused meanwhile",
                  seconds(now - down_since_), in_outage_);
@@ -26,7 +25,9 @@ void StorageHealth::write_ok(Clock::time_point now) {
     unreported_ = true;  // flapping: the next summary tells
   }
   in_outage_ = 0;
+  // The hook (metrics) first: whoever sees healthy() true sees the gauge say so too.
   if (hooks_.on_change) hooks_.on_change(true);
+  healthy_.store(true, std::memory_order_release);
 }
 
 void StorageHealth::fault(std::size_t n, const std::string& detail, bool writes_failing, Clock::time_point now) {
@@ -37,9 +38,9 @@ void StorageHealth::fault(std::size_t n, const std::string& detail, bool writes_
   bool was_healthy = healthy_.load();
   if (!was_healthy || writes_failing) in_outage_ += n;
   if (writes_failing && was_healthy) {
-    healthy_.store(false, std::memory_order_release);
     down_since_ = now;
     if (hooks_.on_change) hooks_.on_change(false);
+    healthy_.store(false, std::memory_order_release);
     if (!logged_down_ || now - last_down_line_ >= interval_) {
       spdlog::error("storage unavailable: {}; {} operations refused; answering 503 until a write succeeds "
                     "(next report in {:.0f} s at most)",
