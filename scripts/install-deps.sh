@@ -9,7 +9,8 @@ PKGS=(
   libspdlog-dev libfmt-dev libcli11-dev
 )
 if [[ "${1:-}" == "--test" ]]; then
-  PKGS+=(libgtest-dev libgmock-dev libbenchmark-dev curl procps nginx)
+  # e2fsprogs: tests/e2e/storage_faults.test.mjs builds an ext4 image to turn read-only.
+  PKGS+=(libgtest-dev libgmock-dev libbenchmark-dev curl procps nginx e2fsprogs)
   # Node and npm: any installed build will do (some machines carry a nodejs that bundles npm
   # and conflicts with Debian's npm package); Debian's otherwise.
   command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
