@@ -9,9 +9,10 @@ PKGS=(
   libspdlog-dev libfmt-dev libcli11-dev
 )
 if [[ "${1:-}" == "--test" ]]; then
+  # e2fsprogs: tests/e2e/storage_faults.test.mjs builds an ext4 image to turn read-only.
   # postgresql-15: the tests start a throwaway server of their own (scripts/with-postgres.sh);
   # the package's system service is not used.
-  PKGS+=(libgtest-dev libgmock-dev libbenchmark-dev curl procps nginx postgresql-15)
+  PKGS+=(libgtest-dev libgmock-dev libbenchmark-dev curl procps nginx e2fsprogs postgresql-15)
   # Node and npm: any installed build will do (some machines carry a nodejs that bundles npm
   # and conflicts with Debian's npm package); Debian's otherwise.
   command -v node >/dev/null 2>&1 || PKGS+=(nodejs)

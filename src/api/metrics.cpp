@@ -48,6 +48,11 @@ void Metrics::add(const std::string& series, double delta) {
   series_[series] += delta;
 }
 
+void Metrics::set(const std::string& series, double value) {
+  std::lock_guard g(mu_);
+  series_[series] = value;
+}
+
 std::string Metrics::render() const {
   std::ostringstream o;
   std::lock_guard g(mu_);

@@ -28,6 +28,7 @@ class Metrics {
   // must stay bounded.
   void declare(const std::string& family, const std::string& type, const std::string& help);
   void add(const std::string& series, double delta);
+  void set(const std::string& series, double value);  // gauges
   std::string render() const;
 
  private:

@@ -7,6 +7,8 @@
 
 #include <atomic>
 #include <barrier>
+#include <chrono>
+#include <functional>
 #include <map>
 #include <set>
 #include <thread>
@@ -262,6 +264,15 @@ class PostgresStoreTest : public ::testing::Test {
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
         "WHERE datname = current_database() AND pid <> pg_backend_pid()");
   }
+  // Whether pred() holds within 5 s (the prober checks every second).
+  static bool within_5s(const std::function<bool()>& pred) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!pred()) {
+      if (std::chrono::steady_clock::now() > until) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return true;
+  }
   std::unique_ptr<TestDatabase> db;
 };
 
@@ -354,12 +365,24 @@ TEST_F(PostgresStoreTest, AnUnreachableDatabaseIsUnavailableUntilItComesBack) {
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::Unavailable);
   }
-  EXPECT_FALSE(store->healthy());
+  EXPECT_FALSE(store->healthy());  // at once: a write was refused
   EXPECT_EQ(pg(*store).open_connections(), 0u);
-  // Back: the store connects again by itself.
+  // Back: the prober finds it and the store connects again by itself, with no client write.
   storage::testing::postgres_admin_exec("ALTER DATABASE " + db->name() + " ALLOW_CONNECTIONS true");
-  EXPECT_TRUE(store->healthy());
+  EXPECT_TRUE(within_5s([&] { return store->healthy(); }));
   EXPECT_EQ(chat.send(a, room, "two", {}).message.seq, 2);
+}
+
+// With no traffic at all, the prober notices the server going away and coming back.
+TEST_F(PostgresStoreTest, AnIdleStoreNoticesTheServerGoingAndComing) {
+  auto store = db->open();
+  ASSERT_TRUE(store->healthy());
+  storage::testing::postgres_admin_exec("ALTER DATABASE " + db->name() + " ALLOW_CONNECTIONS false");
+  storage::testing::postgres_admin_exec(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + db->name() + "'");
+  EXPECT_TRUE(within_5s([&] { return !store->healthy(); }));
+  storage::testing::postgres_admin_exec("ALTER DATABASE " + db->name() + " ALLOW_CONNECTIONS true");
+  EXPECT_TRUE(within_5s([&] { return store->healthy(); }));
 }
 
 // A statement error that is not the server's absence is a bug: it stays a plain failure
@@ -404,11 +427,12 @@ TEST_F(PostgresStoreTest, WritesFailingForTheServersReasonsMakeItUnreadyUntilAWr
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::Unavailable);
   }
-  EXPECT_FALSE(store->healthy());
-  EXPECT_FALSE(store->healthy());  // the probe write fails too
+  EXPECT_FALSE(store->healthy());  // at once
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_FALSE(store->healthy());  // the prober's probe write fails too
   EXPECT_EQ(chat.get_room(a, room).room.last_seq, 0);  // reads still work
   db->exec("DROP TRIGGER disk_full ON messages");
   db->exec("DROP TRIGGER disk_full ON database_identity");
-  EXPECT_TRUE(store->healthy());  // the probe committed
+  EXPECT_TRUE(within_5s([&] { return store->healthy(); }));  // the probe committed, no client write
   EXPECT_EQ(chat.send(a, room, "y", {}).message.seq, 1);
 }

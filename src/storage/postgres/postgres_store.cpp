@@ -21,6 +21,7 @@
 
 #include "common/error.h"
 #include "common/utf8.h"
+#include "storage/storage_health.h"
 
 namespace parley::storage {
 namespace {
@@ -630,7 +631,7 @@ void backoff(int attempt) {
 }  // namespace
 
 struct PostgresStore::Impl {
-  PostgresOptions opts;
+  PostgresOptions opts;  // first: health's hooks are taken from it
   std::atomic<std::uint64_t> round_trips{0}, retries{0};
 
   // The pool: at most opts.connections open; a caller waits for one to come back. The
@@ -641,9 +642,65 @@ struct PostgresStore::Impl {
   std::size_t opened = 0;
 
   std::string database_id;  // read once after migrating
-  // The last write failed for the server's reasons (lost, out of space, read-only) and no
-  // write has succeeded since: healthy() then probes with a write of its own.
-  std::atomic<bool> write_faulted{false};
+
+  // Health (/readyz): a flag, false from a write refused by a fault (or a failed probe)
+  // until a write or the prober's probe commits. The prober thread checks every
+  // probe_interval that the server answers and takes writes.
+  explicit Impl(PostgresOptions o)
+      : opts(std::move(o)), health(opts.fault_log_interval, StorageHealth::Hooks{opts.on_health, opts.on_failed}) {}
+  StorageHealth health;
+  std::mutex prober_mu;
+  std::condition_variable prober_cv;
+  bool stopping = false;
+  std::thread prober;
+
+  // An operation refused by a fault: counted and logged; a write's makes the store unhealthy.
+  void fault(const std::string& detail, bool is_write) {
+    health.fault(1, detail, is_write, StorageHealth::Clock::now());
+  }
+
+  // One check: the server answers and is not read-only, and — while unhealthy — a probe
+  // write (an UPDATE of the one database_identity row) commits. Never on a client's thread.
+  void probe() {
+    auto now = StorageHealth::Clock::now();
+    try {
+      auto c = acquire();
+      struct Return {
+        Impl* impl;
+        std::unique_ptr<Conn>* c;
+        ~Return() { impl->release(std::move(*c)); }
+      } ret{this, &c};
+      try {
+        if (!c->query("SELECT current_setting('transaction_read_only') = 'off'").boolean(0, 0))
+          throw PgError("25006", false, "the server is read-only (a standby, or default_transaction_read_only)");
+        if (!health.healthy()) {
+          c->defer("BEGIN");
+          c->defer("UPDATE database_identity SET singleton = 1");
+          c->defer("COMMIT");
+          c->flush();
+          health.write_ok(StorageHealth::Clock::now());
+        }
+      } catch (...) {
+        abandon(*c);
+        throw;
+      }
+    } catch (const PgError& e) {
+      if (e.connection_lost()) drop_idle();
+      if (e.unavailable()) health.fault(0, std::string("probe: ") + e.what(), true, now);
+      else health.fault(0, std::string("probe failed: ") + e.what(), true, now);
+    } catch (const std::exception& e) {
+      health.fault(0, std::string("probe failed: ") + e.what(), true, now);
+    }
+    health.tick(StorageHealth::Clock::now());
+  }
+  void run_prober() {
+    std::unique_lock lk(prober_mu);
+    while (!prober_cv.wait_for(lk, opts.probe_interval, [&] { return stopping; })) {
+      lk.unlock();
+      probe();
+      lk.lock();
+    }
+  }
 
   std::unique_ptr<Conn> acquire() {
     std::unique_lock lk(mu);
@@ -709,6 +766,7 @@ struct PostgresStore::Impl {
       try {
         c = acquire();
       } catch (const PgError& e) {
+        fault(e.what(), is_write);
         throw Error(ErrorKind::Unavailable, "unavailable", std::string("storage unavailable: ") + e.what());
       }
       struct Return {
@@ -725,7 +783,9 @@ struct PostgresStore::Impl {
         c->defer("COMMIT");
         c->flush();
         if (is_write) {
-          write_faulted = false;
+          // A committed write proves the server takes writes (PostgreSQL, unlike SQLite's WAL,
+          // leaves no partly written commit that a small write could fit into).
+          health.write_ok(StorageHealth::Clock::now());
           if (opts.on_commit) opts.on_commit(1);
         }
         return;
@@ -742,7 +802,7 @@ struct PostgresStore::Impl {
           if (e.retryable()) backoff(attempt);
           continue;
         }
-        if (is_write && e.unavailable()) write_faulted = true;
+        if (e.unavailable()) fault(e.what(), is_write);
         if (e.unavailable())
           throw Error(ErrorKind::Unavailable, "unavailable", std::string("storage unavailable: ") + e.what());
         throw std::runtime_error(std::string("postgres: ") + e.what());
@@ -795,13 +855,20 @@ struct PostgresStore::Impl {
   }
 };
 
-PostgresStore::PostgresStore(PostgresOptions opts) : impl_(std::make_unique<Impl>()) {
-  impl_->opts = std::move(opts);
+PostgresStore::PostgresStore(PostgresOptions opts) : impl_(std::make_unique<Impl>(std::move(opts))) {
   impl_->opts.connections = std::max<std::size_t>(1, impl_->opts.connections);
   impl_->migrate();
+  impl_->prober = std::thread([this] { impl_->run_prober(); });
 }
 
-PostgresStore::~PostgresStore() = default;
+PostgresStore::~PostgresStore() {
+  {
+    std::lock_guard g(impl_->prober_mu);
+    impl_->stopping = true;
+  }
+  impl_->prober_cv.notify_all();
+  if (impl_->prober.joinable()) impl_->prober.join();
+}
 
 void PostgresStore::write(const std::function<void(chat::Tx&)>& fn) { impl_->run("BEGIN", true, fn); }
 
@@ -809,33 +876,8 @@ void PostgresStore::read(const std::function<void(chat::Tx&)>& fn) {
   impl_->run("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", false, fn);
 }
 
-// Whether the server answers and takes writes: it is not read-only (a standby, or
-// default_transaction_read_only), and after a write failed for the server's reasons (e.g.
-// out of disk), a probe write commits — so /readyz turns 503 with the first such failure and
-// 200 again once the server takes writes, even while no traffic comes in.
-bool PostgresStore::healthy() {
-  try {
-    auto c = impl_->acquire();
-    bool ok = false;
-    try {
-      ok = c->query("SELECT current_setting('transaction_read_only') = 'off'").boolean(0, 0);
-      if (ok && impl_->write_faulted) {
-        c->defer("BEGIN");
-        c->defer("UPDATE database_identity SET singleton = 1");
-        c->defer("COMMIT");
-        c->flush();
-        impl_->write_faulted = false;
-      }
-    } catch (...) {
-      ok = false;
-      Impl::abandon(*c);
-    }
-    impl_->release(std::move(c));
-    return ok;
-  } catch (...) {
-    return false;
-  }
-}
+// A flag, never a storage call (docs/decisions.md "PostgreSQL").
+bool PostgresStore::healthy() { return impl_->health.healthy(); }
 
 int PostgresStore::schema_version() { return kSchemaVersion; }
 const std::string& PostgresStore::database_id() const { return impl_->database_id; }

@@ -1,6 +1,7 @@
 // storage/postgres: chat::Store on PostgreSQL through libpq, for several instances sharing one
 // database. Depends on chat/ (the interface) and libpq.
 #pragma once
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -16,6 +17,12 @@ struct PostgresOptions {
   std::size_t connections = 16;  // the pool's bound: at most this many server connections
   // Called after each commit with the number of jobs in it (always 1 here; metrics).
   std::function<void(std::size_t)> on_commit;
+  // Health (docs/decisions.md "Storage faults", "PostgreSQL"): how often the prober checks
+  // the server, the interval of the fault summary log line, and the metrics hooks.
+  std::chrono::milliseconds probe_interval{1000};
+  std::chrono::milliseconds fault_log_interval{10000};
+  std::function<void(bool healthy)> on_health;   // each health transition
+  std::function<void(std::size_t n)> on_failed;  // operations refused by a fault
 };
 
 // chat::Store on PostgreSQL. Every write is one READ COMMITTED transaction on a pooled
@@ -27,7 +34,10 @@ struct PostgresOptions {
 // or with COMMIT, so they cost no round trip of their own (docs/decisions.md counts them).
 // Serialization failures, deadlocks and unique violations of a concurrent writer retry the
 // whole transaction, at most kMaxAttempts times; a lost or refused server is
-// Error(ErrorKind::Unavailable) and the next call connects again.
+// Error(ErrorKind::Unavailable) and the next call connects again. healthy() is a flag: false
+// from a write refused by a fault, or a failed check of the prober thread (every
+// probe_interval: the server answers and is not read-only), until a write or the prober's
+// probe write commits.
 class PostgresStore final : public chat::Store {
  public:
   static constexpr int kMaxAttempts = 5;  // tries of one transaction (retryable failures)
@@ -39,7 +49,7 @@ class PostgresStore final : public chat::Store {
 
   void write(const std::function<void(chat::Tx&)>& fn) override;
   void read(const std::function<void(chat::Tx&)>& fn) override;
-  bool healthy() override;
+  bool healthy() override;  // never blocks
   const std::string& database_id() const override;
 
   // The schema version the code migrates to.
