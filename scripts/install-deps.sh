@@ -10,6 +10,8 @@ PKGS=(
 )
 if [[ "${1:-}" == "--test" ]]; then
   PKGS+=(libgtest-dev libgmock-dev libbenchmark-dev curl procps)
+  # The fuzz targets (scripts/fuzz.sh): clang with libFuzzer and the sanitizer runtimes.
+  PKGS+=(clang-14 libclang-rt-14-dev)
   # Node and npm: any installed build will do (some machines carry a nodejs that bundles npm
   # and conflicts with Debian's npm package); Debian's otherwise.
   command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
