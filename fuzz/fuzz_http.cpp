@@ -1,10 +1,11 @@
 // libFuzzer target: the bytes a client sends on one connection, through the same steps as
 // net::HttpServer's session — the header through Beast's parser and the RFC 9112 framing
 // check (net/http_request.h), the body, then RestApi::handle — request after request while
-// the connection stays open. Checks: no crash or sanitizer report; no 5xx (the store never
-// fails here); every body is valid UTF-8 JSON, errors with the contract's shape; and when the
-// framing check passes, Beast's framing agrees with it (a Transfer-Encoding means chunked, and
-// chunked never goes with a Content-Length).
+// the connection stays open; an upgrade request goes to the WebSocket gate (WsGate::admit).
+// Checks: no crash or sanitizer report; no 5xx (the store never fails here); every body is
+// valid UTF-8 JSON, errors with the contract's shape; and when the framing check passes,
+// Beast's framing agrees with it (a Transfer-Encoding means chunked, and chunked never goes
+// with a Content-Length).
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <cstddef>
@@ -69,7 +70,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (ec) return 0;  // 400/413 and the connection is closed
     }
     auto& req = parser.get();
-    if (boost::beast::websocket::is_upgrade(req)) return 0;  // the WebSocket gate, not REST
+    if (boost::beast::websocket::is_upgrade(req)) {  // the WebSocket gate decides, then the socket is not HTTP
+      api::UpgradeRequest ur{std::string(req.target()), std::string(req[http::field::authorization]),
+                             std::string(req[http::field::origin]), std::string(req[http::field::host])};
+      api::Admission adm = w.gate.admit(ur);
+      if (trace) std::fprintf(stderr, "upgrade %s -> %s %d %s\n", ur.target.c_str(), adm.accepted ? "accepted" : "refused",
+                              adm.refusal.status, adm.refusal.body.c_str());
+      if (!adm.accepted) check_response(adm.refusal);
+      return 0;
+    }
     bool keep_alive = req.keep_alive();
     api::Request r = net::to_api_request(req, "203.0.113.7");
     api::Response resp = w.rest.handle(r);

@@ -66,6 +66,16 @@ http = {
     'percent': req('GET', '/api/messages/%ff') + req('GET', '/api/chatrooms/%ed%a0%80/messages?limit=-1'),
     'http10': "GET /healthz HTTP/1.0\r\n\r\n",
 }
+
+
+def upgrade(target, extra=''):
+    return (f"GET {target} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n")
+
+
+http['upgrade-chatroom'] = upgrade('/api/ws?token=$TOKEN_A&room_id=1&after_seq=0')
+http['upgrade-origin'] = upgrade('/ws', 'Authorization: Bearer $TOKEN_B\r\nOrigin: http://evil.example\r\n')
+http['upgrade-forbidden'] = upgrade('/api/ws?token=$TOKEN_A&room_id=2')
 for k, v in http.items():
     write('http', k, v)
 

@@ -1,6 +1,6 @@
 // The server's domain wiring for the fuzz targets, as src/app/main.cpp builds it, on a fresh
 // in-memory store per input (so that a crash file reproduces on its own): ChatService,
-// JwtCodec, RestApi, WsDispatcher, with two users and two rooms to act on:
+// JwtCodec, RestApi, WsGate, WsDispatcher, with two users and two rooms to act on:
 //   user 1 "alice", user 2 "bob", user 3 "carol";
 //   room 1: group by alice with bob; room 2: group by carol alone (alice is not a member).
 // Inputs name live tokens with the placeholders $TOKEN_A / $TOKEN_B / $TOKEN_C, replaced by
@@ -16,6 +16,7 @@
 #include "api/metrics.h"
 #include "api/rate_limiter.h"
 #include "api/rest.h"
+#include "api/ws_gate.h"
 #include "api/ws_service.h"
 #include "auth/jwt.h"
 #include "chat/service.h"
@@ -35,6 +36,7 @@ struct World {
   api::LoadGauge load{256};
   api::RestApi rest{chat, *store, jwt, limiter, metrics, &load};
   api::WsDispatcher ws{chat, metrics, load};
+  api::WsGate gate{chat, jwt, api::WsGateOptions{{}, false, 0, 1000}};
   Id alice = chat.create_user("alice", "not-a-hash").id;
   Id bob = chat.create_user("bob", "not-a-hash").id;
   Id carol = chat.create_user("carol", "not-a-hash").id;
