@@ -54,7 +54,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto& msg = parser.get();
     bool te = msg.find(http::field::transfer_encoding) != msg.end();
     bool cl = msg.find(http::field::content_length) != msg.end();
-    if (te && !parser.chunked()) fuzz::fail("Transfer-Encoding accepted, but Beast does not read chunked", in.substr(0, parsed));
+    if (te && !parser.chunked())
+      fuzz::fail("Transfer-Encoding accepted, but Beast does not read chunked", in.substr(0, parsed));
     if (parser.chunked() && cl) fuzz::fail("chunked together with Content-Length", in.substr(0, parsed));
     if (cl && !parser.content_length()) fuzz::fail("Content-Length accepted, but Beast has none", in.substr(0, parsed));
     in.remove_prefix(parsed);
@@ -74,15 +75,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       api::UpgradeRequest ur{std::string(req.target()), std::string(req[http::field::authorization]),
                              std::string(req[http::field::origin]), std::string(req[http::field::host])};
       api::Admission adm = w.gate.admit(ur);
-      if (trace) std::fprintf(stderr, "upgrade %s -> %s %d %s\n", ur.target.c_str(), adm.accepted ? "accepted" : "refused",
-                              adm.refusal.status, adm.refusal.body.c_str());
+      if (trace)
+        std::fprintf(stderr, "upgrade %s -> %s %d %s\n", ur.target.c_str(), adm.accepted ? "accepted" : "refused",
+                     adm.refusal.status, adm.refusal.body.c_str());
       if (!adm.accepted) check_response(adm.refusal);
       return 0;
     }
     bool keep_alive = req.keep_alive();
     api::Request r = net::to_api_request(req, "203.0.113.7");
     api::Response resp = w.rest.handle(r);
-    if (trace) std::fprintf(stderr, "%s %s -> %d %s\n", r.method.c_str(), r.target.c_str(), resp.status, resp.body.c_str());
+    if (trace)
+      std::fprintf(stderr, "%s %s -> %d %s\n", r.method.c_str(), r.target.c_str(), resp.status, resp.body.c_str());
     check_response(resp);
     if (!keep_alive) return 0;
   }

@@ -34,9 +34,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::uint8_t mode = data[0];
   api::WsIdentity who;
   switch (mode % 3) {
-    case 0: who = {w.alice, 0, "sidebar-1"}; break;
-    case 1: who = {w.alice, w.room, "chatroom-1"}; break;
-    default: who = {w.bob, w.room, "chatroom-2"}; break;
+    case 0:
+      who = {w.alice, 0, "sidebar-1"};
+      break;
+    case 1:
+      who = {w.alice, w.room, "chatroom-1"};
+      break;
+    default:
+      who = {w.bob, w.room, "chatroom-2"};
+      break;
   }
   bool limited = (mode & 0x80) != 0;
   std::string_view in(reinterpret_cast<const char*>(data) + 1, size - 1);

@@ -35,7 +35,8 @@ TEST(FeedHead, NeedsTheWholeHeaderAndLeavesTheBodyUnread) {
 }
 
 TEST(FeedHead, AmbiguousFramingIsRefusedByTheCheckAfterTheHeader) {
-  std::string req = "POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\nGET / HTTP/1.1\r\n\r\n";
+  std::string req =
+      "POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\nGET / HTTP/1.1\r\n\r\n";
   net::RequestParser p;
   std::size_t parsed = 0;
   auto step = feed(p, req, parsed);
@@ -72,7 +73,8 @@ TEST(FeedHead, ParserErrorsAreRefusalsWithTheirCode) {
 }
 
 TEST(FeedHead, ToApiRequestCarriesMethodTargetAuthorizationAndBody) {
-  std::string req = "POST /api/chatrooms/1/messages?x=1 HTTP/1.1\r\nAuthorization: Bearer t\r\nContent-Length: 2\r\n\r\n{}";
+  std::string req =
+      "POST /api/chatrooms/1/messages?x=1 HTTP/1.1\r\nAuthorization: Bearer t\r\nContent-Length: 2\r\n\r\n{}";
   net::RequestParser p;
   std::size_t parsed = 0;
   ASSERT_EQ(feed(p, req, parsed).status, net::HeadStep::done);

@@ -252,14 +252,16 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
           break;
         }
         auto [hec, hn] = co_await stream.async_read_some(buffer.prepare(4096), tuple_awaitable);
-        if (hec == asio::error::eof) hec = parser.got_some() ? http::error::partial_message : http::error::end_of_stream;
+        if (hec == asio::error::eof)
+          hec = parser.got_some() ? http::error::partial_message : http::error::end_of_stream;
         if (hec) {
           rec = hec;
           break;
         }
         buffer.commit(hn);
       }
-      if (!rec && framing_error.empty()) std::tie(rec, std::ignore) = co_await http::async_read(stream, buffer, parser, tuple_awaitable);
+      if (!rec && framing_error.empty())
+        std::tie(rec, std::ignore) = co_await http::async_read(stream, buffer, parser, tuple_awaitable);
       if (rec == http::error::end_of_stream || rec == beast::error::timeout || rec == asio::error::operation_aborted ||
           rec == asio::error::connection_reset || rec == asio::error::eof)
         break;
