@@ -13,6 +13,8 @@ if [[ "${1:-}" == "--test" ]]; then
   # postgresql-15: the tests start a throwaway server of their own (scripts/with-postgres.sh);
   # the package's system service is not used.
   PKGS+=(libgtest-dev libgmock-dev libbenchmark-dev curl procps nginx e2fsprogs postgresql-15)
+  # The fuzz targets (scripts/fuzz.sh): clang with libFuzzer and the sanitizer runtimes.
+  PKGS+=(clang-14 libclang-rt-14-dev)
   # Node and npm: any installed build will do (some machines carry a nodejs that bundles npm
   # and conflicts with Debian's npm package); Debian's otherwise.
   command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
