@@ -227,14 +227,17 @@ TEST(ServiceEvents, ARefusedWriteRollsBackAndPublishesNothing) {
 }
 
 TEST_P(ServiceTest, ContentAndNamesKeepEveryByteOfTheirUtf8) {
-  const std::string name("caf\xc3\xa9 \0 room", 12);
-  const std::string content("a\0b \xf0\x9f\x92\xac \\x00 '\"", 18);
+  using namespace std::string_literals;  // ""s keeps the embedded U+0000
+  const std::string name = "caf\xc3\xa9 \0 room"s;
+  const std::string content = "a\0b \xf0\x9f\x92\xac \\x00 '\""s;
+  ASSERT_EQ(name.size(), 12u);
+  ASSERT_EQ(content.size(), 16u);
   Id r = chat->create_group(alice, name, {bob}).room.id;
   EXPECT_EQ(chat->get_room(bob, r).room.name, name);
   auto m = chat->send(alice, r, content, {}).message;
   EXPECT_EQ(chat->get_message(bob, m.id).content, content);
   EXPECT_EQ(chat->history(bob, r, {}, {}, 5).messages.at(0).content, content);
-  EXPECT_TRUE(chat->search_users(std::string("al\0", 3), 10).empty());
+  EXPECT_TRUE(chat->search_users("al\0"s, 10).empty());
   EXPECT_TRUE(chat->search_users("\xff\xfe", 10).empty());
   EXPECT_EQ(chat->search_users("al", 10).size(), 1u);
 }
