@@ -6,10 +6,12 @@ PKGS=(
   build-essential cmake ninja-build ccache pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libsqlite3-dev sqlite3 libsodium-dev libssl-dev libjwt-dev
-  libspdlog-dev libfmt-dev libcli11-dev
+  libspdlog-dev libfmt-dev libcli11-dev libhiredis-dev
 )
 if [[ "${1:-}" == "--test" ]]; then
-  PKGS+=(libgtest-dev libgmock-dev libbenchmark-dev curl procps)
+  # redis-server: the e2e tests of --bus redis:// run their own on a free port (a system
+  # service the package may start is not used).
+  PKGS+=(libgtest-dev libgmock-dev libbenchmark-dev curl procps redis-server)
   # Node and npm: any installed build will do (some machines carry a nodejs that bundles npm
   # and conflicts with Debian's npm package); Debian's otherwise.
   command -v node >/dev/null 2>&1 || PKGS+=(nodejs)

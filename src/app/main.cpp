@@ -25,6 +25,7 @@
 #include "app/config.h"
 #include "auth/jwt.h"
 #include "bus/bus.h"
+#include "bus/open_bus.h"
 #include "chat/service.h"
 #include "net/http_server.h"
 #include "net/hub.h"
@@ -85,7 +86,13 @@ int serve(const app::Config& cfg) {
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
 
-  if (!cfg.bus_url.empty()) throw StartupError("--bus redis:// is not supported by this build yet");
+  std::unique_ptr<bus::Bus> bus_ptr;
+  try {
+    bus_ptr = bus::open_bus(cfg.bus_url);
+  } catch (const std::invalid_argument& e) {
+    throw StartupError(e.what());
+  }
+  bus::Bus& bus = *bus_ptr;
   std::string db_path = storage::sqlite_path(cfg.db_url);
   if (!db_path.empty()) {
     auto parent = fs::path(db_path).parent_path();
@@ -110,7 +117,6 @@ int serve(const app::Config& cfg) {
   // Committed events: chat → bus → hub (per-room order, badges, rendering) → sockets.
   net::HubOptions hub_opts;
   api::LoadGauge load(kFanoutBehindWatermark);
-  bus::LocalBus bus;
   chat::ChatService chat(*store, &bus);
   // Tokens name this database (a key kept across a replaced database opens nothing) and
   // carry the user's token version; one cache of versions serves REST and WebSockets.
@@ -141,6 +147,26 @@ int serve(const app::Config& cfg) {
     known.on_event(*e);
     hub.on_event(e);
   });
+  // A bus that can lose events (Redis): while it is away every token is checked in storage;
+  // once it is back the version cache starts afresh and every connected user's state is read
+  // again (badges, rooms left, revocations, messages behind storage); a user whose
+  // subscription has just come into place is read again too (events of the moment between
+  // their registration and the subscription).
+  bus.on_link([&hub, &known](bus::Bus::Link link, Id user) {
+    switch (link) {
+      case bus::Bus::Link::Lost:
+        known.distrust();
+        break;
+      case bus::Bus::Link::Restored:
+        known.trust();
+        hub.resync();
+        break;
+      case bus::Bus::Link::Watching:
+        hub.resync(user);
+        break;
+    }
+  });
+  rest.add_readiness_check([&bus] { return bus.problem(); });
   net::WsDeps ws{hub, ws_service, pool, metrics, wso};
   metrics.declare("parley_ws_connections", "gauge", "Open WebSocket connections by endpoint.");
   metrics.declare("parley_ws_events_dropped_total", "counter", "Queued events dropped when a connection was cut.");
@@ -184,15 +210,17 @@ int serve(const app::Config& cfg) {
   server.start();
   std::printf("parley: listening on http://%s\n", bound.c_str());
   std::fflush(stdout);
-  spdlog::info("listening on http://{} db={} io_threads={} storage_threads={}", bound, cfg.db_url, io_threads,
-               cfg.storage_threads);
+  spdlog::info("listening on http://{} db={} bus={} io_threads={} storage_threads={}", bound, cfg.db_url,
+               cfg.bus_url.empty() ? "local" : cfg.bus_url, io_threads, cfg.storage_threads);
 
+  bus.start();
   std::vector<std::thread> threads;
   for (int i = 1; i < io_threads; ++i) threads.emplace_back([&] { ioc.run(); });
   ioc.run();
   for (auto& t : threads) t.join();
   hub.shutdown();
   pool.join();
+  bus.stop();  // sends what the last writes published (at most 2 s), then ends its threads
   // Connections still open after the deadline: cut them and let their coroutines unwind
   // now, while everything they refer to is still alive.
   if (server.open_connections() > 0) {
