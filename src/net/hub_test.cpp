@@ -240,3 +240,43 @@ TEST_F(HubTest, ARevocationClosesTheUsersOlderSocketsOn1008AndNoOneElses) {
   EXPECT_TRUE(fresh->kick_codes().empty());
   EXPECT_TRUE(bob_sidebar->kick_codes().empty());
 }
+
+TEST_F(HubTest, AResyncRepairsWhatLostEventsLeftWrong) {
+  // As after a bus outage: nothing below reaches the hub as an event.
+  Id other = chat.create_group(alice, "o", {bob}).room.id;
+  auto b = sidebar(bob, "b1");
+  auto br = std::make_shared<FakeConn>("b2");
+  hub->add(bob, room, br);
+  hub->anchor(room, 0);
+  auto bo = std::make_shared<FakeConn>("b3");
+  hub->add(bob, other, bo);
+  hub->anchor(other, 0);
+  auto a = std::make_shared<FakeConn>("a1");
+  a->version = 0;
+  hub->add(alice, 0, a);
+  ASSERT_TRUE(until([&] { return a->snapshot_count() > 0; }));
+  for (int i = 0; i < 3; ++i) chat.send(alice, room, "lost " + std::to_string(i), {});
+  chat.send(alice, other, "lost in other", {});
+  chat.remove_member(bob, other, bob);
+  chat.revoke_tokens(alice);
+  settle();
+  ASSERT_TRUE(b->seqs().empty());
+
+  hub->resync();
+  ASSERT_TRUE(until([&] { return b->seqs().size() >= 3 && br->seqs().size() >= 3 && !a->kick_codes().empty(); }));
+  settle();
+  EXPECT_EQ(br->seqs(), (std::vector<std::int64_t>{1, 2, 3}));  // filled from storage, in order
+  EXPECT_EQ(b->seqs(), (std::vector<std::int64_t>{1, 2, 3}));   // not the left room's message
+  auto badges = b->of("unread_count_update");
+  ASSERT_FALSE(badges.empty());
+  EXPECT_EQ(badges.back().at("room_id").as_string(), format_id(room));
+  EXPECT_EQ(badges.back().at("unread_count").as_int64(), 3);
+  EXPECT_EQ(badges.back().at("total_unread").as_int64(), 3);  // the left room no longer counts
+  EXPECT_EQ(bo->reasons(), std::vector<std::string>{"not a member"});
+  EXPECT_TRUE(br->kick_codes().empty());
+  EXPECT_EQ(a->reasons(), std::vector<std::string>{"token revoked"});
+  // The events turn up after all: nothing twice.
+  hub->resync(bob);
+  settle();
+  EXPECT_EQ(br->seqs().size(), 3u);
+}
