@@ -11,7 +11,7 @@ PKGS=(
 if [[ "${1:-}" == "--test" ]]; then
   # redis-server: the e2e tests of --bus redis:// run their own on a free port (a system
   # service the package may start is not used).
-  PKGS+=(libgtest-dev libgmock-dev libbenchmark-dev curl procps redis-server)
+  PKGS+=(libgtest-dev libgmock-dev libbenchmark-dev curl procps nginx redis-server)
   # Node and npm: any installed build will do (some machines carry a nodejs that bundles npm
   # and conflicts with Debian's npm package); Debian's otherwise.
   command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
@@ -24,6 +24,14 @@ done
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Servers the tests start themselves (nginx, …) must not be started as system services by
+  # their packages: a policy-rc.d that refuses service starts, for the install only.
+  policy=/usr/sbin/policy-rc.d
+  made_policy=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made_policy=1
+  fi
+  trap 'if ((made_policy)); then rm -f "$policy"; fi' EXIT
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

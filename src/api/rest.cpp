@@ -60,6 +60,13 @@ std::string method_label(std::string_view method) {
   return "OTHER";
 }
 
+// 429 rate_limited with Retry-After: the whole seconds (>= 1) until a retry can pass.
+Response rate_limited(std::string_view message, int wait_seconds) {
+  Response r = error_response(429, "rate_limited", message);
+  r.headers.emplace_back("Retry-After", std::to_string(wait_seconds));
+  return r;
+}
+
 Response json_response(int status, const json::value& v) {
   Response r;
   r.status = status;
@@ -188,9 +195,7 @@ struct RestApi::Impl {
     // Requests without a valid token are metered per IP before they are refused.
     if (route.pattern.rfind("/api/", 0) == 0) {
       if (int wait = limiter.acquire(limiter_key)) {
-        Response r = error_response(429, "rate_limited", "too many requests");
-        r.headers.emplace_back("Retry-After", std::to_string(wait));
-        return r;
+        return rate_limited("too many requests", wait);
       }
     }
     if (route.handler.auth && c.user == 0)
@@ -292,9 +297,7 @@ struct RestApi::Impl {
     std::transform(key.begin(), key.end(), key.begin(), [](unsigned char ch) { return std::tolower(ch); });
     if (login_guard) {
       if (int wait = login_guard->check(key, c.req.remote_ip)) {
-        Response r = error_response(429, "rate_limited", "too many failed logins; retry later");
-        r.headers.emplace_back("Retry-After", std::to_string(wait));
-        return r;
+        return rate_limited("too many failed logins; retry later", wait);
       }
     }
     auto found = chat.user_auth(username);
@@ -321,9 +324,7 @@ struct RestApi::Impl {
     auto me = chat.caller_auth(c.user);
     if (login_guard) {
       if (int wait = login_guard->check(me.user.username, c.req.remote_ip)) {
-        Response r = error_response(429, "rate_limited", "too many failed password checks; retry later");
-        r.headers.emplace_back("Retry-After", std::to_string(wait));
-        return r;
+        return rate_limited("too many failed password checks; retry later", wait);
       }
     }
     if (!auth::verify_password(me.password_hash, old_password)) {
