@@ -113,6 +113,7 @@ struct RedisBus::Impl {
   std::unordered_map<Id, int> watched;  // user → connections' interest count
   bool stopping = false;
   bool started = false;
+  bool check_pub = false;  // the subscriber lost its link: the publisher checks its own now
   bool sub_ok = false, pub_ok = false;
   std::string sub_problem = "not connected to Redis yet", pub_problem = "not connected to Redis yet";
   std::mt19937_64 rng;
@@ -229,7 +230,9 @@ struct RedisBus::Impl {
         std::unique_lock lk(mu);
         if (stopping && flush_until == Clock::time_point::max()) flush_until = Clock::now() + 2s;
         if (c) {
-          pub_cv.wait_until(lk, last_ping + opts.ping_interval, [&] { return stopping || !queue.empty(); });
+          pub_cv.wait_until(lk, last_ping + opts.ping_interval, [&] { return stopping || check_pub || !queue.empty(); });
+          if (check_pub) last_ping = Clock::time_point{};  // ping at once (below, when idle)
+          check_pub = false;
         }
         if (stopping && (queue.empty() || !c || Clock::now() > flush_until)) return;
         for (std::size_t i = 0; i < queue.size() && i < opts.max_batch; ++i) batch.push_back(queue[i]);
@@ -289,7 +292,9 @@ struct RedisBus::Impl {
       was = sub_ok;
       sub_ok = ok;
       sub_problem = std::move(why);
+      if (!ok && was) check_pub = true;  // Redis went away: so did the publisher's connection, likely
     }
+    if (!ok && was) pub_cv.notify_all();
     if (!ok && was) spdlog::warn("bus: subscription to {} lost: {}", where(), sub_problem);
     if (ok && !was) spdlog::info("bus: subscribed to {}", where());
   }
@@ -541,6 +546,8 @@ void RedisBus::start() {
   std::lock_guard g(impl_->mu);
   if (impl_->started || impl_->stopping) return;
   impl_->started = true;
+  // spdlog's registry is created on first use: here, before two threads race to create it.
+  spdlog::default_logger_raw();
   impl_->sub_thread = std::thread([im = impl_.get()] { im->run_subscriber(); });
   impl_->pub_thread = std::thread([im = impl_.get()] { im->run_publisher(); });
 }

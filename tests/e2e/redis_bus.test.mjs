@@ -291,7 +291,7 @@ test('a revocation while Redis is away: B refuses the old token at once and clos
   assert.equal((await hal.a.post('/api/auth/logout')).status, 204, 'logout on A while Redis is away');
   assert.equal((await hal.b.get('/api/me')).status, 401, 'B checks tokens in storage while the bus is away');
   redis = await startRedis(redisPort);
-  await waitReady(B, 200, 5000);
+  await Promise.all([waitReady(A, 200, 5000), waitReady(B, 200, 5000)]);
   const t0 = Date.now();
   for (const [name, c] of [['sidebar', side], ['chatroom', chat]]) {
     const info = await Promise.race([c.closed, sleep(3000).then(() => null)]);
@@ -303,6 +303,7 @@ test('a revocation while Redis is away: B refuses the old token at once and clos
 });
 
 test('a frozen Redis (no answer, connection open) is noticed: /readyz 503 within 5 s, 200 again once it answers', { skip: !REDIS && 'redis-server is not installed' }, async () => {
+  await Promise.all([waitReady(A, 200, 5000), waitReady(B, 200, 5000)]);
   redis.proc.kill('SIGSTOP');
   try {
     const t0 = Date.now();
@@ -321,4 +322,23 @@ test('a frozen Redis (no answer, connection open) is noticed: /readyz 503 within
   const jaySide = await sidebar(B, jay);
   await send(ivy.a, room.id, 'hello again');
   await waitSeqs(jaySide, room.id, 1, 3000, 'jay on B after the thaw');
+});
+
+test('--bus: a malformed URL stops start-up (exit 2); an unreachable Redis starts unready and serves REST', { skip: !REDIS && 'redis-server is not installed' }, async () => {
+  for (const bad of ['redis://127.0.0.1:notaport', 'redis://user@127.0.0.1:6379', 'redis://:6379']) {
+    const r = spawnSync(process.env.PARLEY_BIN, ['serve', '--listen', '127.0.0.1:0', '--db', 'sqlite::memory:', '--bus', bad],
+      { timeout: 10000 });
+    assert.equal(r.status, 2, `${bad}: exit code (stderr: ${r.stderr})`);
+    assert.match(r.stderr.toString(), /--bus/, `${bad}: says what is wrong`);
+  }
+  const port = await freePort(); // nothing listens there
+  const s = await startServer({ args: ['--bus', `redis://127.0.0.1:${port}`] });
+  try {
+    const r = await waitReady(s, 503, 2000);
+    assert.match(r.body.reason, /Connection refused/, `reason: ${r.body.reason}`);
+    const u = await newUser(s, 'rk');
+    assertStatus(await u.api.get('/api/me'), 200, 'REST without the bus');
+  } finally {
+    await s.close();
+  }
 });
