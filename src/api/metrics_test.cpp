@@ -20,3 +20,13 @@ TEST(Metrics, DeclaredSeriesRenderUnderTheirFamily) {
   auto text = m.render();
   EXPECT_NE(text.find("# TYPE parley_x_total counter\nparley_x_total{reason=\"a\"} 2\n"), std::string::npos) << text;
 }
+
+TEST(Metrics, CollectorsSetTheirSeriesAtEachRender) {
+  parley::api::Metrics m;
+  m.declare("parley_y_total", "counter", "Y.");
+  double y = 1;
+  m.add_collector([&](parley::api::Metrics& mm) { mm.set("parley_y_total", y); });
+  EXPECT_NE(m.render().find("\nparley_y_total 1\n"), std::string::npos);
+  y = 7;
+  EXPECT_NE(m.render().find("\nparley_y_total 7\n"), std::string::npos) << m.render();
+}

@@ -167,6 +167,25 @@ int serve(const app::Config& cfg) {
     }
   });
   rest.add_readiness_check([&bus] { return bus.problem(); });
+  if (!cfg.bus_url.empty()) {
+    metrics.declare("parley_bus_up", "gauge", "1 while the bus carries events (both Redis connections up).");
+    metrics.declare("parley_bus_events_total", "counter",
+                    "Bus events by outcome: published to Redis, dropped from the full publish queue, received, "
+                    "own echo skipped, duplicate copy skipped, malformed payload dropped.");
+    metrics.declare("parley_bus_connects_total", "counter", "Successful (re)subscriptions to Redis.");
+    metrics.declare("parley_bus_queued_events", "gauge", "Events waiting in the publish queue.");
+    metrics.add_collector([&bus](api::Metrics& m) {
+      m.set("parley_bus_up", bus.healthy() ? 1 : 0);
+      for (const auto& [name, n] : bus.counters()) {
+        if (name == "connects")
+          m.set("parley_bus_connects_total", static_cast<double>(n));
+        else if (name == "queued")
+          m.set("parley_bus_queued_events", static_cast<double>(n));
+        else
+          m.set("parley_bus_events_total{outcome=\"" + name + "\"}", static_cast<double>(n));
+      }
+    });
+  }
   net::WsDeps ws{hub, ws_service, pool, metrics, wso};
   metrics.declare("parley_ws_connections", "gauge", "Open WebSocket connections by endpoint.");
   metrics.declare("parley_ws_events_dropped_total", "counter", "Queued events dropped when a connection was cut.");

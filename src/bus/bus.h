@@ -2,8 +2,11 @@
 // deployment. Depends on chat/ only. LocalBus is the in-process one (a single instance);
 // a Redis implementation (several instances) fits behind the same interface.
 #pragma once
+#include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "chat/events.h"
 
@@ -26,6 +29,8 @@ class Bus : public chat::EventPublisher {
   virtual void unwatch_user(Id user) = 0;
   // True while the bus carries events (for /readyz).
   virtual bool healthy() const = 0;
+  // Counters for /metrics, by name (published, dropped, …); none for the local bus.
+  virtual std::vector<std::pair<std::string, std::uint64_t>> counters() const { return {}; }
   // Why it is not healthy ("" while it is), for /readyz.
   virtual std::string problem() const { return healthy() ? "" : "the bus is unavailable"; }
 

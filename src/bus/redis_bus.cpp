@@ -565,6 +565,17 @@ void RedisBus::stop() {
 
 std::uint64_t RedisBus::instance() const { return impl_->instance; }
 
+std::vector<std::pair<std::string, std::uint64_t>> RedisBus::counters() const {
+  auto s = stats();
+  std::size_t queued;
+  {
+    std::lock_guard g(impl_->mu);
+    queued = impl_->queue.size();
+  }
+  return {{"published", s.published}, {"dropped", s.dropped},       {"received", s.received}, {"own", s.own},
+          {"duplicate", s.duplicates}, {"malformed", s.malformed}, {"connects", s.connects}, {"queued", queued}};
+}
+
 RedisBus::Stats RedisBus::stats() const {
   auto& im = *impl_;
   return Stats{im.published, im.dropped, im.received, im.own, im.duplicates, im.malformed, im.connects};

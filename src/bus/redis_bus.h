@@ -64,6 +64,7 @@ class RedisBus final : public Bus {
   void start() override;
   void stop() override;
 
+  std::vector<std::pair<std::string, std::uint64_t>> counters() const override;
   std::uint64_t instance() const;
   struct Stats {
     std::uint64_t published = 0;   // events sent to Redis

@@ -278,6 +278,17 @@ test('Redis lost during traffic: /readyz 503 on both, REST and local sockets go 
   const after1 = await gusRoom2.next((e) => e.type === 'new_message' && e.data.seq === total + 1, 3000);
   assert.equal(after1.data.content, 'after');
   await waitBadge(gusSide2, room.id, { unread_count: total + 1, last_seq: total + 1 }, 3000, 'gus live badge after the return');
+  // /metrics tells the story: up again, reconnected, events published by A and received by B.
+  const metric = async (srv, series) => {
+    const text = (await client(srv.url).get('/metrics')).body;
+    const line = text.split('\n').find((l) => l.startsWith(series + ' '));
+    assert.ok(line, `${series} in /metrics`);
+    return Number(line.split(' ')[1]);
+  };
+  assert.equal(await metric(B, 'parley_bus_up'), 1);
+  assert.ok(await metric(B, 'parley_bus_connects_total') >= 2, 'B subscribed again after the outage');
+  assert.ok(await metric(A, 'parley_bus_events_total{outcome="published"}') > total / 2, 'A published to Redis');
+  assert.ok(await metric(B, 'parley_bus_events_total{outcome="received"}') > 0, 'B received from Redis');
 });
 
 test('a revocation while Redis is away: B refuses the old token at once and closes its sockets once the bus is back', { skip: !REDIS && 'redis-server is not installed' }, async () => {
