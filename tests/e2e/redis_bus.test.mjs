@@ -64,9 +64,9 @@ before(async () => {
   redisPort = await freePort();
   redis = await startRedis(redisPort);
   const args = [...NO_COOLDOWN, '--jwt-secret-file', join(dir, 'jwt.key'), '--bus', `redis://127.0.0.1:${redisPort}`];
-  // One SQLite file for both (startServer's dir option: its parley.db).
-  A = await startServer({ dir, args });
-  B = await startServer({ dir, args });
+  // One SQLite file for both (startServer's dir option: its parley.db), started together on
+  // the empty file: one migrates, the other waits for it.
+  [A, B] = await Promise.all([startServer({ dir, args }), startServer({ dir, args })]);
   await Promise.all([waitReady(A, 200, 5000), waitReady(B, 200, 5000)]);
 });
 
