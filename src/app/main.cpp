@@ -239,7 +239,7 @@ int serve(const app::Config& cfg) {
   for (auto& t : threads) t.join();
   hub.shutdown();
   pool.join();
-  bus.stop();  // sends what the last writes published (at most 2 s), then ends its threads
+  bus.stop();  // sends what the last writes published (at most 1 s more), then ends its threads
   // Connections still open after the deadline: cut them and let their coroutines unwind
   // now, while everything they refer to is still alive.
   if (server.open_connections() > 0) {

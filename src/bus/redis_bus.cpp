@@ -223,12 +223,12 @@ struct RedisBus::Impl {
     Ctx c;
     int attempt = 0;
     auto last_ping = Clock::now();
-    auto flush_until = Clock::time_point::max();  // after stop(): at most 2 s more
+    auto flush_until = Clock::time_point::max();  // after stop(): at most 1 s more (+ one command timeout)
     for (;;) {
       std::vector<std::shared_ptr<Queued>> batch;
       {
         std::unique_lock lk(mu);
-        if (stopping && flush_until == Clock::time_point::max()) flush_until = Clock::now() + 2s;
+        if (stopping && flush_until == Clock::time_point::max()) flush_until = Clock::now() + 1s;
         if (c) {
           pub_cv.wait_until(lk, last_ping + opts.ping_interval, [&] { return stopping || check_pub || !queue.empty(); });
           if (check_pub) last_ping = Clock::time_point{};  // ping at once (below, when idle)

@@ -353,3 +353,13 @@ test('--bus: a malformed URL stops start-up (exit 2); an unreachable Redis start
     await s.close();
   }
 });
+
+test('SIGTERM with the Redis bus: both instances exit 0 within 10 s', { skip: !REDIS && 'redis-server is not installed' }, async () => {
+  const u = await user('rl');
+  const side = await sidebar(B, u);
+  const t0 = Date.now();
+  const [ea, eb] = await Promise.all([A.stop('SIGTERM'), B.stop('SIGTERM')]);
+  assert.deepEqual([ea.code, eb.code], [0, 0], 'exit codes');
+  assert.ok(Date.now() - t0 < 10000, `exited in ${Date.now() - t0} ms`);
+  assert.equal((await side.closed).code, 1001);
+});
