@@ -10,8 +10,9 @@ PKGS=(
 )
 if [[ "${1:-}" == "--test" ]]; then
   # redis-server: the e2e tests of --bus redis:// run their own on a free port (a system
-  # service the package may start is not used).
-  PKGS+=(libgtest-dev libgmock-dev libbenchmark-dev curl procps nginx redis-server)
+  # service the package may start is not used). e2fsprogs: tests/e2e/storage_faults.test.mjs
+  # builds an ext4 image to turn read-only.
+  PKGS+=(libgtest-dev libgmock-dev libbenchmark-dev curl procps nginx e2fsprogs redis-server)
   # Node and npm: any installed build will do (some machines carry a nodejs that bundles npm
   # and conflicts with Debian's npm package); Debian's otherwise.
   command -v node >/dev/null 2>&1 || PKGS+=(nodejs)

@@ -30,7 +30,7 @@ class Metrics {
   // must stay bounded.
   void declare(const std::string& family, const std::string& type, const std::string& help);
   void add(const std::string& series, double delta);
-  void set(const std::string& series, double value);
+  void set(const std::string& series, double value);  // gauges
   // Runs at every render(), before it: sets series whose values live elsewhere (the bus's
   // counters). Register before serving; it must not block.
   void add_collector(std::function<void(Metrics&)> collect);

@@ -21,6 +21,17 @@ TEST(Metrics, DeclaredSeriesRenderUnderTheirFamily) {
   EXPECT_NE(text.find("# TYPE parley_x_total counter\nparley_x_total{reason=\"a\"} 2\n"), std::string::npos) << text;
 }
 
+TEST(Metrics, AGaugeIsSetNotAdded) {
+  parley::api::Metrics m;
+  m.declare("parley_storage_healthy", "gauge", "Storage health.");
+  m.set("parley_storage_healthy", 1);
+  m.set("parley_storage_healthy", 0);
+  auto text = m.render();
+  EXPECT_NE(text.find("# TYPE parley_storage_healthy gauge\nparley_storage_healthy 0\n"), std::string::npos) << text;
+  m.set("parley_storage_healthy", 1);
+  EXPECT_NE(m.render().find("\nparley_storage_healthy 1\n"), std::string::npos);
+}
+
 TEST(Metrics, CollectorsSetTheirSeriesAtEachRender) {
   parley::api::Metrics m;
   m.declare("parley_y_total", "counter", "Y.");

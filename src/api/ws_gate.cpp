@@ -25,6 +25,19 @@ bool WsGate::cooldown_passed(const std::string& key, Clock::time_point now) {
 }
 
 Admission WsGate::admit(const UpgradeRequest& req) {
+  try {
+    return decide(req);
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::Unavailable) throw;
+    Admission a;
+    a.refusal = error_response(503, "unavailable", e.what());
+    a.refusal.headers.emplace_back("Retry-After", "1");
+    a.reason = "unavailable";
+    return a;
+  }
+}
+
+Admission WsGate::decide(const UpgradeRequest& req) {
   Admission a;
   auto refuse = [&](int status, const char* code, const std::string& msg, const char* reason) {
     a.accepted = false;
@@ -96,6 +109,7 @@ Admission WsGate::admit(const UpgradeRequest& req) {
     try {  // refuse before the upgrade; the session reads the room's last_seq itself when it joins
       chat_.require_membership(a.user, a.room);
     } catch (const Error& e) {
+      if (e.kind() == ErrorKind::Unavailable) throw;
       if (e.kind() == ErrorKind::NotFound) return refuse(404, "not_found", "room not found", "room_not_found");
       return refuse(403, "forbidden", "not a member of this room", "not_member");
     }

@@ -46,6 +46,7 @@ struct WsGateOptions {
 class WsGate {
  public:
   WsGate(chat::ChatService& chat, const auth::JwtCodec& jwt, KnownUsers& known, WsGateOptions opts);
+  // A storage fault while deciding → 503 `unavailable` with Retry-After (reason "unavailable").
   Admission admit(const UpgradeRequest& req);
   // Never blocks: whether the admitted connection's token has been revoked since (a revocation
   // that reached the hub before the connection registered there).
@@ -55,6 +56,7 @@ class WsGate {
 
  private:
   using Clock = std::chrono::steady_clock;
+  Admission decide(const UpgradeRequest& req);
   bool cooldown_passed(const std::string& key, Clock::time_point now);
 
   chat::ChatService& chat_;

@@ -66,6 +66,10 @@ ParseOutcome parse_config(int argc, char** argv, Config& c) {
   serve->add_option("--group-commit-max", c.group_commit_max, "write jobs per transaction (1 turns group commit off)")
       ->envname(env("GROUP_COMMIT_MAX"))
       ->check(CLI::Range(1, 10000));
+  serve->add_option("--db-busy-timeout-ms", c.db_busy_timeout_ms,
+                    "how long a write waits for a lock held by another process before it fails with 503")
+      ->envname(env("DB_BUSY_TIMEOUT_MS"))
+      ->check(CLI::Range(0, 60000));
   serve->add_option("--rate-limit-per-sec", c.rate_limit_per_sec, "API requests per second per user or IP (0: off)")
       ->envname(env("RATE_LIMIT_PER_SEC"))
       ->check(CLI::Range(0.0, 1e6));

@@ -23,6 +23,7 @@ struct Config {
   int io_threads = 0;                    // 0: one per core; at most 64
   int storage_threads = 16;              // 1 .. 256
   int group_commit_max = 256;            // 1 (off) .. 10,000
+  int db_busy_timeout_ms = 5000;         // 0 .. 60,000 (wait for another process's lock, then 503)
   double rate_limit_per_sec = 50;        // 0 (off) .. 1,000,000
   double rate_limit_burst = 100;         // 1 .. 1,000,000
   int rate_limit_max_keys = 100000;      // 1 .. 10,000,000

@@ -2,13 +2,17 @@
 // runs the IO threads and shuts down gracefully on SIGTERM/SIGINT.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -44,6 +48,36 @@ struct StartupError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Writes a 0600 file whole or not at all, and durably: the bytes are synced before the rename
+// and the directory after it (without that, a crash or a filesystem turning read-only soon
+// after the first start left an empty key file, and the server refused to start again).
+void write_file_durably(const std::string& path, const std::string& content) {
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) throw StartupError("cannot write JWT key file " + tmp + ": " + std::strerror(errno));
+  bool ok = ::fchmod(fd, 0600) == 0;
+  for (std::size_t off = 0; ok && off < content.size();) {
+    ssize_t n = ::write(fd, content.data() + off, content.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) off += static_cast<std::size_t>(n);
+  }
+  ok = ok && ::fsync(fd) == 0;
+  int err = errno;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    if (ok) err = errno;
+    ::unlink(tmp.c_str());
+    throw StartupError("cannot write JWT key file " + path + ": " + std::strerror(err));
+  }
+  std::string dir = fs::path(path).parent_path().string();
+  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
 // The HS256 key: the file's bytes without a trailing newline; when no file is named, a key
 // kept next to the SQLite file (created 0600 on first start), or a fresh one for memory.
 std::string load_jwt_key(const app::Config& c) {
@@ -54,16 +88,7 @@ std::string load_jwt_key(const app::Config& c) {
     path = db + ".jwt-key";
     if (!fs::exists(path)) {
       std::string key = auth::random_key_hex(32);
-      std::string tmp = path + ".tmp";
-      ::umask(077);
-      {
-        std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-        f << key << "\n";
-        if (!f) throw StartupError("cannot write JWT key file " + tmp);
-      }
-      fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace);
-      fs::rename(tmp, path);
-      ::umask(022);
+      write_file_durably(path, key + "\n");
       return key;
     }
   }
@@ -108,6 +133,14 @@ int serve(const app::Config& cfg) {
   sc.threads = static_cast<std::size_t>(cfg.storage_threads);
   sc.group_commit_max = static_cast<std::size_t>(cfg.group_commit_max);
   sc.on_commit = [&metrics](std::size_t n) { metrics.observe_commit(n); };
+  sc.busy_timeout_ms = cfg.db_busy_timeout_ms;
+  metrics.declare("parley_storage_healthy", "gauge", "1 while storage writes succeed, 0 while they fail (/readyz).");
+  metrics.declare("parley_storage_faults_total", "counter",
+                  "Operations refused with 503 because of a storage fault (disk full, read-only, locked, I/O).");
+  metrics.set("parley_storage_healthy", 1);
+  metrics.add("parley_storage_faults_total", 0);
+  sc.on_health = [&metrics](bool ok) { metrics.set("parley_storage_healthy", ok ? 1 : 0); };
+  sc.on_failed = [&metrics](std::size_t n) { metrics.add("parley_storage_faults_total", static_cast<double>(n)); };
   auto store = storage::open_store(sc);
 
   int io_threads = cfg.io_threads > 0 ? cfg.io_threads : std::max(1u, std::thread::hardware_concurrency());

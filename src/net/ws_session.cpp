@@ -5,6 +5,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include "api/events_json.h"
+#include "common/error.h"
 
 namespace parley::net {
 
@@ -14,6 +15,13 @@ namespace websocket = beast::websocket;
 using asio::awaitable;
 using namespace asio::experimental::awaitable_operators;
 namespace {
+
+// A storage fault or shutdown (503 `unavailable`), as opposed to a refusal such as "not a member".
+bool storage_failed(const std::exception& e) {
+  auto* err = dynamic_cast<const Error*>(&e);
+  return !err || err->kind() == ErrorKind::Unavailable;
+}
+
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
 // Runs a blocking call on the storage pool and resumes on the caller's strand. Not a
@@ -218,8 +226,13 @@ awaitable<bool> WsSession::page_out(chat::Seq& cursor, chat::Seq until, bool& ok
       chat::Seq from = cursor;
       page = co_await on_pool(deps_.pool,
                               [&svc, user, room, from, page_size] { return svc.replay(user, room, from, page_size); });
-    } catch (const std::exception&) {
-      request_close(1008, "not a member", false);
+    } catch (const std::exception& e) {
+      // Not a member any more: 1008; storage failed: 1011, the client reconnects and resumes.
+      if (storage_failed(e)) {
+        request_close(1011, "try again", false);
+      } else {
+        request_close(1008, "not a member", false);
+      }
       co_return false;
     }
     for (const auto& m : page) {
@@ -267,8 +280,12 @@ awaitable<bool> WsSession::replay() {
   chat::Seq last = 0;
   try {
     last = co_await on_pool(deps_.pool, [&svc, user, room] { return svc.require_membership(user, room); });
-  } catch (const std::exception&) {
-    request_close(1008, "not a member", false);
+  } catch (const std::exception& e) {
+    if (storage_failed(e)) {
+      request_close(1011, "try again", false);
+    } else {
+      request_close(1008, "not a member", false);
+    }
     co_return true;
   }
   chat::Seq cursor = last;
@@ -316,7 +333,11 @@ awaitable<void> WsSession::writer_loop() {
     try {
       ok = co_await catch_up();
     } catch (const std::exception& e) {  // storage failed or is shutting down
-      spdlog::warn("ws catch-up failed conn={} user={}: {}", who_.connection_id, adm_.user, e.what());
+      // A storage fault is reported (rate-limited) by the store itself, not once per socket.
+      if (storage_failed(e))
+        spdlog::debug("ws catch-up failed conn={} user={}: {}", who_.connection_id, adm_.user, e.what());
+      else
+        spdlog::warn("ws catch-up failed conn={} user={}: {}", who_.connection_id, adm_.user, e.what());
       request_close(1011, "try again", false);
     }
   }

@@ -20,6 +20,9 @@ std::unique_ptr<chat::Store> open_store(const StoreConfig& cfg) {
   o.readers = cfg.threads;
   o.group_commit_max = cfg.group_commit_max;
   o.on_commit = cfg.on_commit;
+  o.busy_timeout_ms = cfg.busy_timeout_ms;
+  o.on_health = cfg.on_health;
+  o.on_failed = cfg.on_failed;
   return std::make_unique<SqliteStore>(std::move(o));
 }
 

@@ -12,6 +12,9 @@ struct StoreConfig {
   std::size_t threads = 16;
   std::size_t group_commit_max = 256;
   std::function<void(std::size_t)> on_commit;
+  int busy_timeout_ms = 5000;                    // a write waits this long for another process's lock
+  std::function<void(bool healthy)> on_health;   // storage health transitions (metrics)
+  std::function<void(std::size_t n)> on_failed;  // operations refused by a storage fault (metrics)
 };
 
 // Opens the store named by the URL (and migrates it). Throws std::runtime_error.

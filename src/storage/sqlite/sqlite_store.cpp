@@ -2,11 +2,14 @@
 
 #include <sodium.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <exception>
+#include <filesystem>
 #include <future>
 #include <mutex>
 #include <stdexcept>
@@ -17,6 +20,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/error.h"
+#include "storage/storage_health.h"
 
 namespace parley::storage {
 namespace {
@@ -98,8 +102,80 @@ void random_hex_sql(sqlite3_context* ctx, int, sqlite3_value** argv) {
   sqlite3_result_text(ctx, hex, static_cast<int>(2 * n), SQLITE_TRANSIENT);
 }
 
-[[noreturn]] void fail(sqlite3* db, const std::string& what) {
-  throw std::runtime_error(what + ": " + (db ? sqlite3_errmsg(db) : "out of memory"));
+// After a disk full, the probe's commit alone proves little: its one page can fit in the WAL
+// space a failed commit left behind. Healthy again also needs this much free on the filesystem.
+constexpr unsigned long long kMinFreeBytesAfterFull = 1024 * 1024;
+
+// Failures outside the client's control: the disk, the file, another process. Everything
+// else SQLite reports (a constraint, SQL misuse) is a bug and stays a 500.
+bool is_storage_fault(int rc) {
+  switch (rc & 0xff) {
+    case SQLITE_FULL:
+    case SQLITE_READONLY:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_NOMEM:
+    case SQLITE_PROTOCOL:
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+    case SQLITE_NOLFS:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// What a client is told (the details go to the log).
+const char* fault_reason(int rc) {
+  if (rc == SQLITE_READONLY_DBMOVED) return "the database file was moved or deleted";
+  switch (rc & 0xff) {
+    case SQLITE_FULL:
+      return "disk full";
+    case SQLITE_READONLY:
+      return "read-only";
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return "locked by another process";
+    case SQLITE_IOERR:
+      return "I/O error";
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return "database damaged";
+    default:
+      return "cannot use the database";
+  }
+}
+
+// A storage fault: an Error(Unavailable) (503 over REST, `unavailable` over WebSocket) that
+// keeps SQLite's code and message for the log.
+class StorageFault : public Error {
+ public:
+  StorageFault(int rc, std::string detail)
+      : Error(ErrorKind::Unavailable, "unavailable",
+              std::string("storage is unavailable (") + fault_reason(rc) + "); retry shortly"),
+        rc_(rc),
+        detail_(std::move(detail)) {}
+  int rc() const { return rc_; }
+  const std::string& detail() const { return detail_; }
+
+ private:
+  int rc_;
+  std::string detail_;
+};
+
+[[noreturn]] void fail_rc(int rc, const std::string& what) {
+  std::string detail = what + ": " + sqlite3_errstr(rc) + " (" + std::to_string(rc) + ")";
+  if (is_storage_fault(rc)) throw StorageFault(rc, detail);
+  throw std::runtime_error(detail);
+}
+
+[[noreturn]] void fail(sqlite3* db, const std::string& what, int rc) {
+  if (!db) fail_rc(SQLITE_NOMEM, what);
+  std::string detail = what + ": " + sqlite3_errmsg(db) + " (" + std::to_string(rc) + ")";
+  if (is_storage_fault(rc)) throw StorageFault(rc, detail);
+  throw std::runtime_error(detail);
 }
 
 // One prepared statement, reset after each use.
@@ -128,7 +204,7 @@ class Stmt {
     int rc = sqlite3_step(s_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
-    fail(db_, "sqlite step");
+    fail(db_, "sqlite step", rc);
   }
   // Runs a statement that returns no row; returns whether it changed a row.
   bool exec() {
@@ -148,7 +224,7 @@ class Stmt {
 
  private:
   void check(int rc) {
-    if (rc != SQLITE_OK) fail(db_, "sqlite bind");
+    if (rc != SQLITE_OK) fail(db_, "sqlite bind", rc);
   }
   sqlite3* db_;
   sqlite3_stmt* s_;
@@ -159,17 +235,33 @@ class Stmt {
 // (every statement is a string literal).
 class Conn {
  public:
-  Conn(const std::string& path, bool synchronous_full) {
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
-      std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+  // create: only the writer, at start-up, may create the file (a reader opened later while the
+  // file is missing must fail, not start an empty database).
+  Conn(const std::string& path, bool synchronous_full, int busy_timeout_ms, const std::string& vfs, bool create) {
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+    int rc = sqlite3_open_v2(path.c_str(), &db_, flags, vfs.empty() ? nullptr : vfs.c_str());
+    if (rc != SQLITE_OK) {
+      std::string what = "cannot open SQLite database " + path;
+      if (db_) what += std::string(": ") + sqlite3_errmsg(db_);
+      if (db_) rc = sqlite3_extended_errcode(db_);
       sqlite3_close(db_);
-      throw std::runtime_error("cannot open SQLite database " + path + ": " + msg);
+      fail_rc(rc, what);
     }
-    sqlite3_busy_timeout(db_, 10000);
-    exec("PRAGMA foreign_keys=ON");
-    if (path != ":memory:") exec("PRAGMA journal_mode=WAL");
-    exec(synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    try {
+      // Only the writer checkpoints and removes the WAL when it closes (last, at shutdown). A
+      // reader that believes itself the last connection of its file — one opened on a file
+      // put in place of the store's — would otherwise checkpoint the store's WAL into that
+      // file and delete it, and the committed transactions in it with it.
+      if (!create) sqlite3_db_config(db_, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+      sqlite3_extended_result_codes(db_, 1);
+      sqlite3_busy_timeout(db_, busy_timeout_ms);
+      exec("PRAGMA foreign_keys=ON");
+      if (path != ":memory:") exec("PRAGMA journal_mode=WAL");
+      exec(synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    } catch (...) {
+      sqlite3_close(db_);
+      throw;
+    }
   }
   ~Conn() {
     for (auto& [k, s] : cache_) sqlite3_finalize(s);
@@ -180,23 +272,33 @@ class Conn {
 
   void exec(const char* sql) {
     char* err = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string msg = err ? err : "unknown error";
+    int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
+    if (rc != SQLITE_OK) {
+      std::string msg = err ? err : sqlite3_errstr(rc);
       sqlite3_free(err);
-      throw std::runtime_error(std::string("sqlite: ") + msg);
+      std::string detail = std::string("sqlite: ") + msg + " (" + std::to_string(rc) + ") in " + sql;
+      if (is_storage_fault(rc)) throw StorageFault(rc, detail);
+      throw std::runtime_error(detail);
     }
   }
   Stmt prepare(const char* sql) {
     auto it = cache_.find(sql);
     if (it == cache_.end()) {
       sqlite3_stmt* s = nullptr;
-      if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK)
-        fail(db_, std::string("sqlite prepare: ") + sql);
+      int rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr);
+      if (rc != SQLITE_OK) fail(db_, std::string("sqlite prepare: ") + sql, rc);
       it = cache_.emplace(sql, s).first;
     }
     return Stmt(db_, it->second, scans_);
   }
   sqlite3* raw() { return db_; }
+  // WAL mode does not notice a database file renamed or unlinked under it: commits would go
+  // on into a file that a restart never opens. Checked before every commit.
+  void check_not_moved() {
+    int moved = 0;
+    if (sqlite3_file_control(db_, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK && moved)
+      throw StorageFault(SQLITE_READONLY_DBMOVED, "the database file was moved or deleted while open");
+  }
   // Counts every step of a full table scan into *scans (statement status FULLSCAN_STEP).
   void count_full_scans(std::atomic<std::uint64_t>* scans) { scans_ = scans; }
 
@@ -441,13 +543,22 @@ class SqliteTx final : public chat::Tx {
 struct JobError {
   bool failed = false;
   bool domain = false;  // a parley::Error (expected failure)
+  bool fault = false;   // a StorageFault (detail holds SQLite's words)
+  int rc = 0;           // SQLite's code of a fault
   ErrorKind kind = ErrorKind::Unavailable;
-  std::string code, message;
+  std::string code, message, detail;
 
   void capture() noexcept {
     failed = true;
     try {
       throw;
+    } catch (const StorageFault& e) {
+      domain = fault = true;
+      rc = e.rc();
+      kind = e.kind();
+      code = e.code();
+      message = e.what();
+      detail = e.detail();
     } catch (const Error& e) {
       domain = true;
       kind = e.kind();
@@ -474,9 +585,19 @@ struct WriteJob {
 }  // namespace
 
 struct SqliteStore::Impl {
+  explicit Impl(SqliteOptions o)
+      : opts(std::move(o)),
+        memory(opts.path == ":memory:"),
+        health(opts.fault_log_interval, StorageHealth::Hooks{opts.on_health, opts.on_failed}) {}
   SqliteOptions opts;
   bool memory = false;
+  StorageHealth health;
   std::unique_ptr<Conn> writer_conn;
+  // Writer thread only: when the last probe ran; whether a client write committed while
+  // unhealthy (then the probe runs at once to confirm the recovery).
+  std::chrono::steady_clock::time_point last_probe;
+  bool probe_now = false;
+  bool space_short = false;  // the last outage began with a disk full
 
   // Writer queue. Bounded by the callers: each caller blocks until its job is done, and the
   // callers are the storage pool's threads (--storage-threads), so at most that many wait.
@@ -484,6 +605,7 @@ struct SqliteStore::Impl {
   std::condition_variable cv;
   std::deque<WriteJob*> queue;
   bool stopping = false;
+  bool poke = false;  // a read reported a fault: the writer should mind the summary line
   std::thread writer;
 
   // Read connections (WAL lets them read while the writer writes).
@@ -499,9 +621,10 @@ struct SqliteStore::Impl {
 
   void migrate() {
     Conn& c = *writer_conn;
-    if (sqlite3_create_function(c.raw(), "parley_random_hex", 1, SQLITE_UTF8, nullptr, random_hex_sql, nullptr,
-                                nullptr) != SQLITE_OK)
-      fail(c.raw(), "sqlite create_function");
+    if (int rc = sqlite3_create_function(c.raw(), "parley_random_hex", 1, SQLITE_UTF8, nullptr, random_hex_sql,
+                                         nullptr, nullptr);
+        rc != SQLITE_OK)
+      fail(c.raw(), "sqlite create_function", rc);
     c.exec("CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)");
     c.exec("BEGIN IMMEDIATE");
     try {
@@ -530,47 +653,151 @@ struct SqliteStore::Impl {
     }
   }
 
+  std::unique_ptr<Conn> open_conn(bool create = false) const {
+    return std::make_unique<Conn>(opts.path, opts.synchronous_full, opts.busy_timeout_ms, opts.vfs, create);
+  }
+
+  // The database file the writer opened at start-up: a reader opened later must open the same
+  // one (not a file moved or copied into its place since).
+  std::optional<std::pair<dev_t, ino_t>> identity;
+  static std::optional<std::pair<dev_t, ino_t>> file_identity(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+    return std::make_pair(st.st_dev, st.st_ino);
+  }
+
   void run_writer() {
-    Conn& c = *writer_conn;
-    SqliteTx tx(c);
+    SqliteTx tx(*writer_conn);  // one for every batch: its times only grow
     std::vector<WriteJob*> batch;
     for (;;) {
       {
         std::unique_lock lk(mu);
-        cv.wait(lk, [&] { return stopping || !queue.empty(); });
-        if (queue.empty()) return;  // stopping and drained
+        auto ready = [&] { return stopping || !queue.empty() || poke; };
+        // While writes fail (or faults wait to be summarized) wake up to probe and report.
+        if (health.pending())
+          cv.wait_for(lk, opts.probe_interval, ready);
+        else
+          cv.wait(lk, ready);
+        poke = false;
+        if (queue.empty()) {
+          if (stopping) return;  // stopping and drained
+          lk.unlock();
+          idle_tick();
+          continue;
+        }
         std::size_t n = std::min(queue.size(), std::max<std::size_t>(1, opts.group_commit_max));
         batch.assign(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(n));
         queue.erase(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(n));
       }
-      JobError batch_error;
-      try {
-        c.exec("BEGIN IMMEDIATE");
-        for (std::size_t i = 0; i < batch.size(); ++i) {
-          c.exec("SAVEPOINT job");
-          try {
-            (*batch[i]->fn)(tx);
-            c.exec("RELEASE job");
-          } catch (...) {
-            batch[i]->error.capture();
-            c.exec("ROLLBACK TO job");
-            c.exec("RELEASE job");
+      run_batch(batch, tx);
+      batch.clear();
+      idle_tick();
+    }
+  }
+
+  // After a batch, or woken without work: probe while unhealthy, report what is due.
+  void idle_tick() {
+    auto now = std::chrono::steady_clock::now();
+    if (!health.healthy() && (probe_now || now - last_probe >= opts.probe_interval)) probe();
+    health.tick(std::chrono::steady_clock::now());
+  }
+
+  // One transaction: each job in its own SAVEPOINT, one COMMIT for all.
+  void run_batch(std::vector<WriteJob*>& batch, SqliteTx& tx) {
+    Conn& c = *writer_conn;
+    JobError batch_error;
+    try {
+      c.exec("BEGIN IMMEDIATE");
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        c.exec("SAVEPOINT job");
+        try {
+          (*batch[i]->fn)(tx);
+          c.exec("RELEASE job");
+        } catch (...) {
+          batch[i]->error.capture();
+          // A disk full, I/O error or lock can make SQLite roll the whole transaction back:
+          // then every job of the batch failed with it (nothing of it is stored).
+          if (sqlite3_get_autocommit(c.raw())) {
+            batch_error = batch[i]->error;
+            break;
           }
+          c.exec("ROLLBACK TO job");
+          c.exec("RELEASE job");
         }
-        c.exec("COMMIT");
-      } catch (...) {
-        batch_error.capture();
-        sqlite3_exec(c.raw(), "ROLLBACK", nullptr, nullptr, nullptr);
       }
       if (!batch_error.failed) {
-        if (opts.on_commit) opts.on_commit(batch.size());
+        if (!memory) c.check_not_moved();
+        c.exec("COMMIT");
       }
-      for (auto* job : batch) {
-        if (batch_error.failed) job->error = batch_error;
-        job->done.set_value();
-      }
-      batch.clear();
+    } catch (...) {
+      batch_error.capture();
     }
+    if (batch_error.failed && !sqlite3_get_autocommit(c.raw()))
+      sqlite3_exec(c.raw(), "ROLLBACK", nullptr, nullptr, nullptr);
+    auto now = std::chrono::steady_clock::now();
+    if (!batch_error.failed) {
+      if (opts.on_commit) opts.on_commit(batch.size());
+      // Healthy again only once the probe commits: a small write can fit in what a failed
+      // commit left behind on a full disk, and readiness would flap with every such write.
+      if (!health.healthy()) probe_now = true;
+      // A job refused by a fault of its own while the batch committed (rare: statement-level).
+      std::size_t faulted = 0;
+      const JobError* last = nullptr;
+      for (auto* job : batch)
+        if (job->error.fault) ++faulted, last = &job->error;
+      if (faulted) health.fault(faulted, last->detail, false, now);
+    } else if (batch_error.fault) {
+      if ((batch_error.rc & 0xff) == SQLITE_FULL) space_short = true;
+      health.fault(batch.size(), batch_error.detail, true, now);
+    }
+    for (auto* job : batch) {
+      if (batch_error.failed) job->error = batch_error;
+      job->done.set_value();
+    }
+  }
+
+  // A small real write, committed (and synced like any commit): the one way to learn that a
+  // full disk has room again, a read-only file is writable, a lock was released, a moved file
+  // is back. A row added to schema_version and removed again in the same transaction dirties
+  // its page — one WAL frame and an fsync — and changes nothing (rewriting a row unchanged
+  // would not do: SQLite skips a write that changes no byte). No schema of its own. Waits for
+  // a lock only briefly, so that queued client writes are not held up.
+  void probe() {
+    Conn& c = *writer_conn;
+    last_probe = std::chrono::steady_clock::now();
+    probe_now = false;
+    sqlite3_busy_timeout(c.raw(), std::min(opts.busy_timeout_ms, 100));
+    try {
+      c.exec("BEGIN IMMEDIATE");
+      c.exec("INSERT INTO schema_version(version) VALUES(-1)");
+      c.exec("DELETE FROM schema_version WHERE rowid=last_insert_rowid()");
+      if (!memory) c.check_not_moved();
+      c.exec("COMMIT");
+      if (space_short && !memory) {
+        auto free = free_bytes();
+        if (free && *free < kMinFreeBytesAfterFull)
+          throw StorageFault(SQLITE_FULL, "only " + std::to_string(*free / 1024) +
+                                              " KiB free on the database's filesystem (1024 KiB wanted after a disk full)");
+      }
+      space_short = false;
+      health.write_ok(std::chrono::steady_clock::now());
+    } catch (const StorageFault& f) {
+      if (!sqlite3_get_autocommit(c.raw())) sqlite3_exec(c.raw(), "ROLLBACK", nullptr, nullptr, nullptr);
+      if ((f.rc() & 0xff) == SQLITE_FULL) space_short = true;
+      health.fault(0, "probe: " + f.detail(), true, std::chrono::steady_clock::now());
+    } catch (const std::exception& e) {
+      if (!sqlite3_get_autocommit(c.raw())) sqlite3_exec(c.raw(), "ROLLBACK", nullptr, nullptr, nullptr);
+      health.fault(0, std::string("probe: ") + e.what(), true, std::chrono::steady_clock::now());
+    }
+    sqlite3_busy_timeout(c.raw(), opts.busy_timeout_ms);
+  }
+
+  // Bytes free for unprivileged writers on the database's filesystem (nullopt: unknown).
+  std::optional<unsigned long long> free_bytes() const {
+    std::string dir = std::filesystem::path(opts.path).parent_path().string();
+    struct statvfs st {};
+    if (::statvfs(dir.empty() ? "." : dir.c_str(), &st) != 0) return std::nullopt;
+    return static_cast<unsigned long long>(st.f_bavail) * st.f_frsize;
   }
 
   std::unique_ptr<Conn> acquire_reader() {
@@ -584,7 +811,11 @@ struct SqliteStore::Impl {
     ++opened_readers;
     lk.unlock();
     try {
-      auto c = std::make_unique<Conn>(opts.path, opts.synchronous_full);
+      // Only the file the writer has open: not one moved or copied into its place since.
+      auto same_file = [&] { return !identity || file_identity(opts.path) == identity; };
+      if (!same_file()) throw StorageFault(SQLITE_READONLY_DBMOVED, "the database file is not the one opened at start");
+      auto c = open_conn();
+      if (!same_file()) throw StorageFault(SQLITE_READONLY_DBMOVED, "the database file is not the one opened at start");
       c->count_full_scans(&full_scans);
       return c;
     } catch (...) {
@@ -601,10 +832,9 @@ struct SqliteStore::Impl {
   }
 };
 
-SqliteStore::SqliteStore(SqliteOptions opts) : impl_(std::make_unique<Impl>()) {
-  impl_->opts = std::move(opts);
-  impl_->memory = impl_->opts.path == ":memory:";
-  impl_->writer_conn = std::make_unique<Conn>(impl_->opts.path, impl_->opts.synchronous_full);
+SqliteStore::SqliteStore(SqliteOptions opts) : impl_(std::make_unique<Impl>(std::move(opts))) {
+  impl_->writer_conn = impl_->open_conn(/*create=*/true);
+  if (!impl_->memory) impl_->identity = Impl::file_identity(impl_->opts.path);
   impl_->migrate();
   impl_->writer_conn->count_full_scans(&impl_->full_scans);
   impl_->writer = std::thread([this] { impl_->run_writer(); });
@@ -637,35 +867,36 @@ void SqliteStore::read(const std::function<void(chat::Tx&)>& fn) {
     write(fn);
     return;
   }
-  auto conn = impl_->acquire_reader();
-  struct Return {
-    Impl* impl;
-    std::unique_ptr<Conn>* c;
-    ~Return() { impl->release_reader(std::move(*c)); }
-  } ret{impl_.get(), &conn};
-  conn->exec("BEGIN");
+  // A read that fails on a fault is refused (503) and reported, but does not decide health:
+  // readiness follows writes (docs/decisions.md "Storage faults").
   try {
-    SqliteTx tx(*conn);
-    fn(tx);
-    conn->exec("COMMIT");
-  } catch (...) {
-    sqlite3_exec(conn->raw(), "ROLLBACK", nullptr, nullptr, nullptr);
+    auto conn = impl_->acquire_reader();
+    struct Return {
+      Impl* impl;
+      std::unique_ptr<Conn>* c;
+      ~Return() { impl->release_reader(std::move(*c)); }
+    } ret{impl_.get(), &conn};
+    conn->exec("BEGIN");
+    try {
+      SqliteTx tx(*conn);
+      fn(tx);
+      conn->exec("COMMIT");
+    } catch (...) {
+      if (!sqlite3_get_autocommit(conn->raw())) sqlite3_exec(conn->raw(), "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  } catch (const StorageFault& f) {
+    impl_->health.fault(1, "read: " + f.detail(), false, std::chrono::steady_clock::now());
+    {
+      std::lock_guard g(impl_->mu);
+      impl_->poke = true;  // the writer summarizes it in due time
+    }
+    impl_->cv.notify_one();
     throw;
   }
 }
 
-bool SqliteStore::healthy() {
-  try {
-    bool ok = false;
-    read([&](chat::Tx& tx) {
-      tx.user_by_id(0);
-      ok = true;
-    });
-    return ok;
-  } catch (...) {
-    return false;
-  }
-}
+bool SqliteStore::healthy() { return impl_->health.healthy(); }
 
 int SqliteStore::schema_version() { return kSchemaVersion; }
 
