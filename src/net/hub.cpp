@@ -279,6 +279,14 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
         std::lock_guard g(self->mu);
         self->sequencer.unfilled(gap.room, Clock::now());
         self->arm_timer();
+        // A gap that a resync found at the end of a room (nothing held there reveals it
+        // again): tried again in a second, until the room is caught up.
+        auto retry = std::make_shared<asio::steady_timer>(self->order, std::chrono::seconds(1));
+        retry->async_wait([self, retry, gap](const boost::system::error_code& ec) {
+          if (ec) return;
+          std::lock_guard g(self->mu);
+          if (auto again = self->sequencer.behind(gap.room, gap.before - 1)) self->start_fill(*again);
+        });
       });
     });
   }
