@@ -13,6 +13,8 @@ if [[ "${1:-}" == "--test" ]]; then
   # service the package may start is not used). e2fsprogs: tests/e2e/storage_faults.test.mjs
   # builds an ext4 image to turn read-only.
   PKGS+=(libgtest-dev libgmock-dev libbenchmark-dev curl procps nginx e2fsprogs redis-server)
+  # The fuzz targets (scripts/fuzz.sh): clang with libFuzzer and the sanitizer runtimes.
+  PKGS+=(clang-14 libclang-rt-14-dev)
   # Node and npm: any installed build will do (some machines carry a nodejs that bundles npm
   # and conflicts with Debian's npm package); Debian's otherwise.
   command -v node >/dev/null 2>&1 || PKGS+=(nodejs)

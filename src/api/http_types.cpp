@@ -60,9 +60,9 @@ std::optional<std::string_view> framing_error(std::string_view head) {
   bool http10 = request_line.size() >= 8 && request_line.substr(request_line.size() - 8) == "HTTP/1.0";
   std::string_view rest = eol == std::string_view::npos ? std::string_view() : head.substr(eol + 2);
 
-  int te_codings = 0;         // elements over every Transfer-Encoding line
+  int te_codings = 0;  // elements over every Transfer-Encoding line
   bool te_last_chunked = false;
-  bool te_other = false;      // chunked twice, another coding, parameters, an empty element
+  bool te_other = false;  // chunked twice, another coding, parameters, an empty element
   bool cl_seen = false;
   bool cl_bad = false;
   bool cl_differ = false;
@@ -90,7 +90,8 @@ std::optional<std::string_view> framing_error(std::string_view head) {
       });
     } else if (iequals(name, "content-length")) {
       for_each_element(value, [&](std::string_view v) {
-        if (v.empty() || v.size() > 18 || !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        if (v.empty() || v.size() > 18 ||
+            !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
           cl_bad = true;
           return;
         }

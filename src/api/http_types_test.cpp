@@ -81,7 +81,8 @@ TEST(FramingError, TransferEncodingMustBeChunkedAlone) {
   EXPECT_NE(framing_error(head("Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n")), std::nullopt);
   EXPECT_NE(framing_error(head("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n")), std::nullopt);
   EXPECT_NE(framing_error(head("Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n")), std::nullopt);
-  EXPECT_EQ(*framing_error(head("Transfer-Encoding: chunked, identity\r\n")), "Transfer-Encoding must end with chunked");
+  EXPECT_EQ(*framing_error(head("Transfer-Encoding: chunked, identity\r\n")),
+            "Transfer-Encoding must end with chunked");
 }
 
 TEST(FramingError, TransferEncodingWithContentLengthOrInHttp10IsRefused) {
@@ -90,7 +91,8 @@ TEST(FramingError, TransferEncodingWithContentLengthOrInHttp10IsRefused) {
   EXPECT_NE(framing_error(head("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n")), std::nullopt);
   EXPECT_NE(framing_error(head("Transfer-Encoding: xchunked\r\nContent-Length: 0\r\n")), std::nullopt);
   EXPECT_NE(framing_error(head("Transfer-Encoding: chunked\r\nContent-Length: x\r\n")), std::nullopt);
-  EXPECT_EQ(*framing_error(head("Transfer-Encoding: chunked\r\n", "HTTP/1.0")), "Transfer-Encoding in an HTTP/1.0 request");
+  EXPECT_EQ(*framing_error(head("Transfer-Encoding: chunked\r\n", "HTTP/1.0")),
+            "Transfer-Encoding in an HTTP/1.0 request");
 }
 
 TEST(FramingError, ContentLengthsMustAgreeAndBeDigits) {

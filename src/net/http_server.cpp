@@ -307,7 +307,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
           break;
         }
         auto [hec, hn] = co_await stream.async_read_some(buffer.prepare(4096), tuple_awaitable);
-        if (hec == asio::error::eof) hec = parser.got_some() ? http::error::partial_message : http::error::end_of_stream;
+        if (hec == asio::error::eof)
+          hec = parser.got_some() ? http::error::partial_message : http::error::end_of_stream;
         if (hec) {
           rec = hec;
           break;
