@@ -198,6 +198,7 @@ test('logout on A closes the user\'s sockets on B with 1008 token revoked within
     assert.equal(info.reason, 'token revoked', `${name} close reason`);
     assert.ok(Date.now() - t0 < 2000, `${name} closed within 2 s (${Date.now() - t0} ms)`);
   }
+  console.log(`# logout on A: sockets on B closed 1008 within ${Date.now() - t0} ms`);
   assert.equal((await dan.b.get('/api/me')).status, 401, 'the old token is refused on B');
 });
 
