@@ -4,6 +4,7 @@
 #include <hiredis.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -59,8 +60,12 @@ struct RedisServer {
   RedisServer() { start(); }
   ~RedisServer() { stop(); }
   void start() {
+    pid_t parent = ::getpid();
     pid = ::fork();
     if (pid == 0) {
+      // Dies with the test process, also when that one aborts (a sanitizer halting on error).
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(1);
       std::string p = std::to_string(port);
       ::execl("/usr/bin/redis-server", "redis-server", "--port", p.c_str(), "--bind", "127.0.0.1", "--save", "",
               "--appendonly", "no", "--loglevel", "warning", static_cast<char*>(nullptr));

@@ -34,6 +34,10 @@ async function startRedis(port) {
   const proc = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
     '--loglevel', 'warning'], { stdio: ['ignore', 'ignore', 'pipe'] });
   const exited = new Promise((resolve) => proc.on('exit', resolve));
+  // Not left behind if this test process ends without its after() hooks.
+  const reap = () => { try { proc.kill('SIGKILL'); } catch { /* gone */ } };
+  process.once('exit', reap);
+  proc.on('exit', () => process.removeListener('exit', reap));
   const deadline = Date.now() + 5000;
   for (;;) {
     const ok = await new Promise((resolve) => {
