@@ -409,6 +409,16 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
       deliver_released(released);
       for (const auto& gap : gaps) start_fill(gap);
       arm_timer();
+    } else {
+      // Storage refused: what was missed is still missing. Again in a second (once per second
+      // per user while storage fails), as long as this registration lasts.
+      auto retry = std::make_shared<asio::steady_timer>(order, std::chrono::seconds(1));
+      retry->async_wait([self = shared_from_this(), retry, user, generation](const boost::system::error_code& ec) {
+        if (ec) return;
+        std::lock_guard g(self->mu);
+        if (auto it = self->users.find(user); it != self->users.end() && it->second.generation == generation)
+          self->start_resync(user, it->second);
+      });
     }
     if (u.reload_again) {
       u.reload_again = false;
