@@ -6,13 +6,14 @@ PKGS=(
   build-essential cmake ninja-build ccache pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libsqlite3-dev sqlite3 libpq-dev libsodium-dev libssl-dev libjwt-dev
-  libspdlog-dev libfmt-dev libcli11-dev
+  libspdlog-dev libfmt-dev libcli11-dev libhiredis-dev
 )
 if [[ "${1:-}" == "--test" ]]; then
-  # e2fsprogs: tests/e2e/storage_faults.test.mjs builds an ext4 image to turn read-only.
-  # postgresql-15: the tests start a throwaway server of their own (scripts/with-postgres.sh);
-  # the package's system service is not used.
-  PKGS+=(libgtest-dev libgmock-dev libbenchmark-dev curl procps nginx e2fsprogs postgresql-15)
+  # redis-server: the e2e tests of --bus redis:// run their own on a free port (a system
+  # service the package may start is not used). e2fsprogs: tests/e2e/storage_faults.test.mjs
+  # builds an ext4 image to turn read-only. postgresql-15: the tests start a throwaway server
+  # of their own (scripts/with-postgres.sh); the package's system service is not used.
+  PKGS+=(libgtest-dev libgmock-dev libbenchmark-dev curl procps nginx e2fsprogs redis-server postgresql-15)
   # The fuzz targets (scripts/fuzz.sh): clang with libFuzzer and the sanitizer runtimes.
   PKGS+=(clang-14 libclang-rt-14-dev)
   # Node and npm: any installed build will do (some machines carry a nodejs that bundles npm

@@ -33,7 +33,7 @@ class KnownUsers {
     {
       std::lock_guard g(mu_);
       if (const std::int64_t* v = versions_.touch(user)) {
-        if (*v == version) return true;
+        if (*v == version && trusted_) return true;
         if (*v > version) return false;  // revoked
       }
     }
@@ -77,6 +77,21 @@ class KnownUsers {
     if (const auto* r = std::get_if<chat::TokensRevoked>(&e)) raise(r->user, r->version);
   }
 
+  // The bus that raises versions on every instance may be losing events (an outage): until
+  // trust(), every token is checked in storage (a revocation on another instance is not
+  // missed); a known revocation still refuses without a read.
+  void distrust() {
+    std::lock_guard g(mu_);
+    trusted_ = false;
+  }
+  // The bus is back: revocations it missed are not in the cache, so forget it and trust
+  // what is read from now on.
+  void trust() {
+    std::lock_guard g(mu_);
+    versions_.clear();
+    trusted_ = true;
+  }
+
   std::size_t size() const {
     std::lock_guard g(mu_);
     return versions_.size();
@@ -86,6 +101,7 @@ class KnownUsers {
   chat::ChatService& chat_;
   mutable std::mutex mu_;
   BoundedLru<Id, std::int64_t> versions_;
+  bool trusted_ = true;
 };
 
 }  // namespace parley::api

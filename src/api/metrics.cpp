@@ -53,7 +53,10 @@ void Metrics::set(const std::string& series, double value) {
   series_[series] = value;
 }
 
+void Metrics::add_collector(std::function<void(Metrics&)> collect) { collectors_.push_back(std::move(collect)); }
+
 std::string Metrics::render() const {
+  for (const auto& c : collectors_) c(const_cast<Metrics&>(*this));
   std::ostringstream o;
   std::lock_guard g(mu_);
   o << "# HELP parley_http_requests_total HTTP requests by route pattern, method and status.\n"

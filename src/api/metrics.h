@@ -2,10 +2,12 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
 #include <tuple>
+#include <vector>
 
 namespace parley::api {
 
@@ -29,6 +31,9 @@ class Metrics {
   void declare(const std::string& family, const std::string& type, const std::string& help);
   void add(const std::string& series, double delta);
   void set(const std::string& series, double value);  // gauges
+  // Runs at every render(), before it: sets series whose values live elsewhere (the bus's
+  // counters). Register before serving; it must not block.
+  void add_collector(std::function<void(Metrics&)> collect);
   std::string render() const;
 
  private:
@@ -47,6 +52,7 @@ class Metrics {
   std::atomic<std::uint64_t> ws_queue_high_water_{0};
   std::map<std::string, std::pair<std::string, std::string>> families_;  // family -> (type, help)
   std::map<std::string, double> series_;
+  std::vector<std::function<void(Metrics&)>> collectors_;
 };
 
 }  // namespace parley::api

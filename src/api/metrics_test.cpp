@@ -31,3 +31,13 @@ TEST(Metrics, AGaugeIsSetNotAdded) {
   m.set("parley_storage_healthy", 1);
   EXPECT_NE(m.render().find("\nparley_storage_healthy 1\n"), std::string::npos);
 }
+
+TEST(Metrics, CollectorsSetTheirSeriesAtEachRender) {
+  parley::api::Metrics m;
+  m.declare("parley_y_total", "counter", "Y.");
+  double y = 1;
+  m.add_collector([&](parley::api::Metrics& mm) { mm.set("parley_y_total", y); });
+  EXPECT_NE(m.render().find("\nparley_y_total 1\n"), std::string::npos);
+  y = 7;
+  EXPECT_NE(m.render().find("\nparley_y_total 7\n"), std::string::npos) << m.render();
+}

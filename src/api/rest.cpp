@@ -162,6 +162,7 @@ struct RestApi::Impl {
   KnownUsers& known;
   RateLimiter& limiter;
   Metrics& metrics;
+  std::vector<std::function<std::string()>> readiness;  // add_readiness_check
   const LoadGauge* load;
   LoginGuard* login_guard;
   Router<RouteInfo> router;
@@ -256,8 +257,11 @@ struct RestApi::Impl {
   // Probes.
   Response healthz(Ctx&) { return json_response(200, json::object{{"status", "ok"}}); }
   Response readyz(Ctx&) {
-    bool ok = store.healthy();
-    return json_response(ok ? 200 : 503, json::object{{"status", ok ? "ready" : "unavailable"}});
+    std::string reason = store.healthy() ? "" : "storage unavailable";
+    for (const auto& check : readiness)
+      if (std::string p = check(); !p.empty()) reason += (reason.empty() ? "" : "; ") + p;
+    if (reason.empty()) return json_response(200, json::object{{"status", "ready"}});
+    return json_response(503, json::object{{"status", "unavailable"}, {"reason", reason}});
   }
   Response metrics_text(Ctx&) {
     Response r;
@@ -450,6 +454,10 @@ RestApi::RestApi(chat::ChatService& chat, chat::Store& store, const auth::JwtCod
 RestApi::~RestApi() = default;
 
 std::optional<Id> RestApi::authenticate(std::string_view token) const { return impl_->authenticate(token); }
+
+void RestApi::add_readiness_check(std::function<std::string()> problem) {
+  impl_->readiness.push_back(std::move(problem));
+}
 
 void RestApi::observe_refused(int status) { impl_->metrics.observe_request("unparsed", "OTHER", status, 0); }
 

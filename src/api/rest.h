@@ -1,5 +1,7 @@
 #pragma once
+#include <functional>
 #include <memory>
+#include <string>
 
 #include "api/fanout.h"
 #include "api/http_types.h"
@@ -24,6 +26,10 @@ class RestApi {
           RateLimiter& limiter, Metrics& metrics, const LoadGauge* load = nullptr, LoginGuard* login_guard = nullptr);
   ~RestApi();
   Response handle(const Request& req);
+
+  // Another condition of /readyz (the bus): problem() returns why the instance is not ready,
+  // "" while it is. Call before serving; problem() must not block.
+  void add_readiness_check(std::function<std::string()> problem);
 
   // Counts a request the HTTP layer refused before it could be routed (malformed, body or
   // headers too large) under the route label "unparsed".

@@ -57,6 +57,18 @@ class WsService {
   static std::string new_connection_id();
 
   std::vector<chat::RoomBadge> badge_snapshot(Id user) { return chat_.badge_snapshot(user); }
+  // What a connected user's state is in storage, read again after a bus outage: their
+  // badges and their token version (a revocation whose event was missed).
+  struct Resync {
+    std::vector<chat::RoomBadge> badges;
+    std::int64_t token_version = 0;
+  };
+  Resync resync_state(Id user) {
+    Resync r;
+    r.token_version = chat_.token_version(user).value_or(0);
+    r.badges = chat_.badge_snapshot(user);
+    return r;
+  }
   // The room's last_seq; throws parley::Error (403/404) when user is not a member.
   chat::Seq require_membership(Id user, Id room) { return chat_.require_membership(user, room); }
   std::vector<chat::Message> replay(Id user, Id room, chat::Seq after, int limit) {

@@ -29,6 +29,7 @@
 #include "app/config.h"
 #include "auth/jwt.h"
 #include "bus/bus.h"
+#include "bus/open_bus.h"
 #include "chat/service.h"
 #include "net/http_server.h"
 #include "net/hub.h"
@@ -110,7 +111,13 @@ int serve(const app::Config& cfg) {
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
 
-  if (!cfg.bus_url.empty()) throw StartupError("--bus redis:// is not supported by this build yet");
+  std::unique_ptr<bus::Bus> bus_ptr;
+  try {
+    bus_ptr = bus::open_bus(cfg.bus_url);
+  } catch (const std::invalid_argument& e) {
+    throw StartupError(e.what());
+  }
+  bus::Bus& bus = *bus_ptr;
   std::string db_path = storage::sqlite_path(cfg.db_url);
   if (!db_path.empty()) {
     auto parent = fs::path(db_path).parent_path();
@@ -143,7 +150,6 @@ int serve(const app::Config& cfg) {
   // Committed events: chat → bus → hub (per-room order, badges, rendering) → sockets.
   net::HubOptions hub_opts;
   api::LoadGauge load(kFanoutBehindWatermark);
-  bus::LocalBus bus;
   chat::ChatService chat(*store, &bus);
   // Tokens name this database (a key kept across a replaced database opens nothing) and
   // carry the user's token version; one cache of versions serves REST and WebSockets.
@@ -174,6 +180,45 @@ int serve(const app::Config& cfg) {
     known.on_event(*e);
     hub.on_event(e);
   });
+  // A bus that can lose events (Redis): while it is away every token is checked in storage;
+  // once it is back the version cache starts afresh and every connected user's state is read
+  // again (badges, rooms left, revocations, messages behind storage); a user whose
+  // subscription has just come into place is read again too (events of the moment between
+  // their registration and the subscription).
+  bus.on_link([&hub, &known](bus::Bus::Link link, Id user) {
+    switch (link) {
+      case bus::Bus::Link::Lost:
+        known.distrust();
+        break;
+      case bus::Bus::Link::Restored:
+        known.trust();
+        hub.resync();
+        break;
+      case bus::Bus::Link::Watching:
+        hub.resync(user);
+        break;
+    }
+  });
+  rest.add_readiness_check([&bus] { return bus.problem(); });
+  if (!cfg.bus_url.empty()) {
+    metrics.declare("parley_bus_up", "gauge", "1 while the bus carries events (both Redis connections up).");
+    metrics.declare("parley_bus_events_total", "counter",
+                    "Bus events by outcome: published to Redis, dropped from the full publish queue, received, "
+                    "own echo skipped, duplicate copy skipped, malformed payload dropped.");
+    metrics.declare("parley_bus_connects_total", "counter", "Successful (re)subscriptions to Redis.");
+    metrics.declare("parley_bus_queued_events", "gauge", "Events waiting in the publish queue.");
+    metrics.add_collector([&bus](api::Metrics& m) {
+      m.set("parley_bus_up", bus.healthy() ? 1 : 0);
+      for (const auto& [name, n] : bus.counters()) {
+        if (name == "connects")
+          m.set("parley_bus_connects_total", static_cast<double>(n));
+        else if (name == "queued")
+          m.set("parley_bus_queued_events", static_cast<double>(n));
+        else
+          m.set("parley_bus_events_total{outcome=\"" + name + "\"}", static_cast<double>(n));
+      }
+    });
+  }
   net::WsDeps ws{hub, ws_service, pool, metrics, wso};
   metrics.declare("parley_ws_connections", "gauge", "Open WebSocket connections by endpoint.");
   metrics.declare("parley_ws_events_dropped_total", "counter", "Queued events dropped when a connection was cut.");
@@ -217,15 +262,17 @@ int serve(const app::Config& cfg) {
   server.start();
   std::printf("parley: listening on http://%s\n", bound.c_str());
   std::fflush(stdout);
-  spdlog::info("listening on http://{} db={} io_threads={} storage_threads={}", bound, cfg.db_url, io_threads,
-               cfg.storage_threads);
+  spdlog::info("listening on http://{} db={} bus={} io_threads={} storage_threads={}", bound, cfg.db_url,
+               cfg.bus_url.empty() ? "local" : cfg.bus_url, io_threads, cfg.storage_threads);
 
+  bus.start();
   std::vector<std::thread> threads;
   for (int i = 1; i < io_threads; ++i) threads.emplace_back([&] { ioc.run(); });
   ioc.run();
   for (auto& t : threads) t.join();
   hub.shutdown();
   pool.join();
+  bus.stop();  // sends what the last writes published (at most 1 s more), then ends its threads
   // Connections still open after the deadline: cut them and let their coroutines unwind
   // now, while everything they refer to is still alive.
   if (server.open_connections() > 0) {

@@ -2,7 +2,11 @@
 // deployment. Depends on chat/ only. LocalBus is the in-process one (a single instance);
 // a Redis implementation (several instances) fits behind the same interface.
 #pragma once
+#include <cstdint>
 #include <functional>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "chat/events.h"
 
@@ -25,6 +29,25 @@ class Bus : public chat::EventPublisher {
   virtual void unwatch_user(Id user) = 0;
   // True while the bus carries events (for /readyz).
   virtual bool healthy() const = 0;
+  // Counters for /metrics, by name (published, dropped, …); none for the local bus.
+  virtual std::vector<std::pair<std::string, std::uint64_t>> counters() const { return {}; }
+  // Why it is not healthy ("" while it is), for /readyz.
+  virtual std::string problem() const { return healthy() ? "" : "the bus is unavailable"; }
+
+  // What the bus tells the instance about its link (a bus that can lose events; the local
+  // one never calls it). Lost: from now on events may be missed (caches fed by events, like
+  // the token-version cache, must not be trusted). Restored: the link is back and every
+  // watched user is subscribed again: whatever was missed must be recovered from storage.
+  // Watching: user's events reach this instance from now on (the subscription that
+  // watch_user asked for is in place): what was committed before that is in storage.
+  // Called on the bus's own thread; it must only hand off. Set once, before start().
+  enum class Link { Lost, Restored, Watching };
+  using LinkHandler = std::function<void(Link, Id user)>;
+  virtual void on_link(LinkHandler) {}
+  // Starts the bus's threads (after subscribe() and on_link()); stop() ends them (publishes
+  // that come later are delivered locally only). Both idempotent.
+  virtual void start() {}
+  virtual void stop() {}
 };
 
 // In-process: publish() hands the event straight to the subscribed receiver.

@@ -2,6 +2,7 @@
 #include <chrono>
 #include <cstddef>
 #include <list>
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <unordered_map>
@@ -112,10 +113,11 @@ class RoomSequencer {
   }
 
   // The messages before `before` have been delivered from storage: go on from there (a fill
-  // that read only part of the gap passes the seq after the last one it delivered).
-  void filled(Id room, Seq before, Clock::time_point now, std::vector<T>& out) {
+  // that read only part of the gap passes the seq after the last one it delivered). Returns
+  // the next gap to fill at once when behind() said the room goes further than what is here.
+  std::optional<Gap> filled(Id room, Seq before, Clock::time_point now, std::vector<T>& out) {
     auto it = rooms_.find(room);
-    if (it == rooms_.end()) return;
+    if (it == rooms_.end()) return std::nullopt;
     Room& r = it->second;
     r.filling = false;
     if (before > r.next) r.next = before;
@@ -125,6 +127,27 @@ class RoomSequencer {
     }
     release(r, out);
     if (!r.held.empty()) r.since = now;
+    if (r.held.empty() && r.expect >= r.next) {
+      r.filling = true;
+      return Gap{room, r.next - 1, r.expect + 1};
+    }
+    return std::nullopt;
+  }
+
+  // Storage says room has messages up to last_seq (a snapshot read after a bus outage: the
+  // events of some may be lost, and nothing held would reveal a gap at the end). Returns
+  // the gap to fill now when the room is anchored, behind last_seq and nothing is held or
+  // being filled; otherwise it is remembered and filled() reports it once the held messages
+  // before it are out.
+  std::optional<Gap> behind(Id room, Seq last_seq) {
+    auto it = rooms_.find(room);
+    if (it == rooms_.end() || it->second.next == 0) return std::nullopt;
+    Room& r = it->second;
+    if (last_seq < r.next) return std::nullopt;
+    r.expect = std::max(r.expect, last_seq);
+    if (r.filling || !r.held.empty()) return std::nullopt;
+    r.filling = true;
+    return Gap{room, r.next - 1, r.expect + 1};
   }
 
   // The earliest time due() has something to do (nullopt: nothing is held).
@@ -142,6 +165,7 @@ class RoomSequencer {
     std::map<Seq, T> held;
     Clock::time_point since{};  // when the oldest of held started waiting
     bool filling = false;
+    Seq expect = 0;  // storage has messages up to here (behind())
     std::list<Id>::iterator lru;
   };
 

@@ -119,3 +119,41 @@ TEST(RoomSequencer, RoomsAreBounded) {
   EXPECT_FALSE(s.knows(1));
   EXPECT_TRUE(s.knows(10));
 }
+
+TEST(RoomSequencer, BehindStorageFillsWhatNoHeldMessageWouldReveal) {
+  Seqr s;
+  std::vector<Seq> out;
+  EXPECT_FALSE(s.behind(1, 5));  // not anchored: nothing to compare with
+  s.anchor(1, 2, out);
+  EXPECT_FALSE(s.behind(1, 2));  // not behind
+  auto gap = s.behind(1, 5);     // storage has 3..5, none of them arrived
+  ASSERT_TRUE(gap);
+  EXPECT_EQ(gap->after, 2);
+  EXPECT_EQ(gap->before, 6);
+  EXPECT_FALSE(s.behind(1, 6));  // filling already: remembered, not reported twice
+  s.offer(1, 4, 4, t0, out);     // a copy arriving late is held meanwhile
+  auto more = s.filled(1, 6, t0, out);
+  ASSERT_TRUE(more);  // storage said 6 exists too
+  EXPECT_EQ(more->after, 5);
+  EXPECT_EQ(more->before, 7);
+  EXPECT_EQ(s.held(), 0u);  // the held copy of 4 was dropped as delivered
+  EXPECT_FALSE(s.filled(1, 7, t0, out));
+  EXPECT_EQ(s.next(1), 7);
+  EXPECT_TRUE(out.empty());  // everything came from the fills
+}
+
+TEST(RoomSequencer, BehindWithHeldMessagesWaitsForTheirGapFirst) {
+  Seqr s;
+  std::vector<Seq> out;
+  s.anchor(1, 0, out);
+  s.offer(1, 3, 3, t0, out);         // 1 and 2 missing
+  EXPECT_FALSE(s.behind(1, 5));      // the hold reports the first gap
+  auto gaps = s.due(t0 + 300ms, out);
+  ASSERT_EQ(gaps.size(), 1u);
+  EXPECT_EQ(gaps[0].before, 3);
+  auto more = s.filled(1, 3, t0 + 310ms, out);
+  EXPECT_EQ(out, std::vector<Seq>{3});
+  ASSERT_TRUE(more);  // then 4..5 from storage
+  EXPECT_EQ(more->after, 3);
+  EXPECT_EQ(more->before, 6);
+}

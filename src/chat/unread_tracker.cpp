@@ -10,6 +10,7 @@ std::optional<Badge> UnreadTracker::set(Id room, Entry& e, Seq last_seq, Seq rea
   e.last_seq = std::max(e.last_seq, last_seq);
   e.read_seq = std::max(e.read_seq, read_seq);
   e.member = true;
+  e.touched = clock_ + 1;
   Seq after = unread_count(e.last_seq, e.read_seq);
   total_ += after - before;
   if (!loaded_) {
@@ -44,6 +45,7 @@ void UnreadTracker::leave(Id room, Seq last_seq) {
   if (e.member && e.last_seq > last_seq) return;  // the room was re-joined since
   if (e.member) total_ -= unread_count(e.last_seq, e.read_seq);
   e.member = false;
+  e.touched = clock_ + 1;
   e.left_at = std::max(e.left_at, last_seq);
 }
 
@@ -66,6 +68,37 @@ std::vector<Id> UnreadTracker::load(const std::vector<RoomBadge>& snapshot) {
   changed_while_loading_.clear();
   std::sort(changed.begin(), changed.end());
   return changed;
+}
+
+UnreadTracker::Reloaded UnreadTracker::reload(const std::vector<RoomBadge>& snapshot, std::uint64_t mark) {
+  Reloaded out;
+  std::unordered_set<Id> in_snapshot;
+  for (const auto& s : snapshot) {
+    in_snapshot.insert(s.room);
+    Entry& e = rooms_[s.room];
+    if (e.left_at >= s.last_seq) continue;  // left after the snapshot was read
+    if (e.member && !newer(s.last_seq, s.read_seq, e)) continue;
+    Seq before = e.member ? unread_count(e.last_seq, e.read_seq) : 0;
+    bool joined = !e.member;
+    e.last_seq = std::max(e.last_seq, s.last_seq);
+    e.read_seq = std::max(e.read_seq, s.read_seq);
+    e.member = true;
+    e.left_at = -1;
+    total_ += unread_count(e.last_seq, e.read_seq) - before;
+    if (joined || unread_count(e.last_seq, e.read_seq) != before || e.last_seq > e.badged_last)
+      out.changed.push_back(s.room);
+  }
+  for (auto& [room, e] : rooms_)
+    if (e.member && !in_snapshot.count(room) && e.touched <= mark) {  // a leave the events missed
+      total_ -= unread_count(e.last_seq, e.read_seq);
+      e.member = false;
+      e.left_at = std::max(e.left_at, e.last_seq);
+      out.left.push_back(room);
+    }
+  std::sort(out.changed.begin(), out.changed.end());
+  std::sort(out.left.begin(), out.left.end());
+  for (Id room : out.changed) rooms_[room].badged_last = rooms_[room].last_seq;
+  return out;
 }
 
 std::optional<Badge> UnreadTracker::badge(Id room) const {

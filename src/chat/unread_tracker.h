@@ -1,4 +1,5 @@
 #pragma once
+#include <cstdint>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
@@ -53,6 +54,19 @@ class UnreadTracker {
   // before it (their badges were held back for want of a total).
   std::vector<Id> load(const std::vector<RoomBadge>& snapshot);
 
+  // After a bus outage: merges a fresh snapshot into a loaded tracker. Events may have been
+  // missed, so the snapshot is the truth for every room it does not see older than the
+  // tracker: newer states are taken (their rooms returned in changed, their badges to send),
+  // and a room the tracker holds as a member but the snapshot lacks was left meanwhile
+  // (returned in left) unless an event touched it after begin_reload() (a join that the
+  // snapshot read may predate). Call begin_reload() before the snapshot is read.
+  struct Reloaded {
+    std::vector<Id> changed;
+    std::vector<Id> left;
+  };
+  std::uint64_t begin_reload() { return ++clock_; }
+  Reloaded reload(const std::vector<RoomBadge>& snapshot, std::uint64_t mark);
+
   bool loaded() const { return loaded_; }
   Seq total() const { return total_; }
   std::optional<Badge> badge(Id room) const;
@@ -65,6 +79,7 @@ class UnreadTracker {
     bool member = false;
     Seq left_at = -1;       // tombstone: states with last_seq <= left_at are stale
     Seq badged_last = 0;    // last_seq of the newest badge given for this room
+    std::uint64_t touched = 0;  // clock_ when an event last changed it
   };
   static bool newer(Seq ls, Seq rs, const Entry& e) { return ls > e.last_seq || (ls == e.last_seq && rs > e.read_seq); }
   std::optional<Badge> set(Id room, Entry& e, Seq last_seq, Seq read_seq, bool from_other);
@@ -80,6 +95,7 @@ class UnreadTracker {
   std::unordered_set<Id> changed_while_loading_;
   Seq total_ = 0;
   bool loaded_ = false;
+  std::uint64_t clock_ = 0;  // counts reloads: an entry touched since begin_reload() has touched > mark
 };
 
 }  // namespace parley::chat

@@ -130,3 +130,30 @@ TEST(UnreadTracker, ALateMessageFromSomeoneElseStillMovesTheBadgePastIt) {
   EXPECT_EQ(b->unread, 0);
   EXPECT_FALSE(t.apply(1, 6, 5, true));  // given once
 }
+
+TEST(UnreadTracker, ReloadAfterAnOutageTakesNewerStatesAndMissedLeaves) {
+  UnreadTracker t;
+  t.load({{1, 4, 4}, {2, 3, 1}, {3, 2, 2}});
+  ASSERT_EQ(t.total(), 2);
+  auto mark = t.begin_reload();
+  // An event after begin_reload: a join of room 4 the snapshot read may predate.
+  ASSERT_TRUE(t.join(4, 7, 7));
+  // Storage: room 1 got 3 messages (missed), room 2 was read up (missed), room 3 was left
+  // (missed), room 4 not in the snapshot (joined after it was read).
+  auto re = t.reload({{1, 7, 4}, {2, 3, 3}}, mark);
+  EXPECT_EQ(re.changed, (std::vector<Id>{1, 2}));
+  EXPECT_EQ(re.left, std::vector<Id>{3});
+  EXPECT_EQ(t.total(), 3);
+  EXPECT_EQ(t.badge(1)->unread, 3);
+  EXPECT_EQ(t.badge(2)->unread, 0);
+  EXPECT_FALSE(t.badge(3));
+  ASSERT_TRUE(t.badge(4));
+  // A late event of the old membership of room 3 does not bring it back.
+  EXPECT_FALSE(t.apply(3, 2, 1));
+  EXPECT_EQ(t.total(), 3);
+  // An older snapshot state changes nothing.
+  auto again = t.reload({{1, 6, 4}, {2, 3, 3}, {4, 7, 7}}, t.begin_reload());
+  EXPECT_TRUE(again.changed.empty());
+  EXPECT_TRUE(again.left.empty());
+  EXPECT_EQ(t.total(), 3);
+}

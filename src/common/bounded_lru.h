@@ -63,6 +63,11 @@ class BoundedLru {
     return true;
   }
 
+  void clear() {
+    index_.clear();
+    order_.clear();
+  }
+
   std::size_t size() const { return index_.size(); }
   std::size_t max_size() const { return max_size_; }
 

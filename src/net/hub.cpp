@@ -58,6 +58,11 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
     std::vector<ConnPtr> awaiting_snapshot;         // sidebars registered before the tracker loaded
     chat::UnreadTracker tracker;
     bool loading = false;
+    // Resync after a bus outage or a new subscription (Hub::resync): asked while the first
+    // load runs (then done after it), one at a time, again if asked while one runs.
+    bool resync_after_load = false;
+    bool reloading = false;
+    bool reload_again = false;
     // Which registration created this entry: a snapshot read for an earlier entry of the same
     // user (who left and came back while it was read) may predate events this one missed.
     std::uint64_t generation = 0;
@@ -274,6 +279,14 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
         std::lock_guard g(self->mu);
         self->sequencer.unfilled(gap.room, Clock::now());
         self->arm_timer();
+        // A gap that a resync found at the end of a room (nothing held there reveals it
+        // again): tried again in a second, until the room is caught up.
+        auto retry = std::make_shared<asio::steady_timer>(self->order, std::chrono::seconds(1));
+        retry->async_wait([self, retry, gap](const boost::system::error_code& ec) {
+          if (ec) return;
+          std::lock_guard g(self->mu);
+          if (auto again = self->sequencer.behind(gap.room, gap.before - 1)) self->start_fill(*again);
+        });
       });
     });
   }
@@ -289,9 +302,10 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
                          ? gap.before
                          : std::min(gap.before, fill.messages.back().seq + 1);
     std::vector<chat::EventPtr> released;
-    sequencer.filled(gap.room, upto, Clock::now(), released);
+    auto more = sequencer.filled(gap.room, upto, Clock::now(), released);
     deliver_released(released);
     release_parked(gap.room);
+    if (more) start_fill(*more);
     arm_timer();
   }
 
@@ -336,6 +350,80 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
     for (const auto& s : *snap) sequencer.anchor(s.room, s.last_seq, released);
     deliver_released(released);
     arm_timer();
+    if (u.resync_after_load) {
+      u.resync_after_load = false;
+      start_resync(user, u);
+    }
+  }
+
+  // Reads the user's state again after the bus may have lost events (an outage, or events
+  // committed before the user's subscription was in place), and repairs what was missed.
+  void start_resync(Id user, UserConns& u) {
+    if (!u.tracker.loaded()) {
+      u.resync_after_load = true;  // the first load is running: after it
+      return;
+    }
+    if (u.reloading) {
+      u.reload_again = true;
+      return;
+    }
+    u.reloading = true;
+    std::uint64_t mark = u.tracker.begin_reload();
+    asio::post(pool, [self = shared_from_this(), user, generation = u.generation, mark] {
+      std::optional<api::WsService::Resync> state;
+      try {
+        state = self->svc.resync_state(user);
+      } catch (const std::exception& e) {
+        spdlog::warn("resync of user={} failed: {}", user, e.what());
+      }
+      std::lock_guard g(self->mu);
+      self->resynced(user, generation, mark, state);
+    });
+  }
+
+  void resynced(Id user, std::uint64_t generation, std::uint64_t mark, const std::optional<api::WsService::Resync>& state) {
+    auto it = users.find(user);
+    if (it == users.end() || it->second.generation != generation) return;
+    UserConns& u = it->second;
+    u.reloading = false;
+    if (state) {
+      // A revocation whose event was missed: as TokensRevoked would have done.
+      auto revoke = [&](const ConnPtr& c) {
+        if (auto v = c->token_version(); v && *v < state->token_version) c->kick(1008, "token revoked");
+      };
+      for (const auto& c : u.sidebars) revoke(c);
+      for (const auto& [r, c] : u.chatrooms) revoke(c);
+      auto re = u.tracker.reload(state->badges, mark);
+      for (Id room : re.changed) send_badge(u, u.tracker.badge(room));
+      for (Id room : re.left)
+        for (const auto& [r, c] : u.chatrooms)
+          if (r == room) c->kick(1008, "not a member");
+      // Messages whose events were lost: the rooms behind storage are filled from it now
+      // (without a later message nothing held would ever reveal the gap).
+      std::vector<chat::EventPtr> released;
+      std::vector<chat::RoomSequencer<chat::EventPtr>::Gap> gaps;
+      for (const auto& s : state->badges) {
+        sequencer.anchor(s.room, s.last_seq, released);  // rooms not anchored yet
+        if (auto gap = sequencer.behind(s.room, s.last_seq)) gaps.push_back(*gap);
+      }
+      deliver_released(released);
+      for (const auto& gap : gaps) start_fill(gap);
+      arm_timer();
+    } else {
+      // Storage refused: what was missed is still missing. Again in a second (once per second
+      // per user while storage fails), as long as this registration lasts.
+      auto retry = std::make_shared<asio::steady_timer>(order, std::chrono::seconds(1));
+      retry->async_wait([self = shared_from_this(), retry, user, generation](const boost::system::error_code& ec) {
+        if (ec) return;
+        std::lock_guard g(self->mu);
+        if (auto it = self->users.find(user); it != self->users.end() && it->second.generation == generation)
+          self->start_resync(user, it->second);
+      });
+    }
+    if (u.reload_again) {
+      u.reload_again = false;
+      start_resync(user, u);
+    }
   }
 };
 
@@ -430,6 +518,16 @@ chat::Seq Hub::anchor(Id room, chat::Seq seq) {
   im.deliver_released(released);
   im.arm_timer();
   return im.sequencer.next(room);
+}
+
+void Hub::resync(std::optional<Id> user) {
+  auto& im = *impl_;
+  std::lock_guard g(im.mu);
+  if (user) {
+    if (auto it = im.users.find(*user); it != im.users.end()) im.start_resync(*user, it->second);
+    return;
+  }
+  for (auto& [id, u] : im.users) im.start_resync(id, u);
 }
 
 void Hub::shutdown() {

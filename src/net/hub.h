@@ -80,6 +80,14 @@ class Hub {
   // this socket's read (or were dropped as late), so the socket reads them itself.
   chat::Seq anchor(Id room, chat::Seq seq);
 
+  // The bus may have lost events (it reconnected after an outage: every user, nullopt; or
+  // user's subscription has just come into place). Reads each such user's state from storage
+  // again (on the pool) and repairs the instance: badges that changed are sent, rooms left
+  // meanwhile stop counting (their chatroom sockets are closed 1008 not a member), sockets of
+  // revoked tokens are closed 1008 token revoked, and rooms behind storage are filled from it
+  // (new_message to the sockets that follow them, in seq order, without duplicates).
+  void resync(std::optional<Id> user = std::nullopt);
+
   void close_all(std::uint16_t code, const std::string& reason);
   // The io_context has stopped: on_event() drops events from now on instead of waiting for
   // room (nobody is connected any more; clients resume after a restart).

@@ -7,10 +7,12 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json.hpp>
+#include <filesystem>
 #include <mutex>
 #include <thread>
 
 #include "auth/jwt.h"
+#include "storage/sqlite/fault_vfs_test.h"
 #include "storage/sqlite/sqlite_store.h"
 
 using namespace parley;
@@ -239,4 +241,106 @@ TEST_F(HubTest, ARevocationClosesTheUsersOlderSocketsOn1008AndNoOneElses) {
   }
   EXPECT_TRUE(fresh->kick_codes().empty());
   EXPECT_TRUE(bob_sidebar->kick_codes().empty());
+}
+
+TEST_F(HubTest, AResyncRepairsWhatLostEventsLeftWrong) {
+  // As after a bus outage: nothing below reaches the hub as an event.
+  Id other = chat.create_group(alice, "o", {bob}).room.id;
+  auto b = sidebar(bob, "b1");
+  auto br = std::make_shared<FakeConn>("b2");
+  hub->add(bob, room, br);
+  hub->anchor(room, 0);
+  auto bo = std::make_shared<FakeConn>("b3");
+  hub->add(bob, other, bo);
+  hub->anchor(other, 0);
+  auto a = std::make_shared<FakeConn>("a1");
+  a->version = 0;
+  hub->add(alice, 0, a);
+  ASSERT_TRUE(until([&] { return a->snapshot_count() > 0; }));
+  for (int i = 0; i < 3; ++i) chat.send(alice, room, "lost " + std::to_string(i), {});
+  chat.send(alice, other, "lost in other", {});
+  chat.remove_member(bob, other, bob);
+  chat.revoke_tokens(alice);
+  settle();
+  ASSERT_TRUE(b->seqs().empty());
+
+  hub->resync();
+  ASSERT_TRUE(until([&] { return b->seqs().size() >= 3 && br->seqs().size() >= 3 && !a->kick_codes().empty(); }));
+  settle();
+  EXPECT_EQ(br->seqs(), (std::vector<std::int64_t>{1, 2, 3}));  // filled from storage, in order
+  EXPECT_EQ(b->seqs(), (std::vector<std::int64_t>{1, 2, 3}));   // not the left room's message
+  auto badges = b->of("unread_count_update");
+  ASSERT_FALSE(badges.empty());
+  EXPECT_EQ(badges.back().at("room_id").as_string(), format_id(room));
+  EXPECT_EQ(badges.back().at("unread_count").as_int64(), 3);
+  EXPECT_EQ(badges.back().at("total_unread").as_int64(), 3);  // the left room no longer counts
+  EXPECT_EQ(bo->reasons(), std::vector<std::string>{"not a member"});
+  EXPECT_TRUE(br->kick_codes().empty());
+  EXPECT_EQ(a->reasons(), std::vector<std::string>{"token revoked"});
+  // The events turn up after all: nothing twice.
+  hub->resync(bob);
+  settle();
+  EXPECT_EQ(br->seqs().size(), 3u);
+}
+
+TEST(HubResync, ARefusedResyncIsTriedAgainUntilStorageAnswers) {
+  // A file store whose reads can be made to fail (the "faulty" VFS).
+  auto dir = std::filesystem::temp_directory_path() / ("parley-hub-resync-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  faultvfs::control().clear();
+  {
+    storage::SqliteOptions so;
+    so.path = (dir / "p.db").string();
+    so.readers = 2;
+    so.synchronous_full = false;
+    so.vfs = faultvfs::install();
+    storage::SqliteStore store{so};
+    chat::ChatService chat{store};
+    auth::JwtCodec jwt{std::string(32, 'k'), 3600, store.database_id()};
+    api::KnownUsers known{chat};
+    api::WsGate gate{chat, jwt, known, api::WsGateOptions{}};
+    api::Metrics metrics;
+    api::LoadGauge load{100};
+    api::WsService svc{chat, gate, metrics, load};
+    boost::asio::io_context ioc;
+    boost::asio::thread_pool pool{2};
+    auto hub = std::make_unique<net::Hub>(ioc, pool, svc);
+    auto until = [&](auto cond) {
+      for (int i = 0; i < 1000 && !cond(); ++i) {
+        ioc.restart();
+        if (ioc.poll() == 0) std::this_thread::sleep_for(5ms);
+      }
+      return cond();
+    };
+    Id alice = chat.create_user("alice", "h").id;
+    Id bob = chat.create_user("bob", "h").id;
+    Id room = chat.create_group(alice, "r", {bob}).room.id;
+    auto b = std::make_shared<FakeConn>("b1");
+    hub->add(bob, 0, b);
+    ASSERT_TRUE(until([&] { return b->snapshot_count() > 0; }));
+    chat.send(alice, room, "lost 1", {});  // events lost: the hub hears nothing
+    chat.send(alice, room, "lost 2", {});
+    faultvfs::control().read_rc = SQLITE_IOERR_READ;
+    hub->resync();
+    // Storage refuses for a while: nothing arrives, nothing breaks.
+    auto t0 = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() - t0 < 300ms) {
+      ioc.restart();
+      ioc.poll();
+      std::this_thread::sleep_for(5ms);
+    }
+    EXPECT_TRUE(b->seqs().empty());
+    EXPECT_GT(faultvfs::control().reads_failed.load(), 0);
+    faultvfs::control().read_rc = 0;
+    ASSERT_TRUE(until([&] { return b->seqs().size() >= 2; }));  // the retry, a second later
+    EXPECT_EQ(b->seqs(), (std::vector<std::int64_t>{1, 2}));
+    auto badges = b->of("unread_count_update");
+    ASSERT_FALSE(badges.empty());
+    EXPECT_EQ(badges.back().at("unread_count").as_int64(), 2);
+    EXPECT_TRUE(b->kick_codes().empty());
+    hub->shutdown();
+    pool.join();
+  }
+  faultvfs::control().clear();
+  std::filesystem::remove_all(dir);
 }

@@ -1,46 +1,21 @@
-// Starts Debian's nginx with the project's deploy/nginx/parley.conf in front of given Parley
-// instances, on a free loopback port, with every file in a temporary directory.
-import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// Starts Debian's nginx with the project's deploy/nginx/parley.conf (through
+// scripts/nginx-conf.sh) in front of given Parley instances, on a free loopback port, with
+// every file in a temporary directory.
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, sleep } from './rest-helpers.mjs';
 
-const SITE = join(dirname(fileURLToPath(import.meta.url)), '../../../deploy/nginx/parley.conf');
-
-// The site file with its placeholders filled: the upstream servers and the listen address.
-export function renderSite(upstreams, listen) {
-  const site = readFileSync(SITE, 'utf8');
-  const servers = upstreams.map((u) => `    server ${new URL(u).host} max_fails=3 fail_timeout=5s;`).join('\n');
-  return site
-    .replace(/# PARLEY_UPSTREAMS\n(\s*server [^\n]*\n)+/, `# PARLEY_UPSTREAMS\n${servers}\n`)
-    .replace('listen PARLEY_LISTEN;', `listen ${listen};`);
-}
+const CONF = join(dirname(fileURLToPath(import.meta.url)), '../../../scripts/nginx-conf.sh');
 
 export async function startNginx(upstreams) {
   const dir = mkdtempSync(join(tmpdir(), 'parley-nginx-'));
-  chmodSync(dir, 0o777); // workers run as nginx's unprivileged user
-  for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, d), { mode: 0o777 });
   const port = await freePort();
-  writeFileSync(join(dir, 'parley.conf'), renderSite(upstreams, `127.0.0.1:${port}`));
-  writeFileSync(join(dir, 'nginx.conf'), `
-daemon off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log ${dir}/access.log;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  include ${dir}/parley.conf;
-}
-`);
+  // The same configuration scripts/cluster.sh runs: deploy/nginx/parley.conf, filled in.
+  execFileSync('bash', [CONF, dir, `127.0.0.1:${port}`, ...upstreams.map((u) => new URL(u).host)]);
   const proc = spawn('nginx', ['-p', dir, '-e', `${dir}/error.log`, '-c', join(dir, 'nginx.conf')],
     { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';

@@ -1,0 +1,201 @@
+#include "bus/event_codec.h"
+
+#include <boost/json.hpp>
+#include <stdexcept>
+
+namespace parley::bus {
+namespace json = boost::json;
+using namespace chat;
+
+namespace {
+
+constexpr std::int64_t kVersion = 1;
+
+template <class... F>
+struct Visitor : F... {
+  using F::operator()...;
+};
+template <class... F>
+Visitor(F...) -> Visitor<F...>;
+
+// Ids, seqs and times are JSON integers; the instance id and the counter are unsigned.
+json::object message_json(const Message& m) {
+  json::object o{{"id", m.id}, {"room", m.room_id}, {"sender", m.sender_id}, {"content", m.content},
+                 {"seq", m.seq},  {"at", m.created_at}};
+  if (m.client_msg_id) o["cmid"] = *m.client_msg_id;
+  return o;
+}
+
+json::object body(const Event& e, const char*& tag) {
+  return std::visit(
+      Visitor{
+          [&](const MessageCreated& x) {
+            tag = "mc";
+            json::array members;
+            members.reserve(x.members.size());
+            for (const auto& m : x.members) members.push_back(json::array{m.user, m.read_seq});
+            return json::object{{"m", message_json(x.message)}, {"members", std::move(members)}, {"origin", x.origin}};
+          },
+          [&](const MessageRead& x) {
+            tag = "mr";
+            json::array status, members;
+            for (const auto& [u, t] : x.read_status) status.push_back(json::array{u, t});
+            for (Id u : x.members) members.push_back(u);
+            return json::object{{"room", x.room},
+                                {"reader", x.reader},
+                                {"m", message_json(x.newest_read)},
+                                {"read_at", x.read_at},
+                                {"status", std::move(status)},
+                                {"members", std::move(members)},
+                                {"last_seq", x.last_seq}};
+          },
+          [&](const MemberJoined& x) {
+            tag = "mj";
+            return json::object{{"room", x.room}, {"user", x.user}, {"last_seq", x.last_seq}, {"read_seq", x.read_seq}};
+          },
+          [&](const MemberLeft& x) {
+            tag = "ml";
+            return json::object{{"room", x.room}, {"user", x.user}, {"last_seq", x.last_seq}};
+          },
+          [&](const TokensRevoked& x) {
+            tag = "tr";
+            return json::object{{"user", x.user}, {"version", x.version}};
+          },
+      },
+      e);
+}
+
+struct Bad : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+const json::value& field(const json::object& o, std::string_view k) {
+  auto it = o.find(k);
+  if (it == o.end()) throw Bad("missing \"" + std::string(k) + "\"");
+  return it->value();
+}
+std::int64_t int_of(const json::value& v, std::string_view what) {
+  if (v.is_int64()) return v.get_int64();
+  if (v.is_uint64() && v.get_uint64() <= static_cast<std::uint64_t>(INT64_MAX))
+    return static_cast<std::int64_t>(v.get_uint64());
+  throw Bad("\"" + std::string(what) + "\" is not an integer");
+}
+std::uint64_t uint_of(const json::value& v, std::string_view what) {
+  if (v.is_uint64()) return v.get_uint64();
+  if (v.is_int64() && v.get_int64() >= 0) return static_cast<std::uint64_t>(v.get_int64());
+  throw Bad("\"" + std::string(what) + "\" is not an unsigned integer");
+}
+// Ids are positive, seqs and times not negative: anything else was not written by encode().
+Id id_at(const json::object& o, std::string_view k) {
+  std::int64_t v = int_of(field(o, k), k);
+  if (v <= 0) throw Bad("\"" + std::string(k) + "\" is not an id");
+  return v;
+}
+std::int64_t count_at(const json::object& o, std::string_view k) {
+  std::int64_t v = int_of(field(o, k), k);
+  if (v < 0) throw Bad("\"" + std::string(k) + "\" is negative");
+  return v;
+}
+const json::object& object_at(const json::object& o, std::string_view k) {
+  const auto& v = field(o, k);
+  if (!v.is_object()) throw Bad("\"" + std::string(k) + "\" is not an object");
+  return v.get_object();
+}
+const json::array& array_at(const json::object& o, std::string_view k) {
+  const auto& v = field(o, k);
+  if (!v.is_array()) throw Bad("\"" + std::string(k) + "\" is not an array");
+  return v.get_array();
+}
+std::string string_at(const json::object& o, std::string_view k) {
+  const auto& v = field(o, k);
+  if (!v.is_string()) throw Bad("\"" + std::string(k) + "\" is not a string");
+  return std::string(v.get_string());
+}
+// [a, b]: two integers.
+std::pair<std::int64_t, std::int64_t> pair_of(const json::value& v, std::string_view what) {
+  if (!v.is_array() || v.get_array().size() != 2) throw Bad("an entry of \"" + std::string(what) + "\" is not a pair");
+  const auto& a = v.get_array();
+  return {int_of(a[0], what), int_of(a[1], what)};
+}
+
+Message message_of(const json::object& o) {
+  Message m;
+  m.id = id_at(o, "id");
+  m.room_id = id_at(o, "room");
+  m.sender_id = id_at(o, "sender");
+  m.content = string_at(o, "content");
+  m.seq = count_at(o, "seq");
+  m.created_at = count_at(o, "at");
+  if (o.contains("cmid")) m.client_msg_id = string_at(o, "cmid");
+  return m;
+}
+
+Event event_of(std::string_view tag, const json::object& b) {
+  if (tag == "mc") {
+    MessageCreated x;
+    x.message = message_of(object_at(b, "m"));
+    for (const auto& v : array_at(b, "members")) {
+      auto [u, r] = pair_of(v, "members");
+      if (u <= 0 || r < 0) throw Bad("a member is out of range");
+      x.members.push_back(MemberSeq{u, r});
+    }
+    x.origin = string_at(b, "origin");
+    return x;
+  }
+  if (tag == "mr") {
+    MessageRead x;
+    x.room = id_at(b, "room");
+    x.reader = id_at(b, "reader");
+    x.newest_read = message_of(object_at(b, "m"));
+    x.read_at = count_at(b, "read_at");
+    for (const auto& v : array_at(b, "status")) {
+      auto [u, t] = pair_of(v, "status");
+      if (u <= 0 || t < 0) throw Bad("a read status is out of range");
+      x.read_status.emplace_back(u, t);
+    }
+    for (const auto& v : array_at(b, "members")) {
+      std::int64_t u = int_of(v, "members");
+      if (u <= 0) throw Bad("a member is not an id");
+      x.members.push_back(u);
+    }
+    x.last_seq = count_at(b, "last_seq");
+    return x;
+  }
+  if (tag == "mj") return MemberJoined{id_at(b, "room"), id_at(b, "user"), count_at(b, "last_seq"), count_at(b, "read_seq")};
+  if (tag == "ml") return MemberLeft{id_at(b, "room"), id_at(b, "user"), count_at(b, "last_seq")};
+  if (tag == "tr") return TokensRevoked{id_at(b, "user"), count_at(b, "version")};
+  throw Bad("unknown event type \"" + std::string(tag) + "\"");
+}
+
+}  // namespace
+
+std::string encode(const Event& event, std::uint64_t instance, std::uint64_t number) {
+  const char* tag = "";
+  json::object e = body(event, tag);
+  json::object o{{"v", kVersion}, {"i", instance}, {"n", number}, {"t", tag}, {"e", std::move(e)}};
+  return json::serialize(o);
+}
+
+std::optional<Envelope> decode(std::string_view text, std::string* error) {
+  try {
+    boost::system::error_code ec;
+    json::parse_options opts;
+    opts.max_depth = 8;  // the deepest envelope is 4 levels
+    json::value v = json::parse(text, ec, {}, opts);
+    if (ec) throw Bad("not JSON: " + ec.message());
+    if (!v.is_object()) throw Bad("not an object");
+    const auto& o = v.get_object();
+    if (int_of(field(o, "v"), "v") != kVersion) throw Bad("unknown version");
+    Envelope env;
+    env.instance = uint_of(field(o, "i"), "i");
+    env.number = uint_of(field(o, "n"), "n");
+    std::string tag = string_at(o, "t");
+    env.event = std::make_shared<const Event>(event_of(tag, object_at(o, "e")));
+    return env;
+  } catch (const Bad& b) {
+    if (error) *error = b.what();
+    return std::nullopt;
+  }
+}
+
+}  // namespace parley::bus

@@ -1,0 +1,126 @@
+#include "bus/event_codec.h"
+
+#include <gtest/gtest.h>
+
+#include "bus/channels.h"
+
+using namespace parley;
+using namespace parley::chat;
+
+namespace {
+
+Message sample_message(bool with_cmid) {
+  Message m;
+  m.id = 900000000000000001;
+  m.room_id = 42;
+  m.sender_id = 7;
+  m.content = "h\xC3\xA9llo \"quoted\" \\ \n\t\xF0\x9F\x98\x80";
+  m.seq = 123456789;
+  m.created_at = 1795000000123;
+  if (with_cmid) m.client_msg_id = "c-1";
+  return m;
+}
+
+bool same(const Message& a, const Message& b) {
+  return a.id == b.id && a.room_id == b.room_id && a.sender_id == b.sender_id && a.content == b.content &&
+         a.seq == b.seq && a.created_at == b.created_at && a.client_msg_id == b.client_msg_id;
+}
+
+Event round_trip(const Event& e) {
+  std::string text = bus::encode(e, 0xFFFFFFFFFFFFFFF1ull, 17);
+  std::string err;
+  auto env = bus::decode(text, &err);
+  EXPECT_TRUE(env) << err << " in " << text;
+  if (!env) return e;
+  EXPECT_EQ(env->instance, 0xFFFFFFFFFFFFFFF1ull);
+  EXPECT_EQ(env->number, 17u);
+  return *env->event;
+}
+
+}  // namespace
+
+TEST(EventCodec, MessageCreatedRoundTripsEveryField) {
+  for (bool cmid : {false, true}) {
+    MessageCreated e{sample_message(cmid), {{7, 123456789}, {8, 3}, {9, 0}}, cmid ? "conn-abc" : ""};
+    auto got = std::get<MessageCreated>(round_trip(e));
+    EXPECT_TRUE(same(got.message, e.message));
+    ASSERT_EQ(got.members.size(), 3u);
+    for (std::size_t i = 0; i < 3; ++i) {
+      EXPECT_EQ(got.members[i].user, e.members[i].user);
+      EXPECT_EQ(got.members[i].read_seq, e.members[i].read_seq);
+    }
+    EXPECT_EQ(got.origin, e.origin);
+  }
+}
+
+TEST(EventCodec, MessageReadRoundTripsEveryField) {
+  MessageRead e{42, 8, sample_message(true), 1795000000999, {{8, 1795000000999}, {9, 1795000000500}}, {7, 8, 9}, 5000};
+  auto got = std::get<MessageRead>(round_trip(e));
+  EXPECT_EQ(got.room, 42);
+  EXPECT_EQ(got.reader, 8);
+  EXPECT_TRUE(same(got.newest_read, e.newest_read));
+  EXPECT_EQ(got.read_at, e.read_at);
+  EXPECT_EQ(got.read_status, e.read_status);
+  EXPECT_EQ(got.members, e.members);
+  EXPECT_EQ(got.last_seq, 5000);
+}
+
+TEST(EventCodec, MembershipAndRevocationRoundTrip) {
+  auto j = std::get<MemberJoined>(round_trip(MemberJoined{42, 9, 77, 70}));
+  EXPECT_EQ(j.room, 42);
+  EXPECT_EQ(j.user, 9);
+  EXPECT_EQ(j.last_seq, 77);
+  EXPECT_EQ(j.read_seq, 70);
+  auto l = std::get<MemberLeft>(round_trip(MemberLeft{42, 9, 78}));
+  EXPECT_EQ(l.room, 42);
+  EXPECT_EQ(l.user, 9);
+  EXPECT_EQ(l.last_seq, 78);
+  auto r = std::get<TokensRevoked>(round_trip(TokensRevoked{9, 3}));
+  EXPECT_EQ(r.user, 9);
+  EXPECT_EQ(r.version, 3);
+}
+
+TEST(EventCodec, MalformedPayloadsAreRefusedWithAReason) {
+  std::string good = bus::encode(MemberLeft{42, 9, 78}, 5, 1);
+  ASSERT_TRUE(bus::decode(good));
+  const char* bad[] = {
+      "",
+      "not json",
+      "[1,2]",
+      "{\"v\":2,\"i\":5,\"n\":1,\"t\":\"ml\",\"e\":{\"room\":42,\"user\":9,\"last_seq\":78}}",   // version
+      "{\"v\":1,\"i\":-5,\"n\":1,\"t\":\"ml\",\"e\":{\"room\":42,\"user\":9,\"last_seq\":78}}",  // instance
+      "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"zz\",\"e\":{\"room\":42,\"user\":9,\"last_seq\":78}}",   // type
+      "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"ml\",\"e\":{\"room\":42,\"user\":9}}",                   // missing field
+      "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"ml\",\"e\":{\"room\":\"42\",\"user\":9,\"last_seq\":78}}",  // wrong type
+      "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"ml\",\"e\":{\"room\":0,\"user\":9,\"last_seq\":78}}",    // not an id
+      "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"ml\",\"e\":{\"room\":42,\"user\":9,\"last_seq\":-1}}",   // negative seq
+      "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"ml\",\"e\":{\"room\":42,\"user\":9,\"last_seq\":1.5}}",  // not an integer
+      "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"mc\",\"e\":{\"m\":{},\"members\":[],\"origin\":\"\"}}",  // empty message
+      "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"mc\",\"e\":{\"m\":{\"id\":1,\"room\":2,\"sender\":3,\"content\":\"x\",\"seq\":1,"
+      "\"at\":1},\"members\":[[1]],\"origin\":\"\"}}",  // a member that is not a pair
+      "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"tr\",\"e\":{\"user\":9,\"version\":3}",                 // truncated
+      "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"mc\",\"e\":{\"m\":{\"id\":1,\"room\":2,\"sender\":3,\"content\":\"\xC3\x28\","
+      "\"seq\":1,\"at\":1},\"members\":[],\"origin\":\"\"}}",  // invalid UTF-8
+      "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+  };
+  for (const char* text : bad) {
+    std::string err;
+    EXPECT_FALSE(bus::decode(text, &err)) << text;
+    EXPECT_FALSE(err.empty()) << text;
+  }
+}
+
+TEST(Channels, EachEventGoesToTheUsersItConcernsAndRevocationsToAll) {
+  const std::string p = "parley:";
+  MessageCreated mc{sample_message(false), {{7, 1}, {9, 0}, {8, 0}}, ""};
+  EXPECT_EQ(bus::channels_for(mc, p), (std::vector<std::string>{"parley:u:7", "parley:u:8", "parley:u:9"}));
+  MessageRead mr{42, 10, sample_message(false), 1, {}, {8, 9}, 5};  // the reader is named even if not in members
+  EXPECT_EQ(bus::channels_for(mr, p), (std::vector<std::string>{"parley:u:8", "parley:u:9", "parley:u:10"}));
+  EXPECT_EQ(bus::channels_for(MemberJoined{42, 9, 1, 1}, p), std::vector<std::string>{"parley:u:9"});
+  EXPECT_EQ(bus::channels_for(MemberLeft{42, 9, 1}, p), std::vector<std::string>{"parley:u:9"});
+  EXPECT_EQ(bus::channels_for(TokensRevoked{9, 2}, p), std::vector<std::string>{"parley:all"});
+  EXPECT_EQ(bus::channel_user("parley:u:9", p), 9);
+  EXPECT_EQ(bus::channel_user("parley:all", p), 0);
+  EXPECT_EQ(bus::channel_user("other:u:9", p), 0);
+  EXPECT_EQ(bus::channel_user("parley:u:x", p), 0);
+}

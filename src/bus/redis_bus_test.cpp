@@ -1,0 +1,265 @@
+#include "bus/redis_bus.h"
+
+#include <gtest/gtest.h>
+#include <hiredis.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include "bus/event_codec.h"
+
+using namespace parley;
+using namespace std::chrono_literals;
+
+TEST(RedisUrl, ParsesHostAndPortAndRefusesTheRest) {
+  auto o = bus::parse_redis_url("redis://127.0.0.1:6390", nullptr);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->host, "127.0.0.1");
+  EXPECT_EQ(o->port, 6390);
+  o = bus::parse_redis_url("redis://cache.internal/", nullptr);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->host, "cache.internal");
+  EXPECT_EQ(o->port, 6379);
+  for (const char* bad : {"redis://", "redis://:6379", "redis://h:0", "redis://h:65536", "redis://h:x", "redis://u@h:1",
+                          "redis://h:1/2", "http://h:1", "rediss://h:1"}) {
+    std::string err;
+    EXPECT_FALSE(bus::parse_redis_url(bad, &err)) << bad;
+    EXPECT_FALSE(err.empty()) << bad;
+  }
+}
+
+namespace {
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  int port = ntohs(a.sin_port);
+  ::close(fd);
+  return port;
+}
+
+bool redis_installed() { return ::access("/usr/bin/redis-server", X_OK) == 0; }
+
+// A throwaway redis-server on a free port, stopped by the destructor.
+struct RedisServer {
+  int port = free_port();
+  pid_t pid = -1;
+  RedisServer() { start(); }
+  ~RedisServer() { stop(); }
+  void start() {
+    pid_t parent = ::getpid();
+    pid = ::fork();
+    if (pid == 0) {
+      // Dies with the test process, also when that one aborts (a sanitizer halting on error).
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(1);
+      std::string p = std::to_string(port);
+      ::execl("/usr/bin/redis-server", "redis-server", "--port", p.c_str(), "--bind", "127.0.0.1", "--save", "",
+              "--appendonly", "no", "--loglevel", "warning", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    for (int i = 0; i < 200; ++i) {  // up to 4 s
+      if (redisContext* c = redisConnect("127.0.0.1", port); c && !c->err) {
+        redisFree(c);
+        return;
+      } else if (c) {
+        redisFree(c);
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+    ADD_FAILURE() << "redis-server did not start on port " << port;
+  }
+  void stop() {
+    if (pid <= 0) return;
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    pid = -1;
+  }
+  // Sends one raw PUBLISH (a payload not written by the codec).
+  void publish_raw(const std::string& channel, const std::string& payload) {
+    redisContext* c = redisConnect("127.0.0.1", port);
+    ASSERT_TRUE(c && !c->err);
+    auto* r = static_cast<redisReply*>(redisCommand(c, "PUBLISH %b %b", channel.data(), channel.size(), payload.data(), payload.size()));
+    ASSERT_TRUE(r);
+    freeReplyObject(r);
+    redisFree(c);
+  }
+};
+
+struct Receiver {
+  std::mutex mu;
+  std::vector<chat::EventPtr> events;
+  std::vector<std::pair<bus::Bus::Link, Id>> links;
+  void attach(bus::RedisBus& b) {
+    b.subscribe([this](const chat::EventPtr& e) {
+      std::lock_guard g(mu);
+      events.push_back(e);
+    });
+    b.on_link([this](bus::Bus::Link l, Id u) {
+      std::lock_guard g(mu);
+      links.emplace_back(l, u);
+    });
+  }
+  std::size_t count() {
+    std::lock_guard g(mu);
+    return events.size();
+  }
+  bool saw(bus::Bus::Link l, Id u = 0) {
+    std::lock_guard g(mu);
+    for (const auto& [k, v] : links)
+      if (k == l && v == u) return true;
+    return false;
+  }
+};
+
+template <class F>
+bool eventually(F f, std::chrono::milliseconds within = 5000ms) {
+  auto until = std::chrono::steady_clock::now() + within;
+  while (std::chrono::steady_clock::now() < until) {
+    if (f()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return f();
+}
+
+bus::RedisOptions options(int port) {
+  bus::RedisOptions o;
+  o.port = port;
+  o.prefix = "t" + std::to_string(::getpid()) + ":";
+  return o;
+}
+
+chat::EventPtr message_for(std::vector<Id> members, chat::Seq seq) {
+  chat::MessageCreated m;
+  m.message = chat::Message{100 + seq, 42, members.front(), "hi", seq, 1, std::nullopt};
+  for (Id u : members) m.members.push_back({u, 0});
+  return std::make_shared<const chat::Event>(m);
+}
+
+}  // namespace
+
+TEST(RedisBus, CarriesEventsToWatchingInstancesOnceAndSkipsItsOwnEcho) {
+  if (!redis_installed()) GTEST_SKIP() << "redis-server is not installed";
+  RedisServer redis;
+  bus::RedisBus a(options(redis.port)), b(options(redis.port));
+  Receiver ra, rb;
+  ra.attach(a);
+  rb.attach(b);
+  a.watch_user(7);
+  b.watch_user(7);
+  b.watch_user(9);  // both members of the message: two channels, one delivery
+  a.start();
+  b.start();
+  ASSERT_TRUE(eventually([&] { return a.healthy() && b.healthy(); }));
+  EXPECT_TRUE(rb.saw(bus::Bus::Link::Restored));
+  EXPECT_EQ(a.problem(), "");
+
+  a.publish(message_for({7, 9}, 1));
+  EXPECT_EQ(ra.count(), 1u);  // delivered locally at once
+  ASSERT_TRUE(eventually([&] { return rb.count() == 1; }));
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(rb.count(), 1u);  // the copy from the second channel was dropped
+  EXPECT_EQ(b.stats().duplicates, 1u);
+  EXPECT_EQ(ra.count(), 1u);  // its own echo skipped
+  EXPECT_TRUE(eventually([&] { return a.stats().own == 1; }));
+  {
+    std::lock_guard g(rb.mu);
+    const auto& got = std::get<chat::MessageCreated>(*rb.events[0]);
+    EXPECT_EQ(got.message.seq, 1);
+    EXPECT_EQ(got.members.size(), 2u);
+  }
+
+  // Revocations reach every instance, watching or not.
+  b.publish(std::make_shared<const chat::Event>(chat::TokensRevoked{12345, 2}));
+  ASSERT_TRUE(eventually([&] { return ra.count() == 2; }));
+  {
+    std::lock_guard g(ra.mu);
+    EXPECT_EQ(std::get<chat::TokensRevoked>(*ra.events[1]).user, 12345);
+  }
+
+  // A user watched later: Watching once the subscription is in place, then their events come.
+  a.watch_user(555);
+  ASSERT_TRUE(eventually([&] { return ra.saw(bus::Bus::Link::Watching, 555); }));
+  b.publish(message_for({555}, 2));
+  ASSERT_TRUE(eventually([&] { return ra.count() == 3; }));
+  // Unwatched (counted: watched twice, unwatched once → still watched; then gone).
+  a.watch_user(555);
+  a.unwatch_user(555);
+  b.publish(message_for({555}, 3));
+  ASSERT_TRUE(eventually([&] { return ra.count() == 4; }));
+  a.unwatch_user(555);
+  std::this_thread::sleep_for(200ms);  // the UNSUBSCRIBE is in place
+  b.publish(message_for({555}, 4));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(ra.count(), 4u);
+
+  // A payload not written by the codec is dropped with a log line; the bus goes on.
+  redis.publish_raw(options(redis.port).prefix + "u:9", "{\"v\":1,\"garbage\":true}");
+  redis.publish_raw(options(redis.port).prefix + "u:9", std::string("\xff\xfe\x00", 3));
+  ASSERT_TRUE(eventually([&] { return b.stats().malformed == 2; }));
+  a.publish(message_for({9}, 5));
+  // rb: seq 1 from a, then b's own five publishes (delivered locally), now seq 5 from a.
+  ASSERT_TRUE(eventually([&] { return rb.count() == 6; }));
+  EXPECT_TRUE(b.healthy());
+}
+
+TEST(RedisBus, AnOutageIsReportedAndTheBusComesBackAndResubscribes) {
+  if (!redis_installed()) GTEST_SKIP() << "redis-server is not installed";
+  RedisServer redis;
+  auto o = options(redis.port);
+  o.max_queued_events = 5;
+  bus::RedisBus a(o), b(o);
+  Receiver ra, rb;
+  ra.attach(a);
+  rb.attach(b);
+  b.watch_user(9);
+  a.start();
+  b.start();
+  ASSERT_TRUE(eventually([&] { return a.healthy() && b.healthy(); }));
+
+  redis.stop();
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(eventually([&] { return !a.healthy() && !b.healthy(); }, 5000ms));
+  auto noticed = std::chrono::steady_clock::now() - t0;
+  EXPECT_LT(noticed, 5s);
+  EXPECT_TRUE(eventually([&] { return rb.saw(bus::Bus::Link::Lost); }));
+  EXPECT_NE(b.problem().find("bus: subscription"), std::string::npos) << b.problem();
+
+  // Publishing while Redis is away: delivered locally, queued up to the bound, oldest dropped.
+  for (int i = 1; i <= 20; ++i) a.publish(message_for({9}, i));
+  EXPECT_EQ(ra.count(), 20u);
+  EXPECT_EQ(a.stats().dropped, 15u);
+
+  redis.start();
+  t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(eventually([&] { return a.healthy() && b.healthy(); }, 5000ms));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  {
+    std::lock_guard g(rb.mu);
+    int restored = 0;
+    for (const auto& [l, u] : rb.links) restored += l == bus::Bus::Link::Restored;
+    EXPECT_EQ(restored, 2);  // the start and the return
+  }
+  // Resubscribed: a new event for the watched user arrives.
+  std::size_t before = rb.count();
+  a.publish(message_for({9}, 100));
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard g(rb.mu);
+    for (std::size_t i = before; i < rb.events.size(); ++i)
+      if (std::get<chat::MessageCreated>(*rb.events[i]).message.seq == 100) return true;
+    return false;
+  }));
+}
