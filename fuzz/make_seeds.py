@@ -103,6 +103,7 @@ for k, v in ws.items():
 
 KEY = b"fuzz-key-fuzz-key-fuzz-key-fuzz-key"
 T = 1780000000  # fuzz_jwt.cpp's kNow / 1000
+DB = "f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0"  # fuzz_check.h's kDatabaseId
 
 
 def b64(b):
@@ -116,7 +117,7 @@ def tok(header, payload, key=KEY, alg=hashlib.sha256):
     return f"{h}.{p}.{s}"
 
 
-ok = {"sub": "1", "iss": "parley", "iat": T, "exp": T + 3600}
+ok = {"sub": "1", "iss": "parley", "iat": T, "exp": T + 3600, "db": DB, "ver": 0}
 jwt = {
     'valid': tok({"alg": "HS256", "typ": "JWT"}, ok),
     'expired': tok({"alg": "HS256", "typ": "JWT"}, {**ok, "exp": T - 1}),
@@ -125,10 +126,15 @@ jwt = {
     'alg-none': tok({"alg": "none"}, ok, key=None),
     'hs512': tok({"alg": "HS512", "typ": "JWT"}, ok, alg=hashlib.sha512),
     'rs256': tok({"alg": "RS256", "typ": "JWT"}, ok),
-    'no-iss': tok({"alg": "HS256"}, {"sub": "1", "iat": T, "exp": T + 3600}),
+    'no-iss': tok({"alg": "HS256"}, {k: v for k, v in ok.items() if k != "iss"}),
     'sub-bad': tok({"alg": "HS256"}, {**ok, "sub": "-1"}),
     'sub-int': tok({"alg": "HS256"}, {**ok, "sub": 1}),
     'exp-string': tok({"alg": "HS256"}, {**ok, "exp": "soon"}),
+    'other-db': tok({"alg": "HS256"}, {**ok, "db": "0" * 32}),
+    'no-db': tok({"alg": "HS256"}, {k: v for k, v in ok.items() if k != "db"}),
+    'no-ver': tok({"alg": "HS256"}, {k: v for k, v in ok.items() if k != "ver"}),
+    'ver-string': tok({"alg": "HS256"}, {**ok, "ver": "0"}),
+    'ver-3': tok({"alg": "HS256"}, {**ok, "ver": 3}),
     'garbage': "eyJ.eyJ.",
 }
 for k, v in jwt.items():

@@ -1,6 +1,6 @@
 // The server's domain wiring for the fuzz targets, as src/app/main.cpp builds it, on a fresh
 // in-memory store per input (so that a crash file reproduces on its own): ChatService,
-// JwtCodec, RestApi, WsGate, WsDispatcher, with two users and two rooms to act on:
+// JwtCodec, KnownUsers, LoginGuard, RestApi, WsGate, WsDispatcher, with two users and two rooms to act on:
 //   user 1 "alice", user 2 "bob", user 3 "carol";
 //   room 1: group by alice with bob; room 2: group by carol alone (alice is not a member).
 // Inputs name live tokens with the placeholders $TOKEN_A / $TOKEN_B / $TOKEN_C, replaced by
@@ -30,13 +30,15 @@ namespace parley::fuzz {
 struct World {
   std::unique_ptr<chat::Store> store = open();
   chat::ChatService chat{*store};
-  auth::JwtCodec jwt{kKey, 3600};
+  auth::JwtCodec jwt{kKey, 3600, store->database_id()};
+  api::KnownUsers known{chat};
   api::RateLimiter limiter{0, 0, 1000};  // off, as the e2e tests run it
+  api::LoginGuard login_guard{10, 100};  // the server's defaults
   api::Metrics metrics;
   api::LoadGauge load{256};
-  api::RestApi rest{chat, *store, jwt, limiter, metrics, &load};
+  api::RestApi rest{chat, *store, jwt, known, limiter, metrics, &load, &login_guard};
   api::WsDispatcher ws{chat, metrics, load};
-  api::WsGate gate{chat, jwt, api::WsGateOptions{{}, false, 0, 1000}};
+  api::WsGate gate{chat, jwt, known, api::WsGateOptions{{}, false, 0, 1000}};
   Id alice = chat.create_user("alice", "not-a-hash").id;
   Id bob = chat.create_user("bob", "not-a-hash").id;
   Id carol = chat.create_user("carol", "not-a-hash").id;
@@ -57,7 +59,7 @@ struct World {
     for (const auto& [ph, user] : subs) {
       std::string tok;
       for (std::size_t at = out.find(ph); at != std::string::npos; at = out.find(ph, at + tok.size())) {
-        if (tok.empty()) tok = jwt.issue(user, now_ms());
+        if (tok.empty()) tok = jwt.issue(user, 0, now_ms());  // a new user's token version is 0
         out.replace(at, 8, tok);
       }
     }
