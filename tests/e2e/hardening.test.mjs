@@ -6,13 +6,12 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import net from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { newUser } from './lib/server.mjs';
 import { useSuite, NO_COOLDOWN } from './lib/suite.mjs';
-import { sleep } from './lib/rest-helpers.mjs';
+import { rawHttp, sleep } from './lib/rest-helpers.mjs';
 import { open, probeUpgrade } from './lib/ws-client.mjs';
 
 const { server, track } = useSuite();
@@ -127,31 +126,8 @@ test('a token signed with the server\'s key for a user that does not exist → 4
 });
 
 // Writes raw bytes on a fresh TCP connection and collects everything until the server closes
-// it (or `ms` passes). closed: the server ended the connection (not our timeout).
-function rawExchange(baseUrl, bytes, ms = 5000) {
-  const { hostname, port } = new URL(baseUrl);
-  return new Promise((resolve) => {
-    const sock = net.connect(Number(port), hostname);
-    const chunks = [];
-    let closed = false;
-    let done = false;
-    const finish = () => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      sock.destroy();
-      const text = Buffer.concat(chunks).toString('latin1');
-      const statuses = [...text.matchAll(/HTTP\/1\.[01] (\d{3}) /g)].map((m) => Number(m[1]));
-      resolve({ text, statuses, closed });
-    };
-    const timer = setTimeout(finish, ms);
-    sock.on('data', (d) => chunks.push(d));
-    sock.on('end', () => { closed = true; finish(); });
-    sock.on('close', () => { closed = true; finish(); });
-    sock.on('error', () => { closed = true; finish(); });
-    sock.write(bytes);
-  });
-}
+// it (or `ms` passes).
+const rawExchange = (baseUrl, bytes, ms = 5000) => rawHttp(baseUrl, bytes, ms, { untilClose: true });
 
 // A complete request that, if read as a request of its own, stores `content` in the room.
 function smuggled(roomId, token, content) {

@@ -136,13 +136,16 @@ export function freePort() {
 }
 
 // Sends raw bytes on a fresh TCP connection and collects the response until the server
-// closes or `ms` passes. Returns {status, text}.
-export function rawHttp(url, bytes, ms = 5000) {
+// closes or `ms` passes, or (unless untilClose) a complete response with Content-Length has
+// arrived. Returns {status, statuses (of every response in the text), text, closed (the
+// server ended the connection, not our timeout)}.
+export function rawHttp(url, bytes, ms = 5000, { untilClose = false } = {}) {
   const { hostname, port } = new URL(url);
   return new Promise((resolve) => {
     const sock = net.connect(Number(port), hostname);
     let data = Buffer.alloc(0);
     let done = false;
+    let closed = false;
     const finish = () => {
       if (done) return;
       done = true;
@@ -150,11 +153,14 @@ export function rawHttp(url, bytes, ms = 5000) {
       sock.destroy();
       const text = data.toString('latin1');
       const m = text.match(/^HTTP\/1\.[01] (\d{3})/);
-      resolve({ status: m ? Number(m[1]) : null, text });
+      const statuses = [...text.matchAll(/HTTP\/1\.[01] (\d{3}) /g)].map((x) => Number(x[1]));
+      resolve({ status: m ? Number(m[1]) : null, statuses, text, closed });
     };
+    const ended = () => { closed = true; finish(); };
     const timer = setTimeout(finish, ms);
     sock.on('data', (d) => {
       data = Buffer.concat([data, d]);
+      if (untilClose) return;
       // Stop as soon as a complete response with Content-Length has arrived.
       const t = data.toString('latin1');
       const headEnd = t.indexOf('\r\n\r\n');
@@ -163,8 +169,9 @@ export function rawHttp(url, bytes, ms = 5000) {
         if (cl && data.length >= headEnd + 4 + Number(cl[1])) finish();
       }
     });
-    sock.on('error', finish);
-    sock.on('close', finish);
+    sock.on('end', ended);
+    sock.on('error', ended);
+    sock.on('close', ended);
     sock.write(bytes, () => {});
   });
 }
