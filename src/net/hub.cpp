@@ -510,14 +510,19 @@ void Hub::remove(Id user, Id room, const WsConnection* c) {
   }
 }
 
-chat::Seq Hub::anchor(Id room, chat::Seq seq) {
+chat::Seq Hub::anchor(Id room, chat::Seq seq) { return anchor(std::vector<std::pair<Id, chat::Seq>>{{room, seq}}).front(); }
+
+std::vector<chat::Seq> Hub::anchor(const std::vector<std::pair<Id, chat::Seq>>& rooms) {
   auto& im = *impl_;
   std::lock_guard g(im.mu);
   std::vector<chat::EventPtr> released;
-  im.sequencer.anchor(room, seq, released);
+  for (const auto& [room, seq] : rooms) im.sequencer.anchor(room, seq, released);
   im.deliver_released(released);
   im.arm_timer();
-  return im.sequencer.next(room);
+  std::vector<chat::Seq> next;
+  next.reserve(rooms.size());
+  for (const auto& [room, seq] : rooms) next.push_back(im.sequencer.next(room));
+  return next;
 }
 
 void Hub::resync(std::optional<Id> user) {

@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "api/fanout.h"
@@ -79,6 +80,9 @@ class Hub {
   // seq the room releases: when it is above seq + 1, the messages in between went out before
   // this socket's read (or were dropped as late), so the socket reads them itself.
   chat::Seq anchor(Id room, chat::Seq seq);
+  // The same for a sidebar's snapshot (room, last_seq) pairs, under one lock: the next seq
+  // each room releases, in the order given.
+  std::vector<chat::Seq> anchor(const std::vector<std::pair<Id, chat::Seq>>& rooms);
 
   // The bus may have lost events (it reconnected after an outage: every user, nullopt; or
   // user's subscription has just come into place). Reads each such user's state from storage

@@ -212,12 +212,13 @@ awaitable<bool> WsSession::write_now(const std::string& frame) {
   co_return true;
 }
 
-// Writes the room's messages with cursor < seq < until (until 0: to the end) page by page
-// as the socket drains, moving cursor along. False: the connection is done (closed, revoked
-// or the write failed); ok says whether it ended well.
-awaitable<bool> WsSession::page_out(chat::Seq& cursor, chat::Seq until, bool& ok) {
+// Writes room's messages with cursor < seq < until (until 0: to the end) page by page as
+// the socket drains, moving cursor along. False: the connection is done (closed, revoked or
+// the write failed); ok says whether it ended well. A sidebar gets the user's own messages
+// with "echo":true, as it does live.
+awaitable<bool> WsSession::page_out(Id room, chat::Seq& cursor, chat::Seq until, bool& ok) {
   auto& svc = deps_.service;
-  Id user = adm_.user, room = adm_.room;
+  Id user = adm_.user;
   int page_size = deps_.opts.replay_page;
   ok = true;
   for (;;) {
@@ -227,9 +228,12 @@ awaitable<bool> WsSession::page_out(chat::Seq& cursor, chat::Seq until, bool& ok
       page = co_await on_pool(deps_.pool,
                               [&svc, user, room, from, page_size] { return svc.replay(user, room, from, page_size); });
     } catch (const std::exception& e) {
-      // Not a member any more: 1008; storage failed: 1011, the client reconnects and resumes.
+      // Not a member any more: 1008 (a sidebar just skips the room); storage failed: 1011, the
+      // client reconnects and resumes.
       if (storage_failed(e)) {
         request_close(1011, "try again", false);
+      } else if (adm_.sidebar) {
+        co_return true;
       } else {
         request_close(1008, "not a member", false);
       }
@@ -238,7 +242,13 @@ awaitable<bool> WsSession::page_out(chat::Seq& cursor, chat::Seq until, bool& ok
     for (const auto& m : page) {
       if (close_ || closed_) co_return false;  // revoked or cut meanwhile: stop replaying
       if (until > 0 && m.seq >= until) co_return true;
-      if (!co_await write_now(api::new_message_frame(m))) {
+      // (A named frame: GCC 12 destroys a conditional's temporary twice inside co_await.)
+      std::string frame;
+      if (adm_.sidebar && m.sender_id == user)
+        frame = api::new_message_event(m, true)->payload;
+      else
+        frame = api::new_message_frame(m);
+      if (!co_await write_now(frame)) {
         ok = false;
         co_return false;
       }
@@ -294,13 +304,13 @@ awaitable<bool> WsSession::replay() {
     if (!co_await write_now(api::resync_frame(room, last))) co_return false;
   } else if (adm_.after_seq) {
     cursor = std::min(*adm_.after_seq, last);
-    if (!co_await page_out(cursor, 0, ok)) co_return ok;
+    if (!co_await page_out(room, cursor, 0, ok)) co_return ok;
   }
   // Everything up to cursor is sent (or not wanted); from here the room's order in the hub
   // takes over, at the seq it releases next. Messages between the two went out to the live
   // sockets before this one's read, or were dropped there as late: read them here.
   chat::Seq next = deps_.hub.anchor(room, cursor);
-  if (next > cursor + 1 && !co_await page_out(cursor, next, ok)) co_return ok;
+  if (next > cursor + 1 && !co_await page_out(room, cursor, next, ok)) co_return ok;
   filter_.messages_sent_up_to(room, cursor);
   co_return true;
 }
@@ -318,9 +328,24 @@ awaitable<bool> WsSession::catch_up() {
     co_return true;
   }
   auto badges = std::move(*snapshot_);
+  std::vector<std::pair<Id, chat::Seq>> position;  // (room, last_seq): what the snapshot counts
+  position.reserve(badges.size());
   for (const auto& b : badges) {
+    position.emplace_back(b->room, b->last_seq);
     if (!filter_.admit_badge(b->room, b->last_seq, b->read_seq)) continue;
     if (!co_await write_now(b->payload)) co_return false;
+  }
+  // The snapshot is the socket's position, as after_seq is a chatroom socket's: every message
+  // after a room's last_seq comes as new_message, once and in seq order; the ones it counts do
+  // not (a live frame of one, held while this ran, is dropped). Messages the instance released
+  // before the snapshot's position caught up with them (their events were processed, or
+  // dropped as late, between this socket's registration and now) are read from storage here.
+  auto next = deps_.hub.anchor(position);
+  for (std::size_t i = 0; i < position.size(); ++i) {
+    auto [room, cursor] = position[i];
+    bool ok = true;
+    if (next[i] > cursor + 1 && !co_await page_out(room, cursor, next[i], ok)) co_return ok;
+    filter_.messages_sent_up_to(room, cursor);
   }
   co_return true;
 }

@@ -49,7 +49,7 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   boost::asio::awaitable<bool> write_batch(const std::vector<api::OutEventPtr>& batch);
   boost::asio::awaitable<bool> catch_up();  // replay or snapshot; false: close
   boost::asio::awaitable<bool> replay();
-  boost::asio::awaitable<bool> page_out(chat::Seq& cursor, chat::Seq until, bool& ok);
+  boost::asio::awaitable<bool> page_out(Id room, chat::Seq& cursor, chat::Seq until, bool& ok);
   void push(const api::OutEventPtr& ev, bool closing_flush = false);  // on the strand
   void push_reply(std::string frame);                                 // on the strand
   void queue_changed();

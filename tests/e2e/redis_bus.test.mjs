@@ -160,6 +160,12 @@ test('a message sent via A reaches sidebar and chatroom sockets on B in seq orde
   const bobRoom = await chatroom(B, bob, room.id);
   const carolSide = await sidebar(B, carol);
   const aliceSide = await sidebar(A, alice);
+  // A sidebar's position is its snapshot (CONTRACT.md "Resume"): each has read the room's
+  // badge (last_seq 0) before the first send, so each must get all 30.
+  for (const c of [bobSide, carolSide, aliceSide]) {
+    const snap = await c.next((e) => e.type === 'unread_count_update' && e.data.room_id === room.id, 3000);
+    assert.equal(snap.data.last_seq, 0, 'snapshot before the sends');
+  }
 
   // 30 sends on A, five at a time (parallel commits publish in any order).
   for (let i = 0; i < 30; i += 5)

@@ -666,6 +666,44 @@ test('resume under racing sends: repeated reconnects with after_seq=last seen �
   assert.deepEqual(got, range(1, total), 'every seq exactly once, in order');
 });
 
+test('sidebar opened under racing sends: snapshot, then new_message for every seq after its last_seq, once, in order (none it counts)', async () => {
+  const a = await newUser(S, 'sra');
+  const b = await newUser(S, 'srb');
+  const room = await group(a, [b], 'race');
+  let sending = true;
+  let sent = 0;
+  const sender = (async () => {
+    while (sending) {
+      await Promise.all([send(a, room.id, `x${sent}`), send(a, room.id, `y${sent}`), send(a, room.id, `z${sent}`)]);
+      sent += 3;
+    }
+  })();
+  try {
+    for (let round = 0; round < 10; round++) {
+      // The first socket of each user (a fresh registration: the snapshot is read while the
+      // messages commit), the sender's (echoes) and a receiver's.
+      const socks = [[b, await sidebar(S, b)], [a, await sidebar(S, a)]];
+      await sleep(60 + Math.random() * 90);
+      for (const [u, c] of socks) {
+        c.ws.close();
+        await c.closed;
+        const snap = c.all.find((e) => e.type === 'unread_count_update' && e.data.room_id === room.id);
+        assert.ok(snap, `round ${round}: a snapshot badge for the room`);
+        assert.ok(c.all.indexOf(snap) <= 1, `round ${round}: the snapshot comes right after connected`);
+        const seqs = c.all.filter((e) => e.type === 'new_message').map((e) => e.data.seq);
+        const L = snap.data.last_seq;
+        assert.deepEqual(seqs, range(L + 1, L + seqs.length), `round ${round} ${u.user.username}: every seq after the snapshot's ${L}, once, in order`);
+        const echo = c.all.filter((e) => e.type === 'new_message').every((e) => (e.data.echo === true) === (u === a));
+        assert.ok(echo, `round ${round}: echo exactly on the sender's own messages`);
+      }
+    }
+  } finally {
+    sending = false;
+    await sender;
+  }
+  assert.ok(sent >= 30, `the sender made progress (${sent})`);
+});
+
 test('resume: more than 1,000 missing → resync_required {room_id,last_seq}; exactly 1,000 → replayed', async () => {
   const a = await newUser(S, 'rza');
   const b = await newUser(S, 'rzb');
