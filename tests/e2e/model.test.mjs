@@ -60,7 +60,8 @@
 // Env: PARLEY_MODEL_SEED (default fixed), PARLEY_MODEL_STEPS (default 400),
 // PARLEY_MODEL_FULL_EVERY (default 10), PARLEY_MODEL_WS_EVERY (default 1),
 // PARLEY_MODEL_WS_SEND_SHARE (share of sends over WebSocket, default 0.5). A failure names
-// the seed, the case, the step and the operation.
+// the seed, the case, the step and the operation, and the last PARLEY_MODEL_HISTORY (default 12)
+// operations.
 // The model and the run live in lib/model.mjs (scale_out.test.mjs runs them over two instances).
 import { test } from 'node:test';
 import { DEFAULT_SEED as SEED, STEPS_FEW, USERS_FEW, USERS_MANY, STEPS_MANY, runModel } from './lib/model.mjs';

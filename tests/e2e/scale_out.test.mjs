@@ -32,7 +32,7 @@ import { DEFAULT_SEED, MODEL_SERVER_ARGS, runModel } from './lib/model.mjs';
 
 const skip = !ON_POSTGRES ? 'two instances on one PostgreSQL database: needs PARLEY_TEST_DB=postgres'
   : !REDIS ? 'redis-server is not installed' : false;
-const MODEL_STEPS = Number(process.env.PARLEY_SCALE_OUT_STEPS || 150);
+const MODEL_STEPS = Number(process.env.PARLEY_SCALE_OUT_STEPS || 300);
 const REPRODUCE = `PARLEY_SCALE_OUT_STEPS=${MODEL_STEPS}, e2e/scale_out.test.mjs`;
 
 let dir, args, redisPort, redis, A, B;
@@ -209,7 +209,7 @@ test('room_updated and room_left across instances', { skip, todo: 'room_updated/
 });
 
 test(`the model of read state with its users spread over both instances (seed ${DEFAULT_SEED}, ${MODEL_STEPS} steps)`, { skip, timeout: 120_000 },
-  (t) => runModel(t, { caseName: 'few', nUsers: 5, steps: MODEL_STEPS, servers: [A, B], reproduce: REPRODUCE }));
+  (t) => runModel(t, { caseName: 'few', nUsers: 6, steps: MODEL_STEPS, servers: [A, B], reproduce: REPRODUCE }));
 
 test('resume on the other instance: a chatroom socket and a sidebar leave A mid-traffic and come back on B', { skip }, async () => {
   const alice = await user('sf');
@@ -269,7 +269,7 @@ test('a Redis restart in the middle of a model run: every socket ends with every
   const steps = Math.max(30, Math.round(MODEL_STEPS / 3));
   const from = Math.round(steps / 3);
   return runModel(t, {
-    caseName: 'few', nUsers: 5, steps, servers: [A, B], seed: (DEFAULT_SEED + 1) >>> 0,
+    caseName: 'few', nUsers: 6, steps, servers: [A, B], seed: (DEFAULT_SEED + 1) >>> 0,
     reproduce: `${REPRODUCE} (this run's seed is PARLEY_MODEL_SEED + 1: set PARLEY_MODEL_SEED=${DEFAULT_SEED})`,
     outage: {
       from, to: from + 8,
@@ -286,6 +286,32 @@ test('a Redis restart in the middle of a model run: every socket ends with every
     },
   });
 });
+
+// A sidebar's position in a room it leaves and joins again is the join: nothing sent while its
+// user was out, also when the leave happened while Redis was away (B heard of it only by the
+// resync after the outage).
+for (const outage of [false, true]) {
+  test(`a member who left and is added again gets nothing sent while out${outage ? ' (left while Redis was away)' : ''}`, { skip }, async () => {
+    const alice = await user('sn');
+    const uma = await user('so');
+    const room = await group(alice, [uma], outage ? 'rejoin-outage' : 'rejoin');
+    const side = await sidebar(B, uma);
+    await snapshotOf(side, room.id);
+    for (let i = 1; i <= 3; i++) await send(alice.a, room.id, `in ${i}`);
+    await waitSeqs(side, room.id, 3, 5000, 'uma on B while a member');
+    if (outage) { await redis.stop(); await Promise.all([waitReady(A, 503, 5000), waitReady(B, 503, 5000)]); }
+    assertStatus(await uma.a.del(`/api/chatrooms/${room.id}/members/${uma.id}`), 204, 'uma leaves on A');
+    if (outage) { redis = await startRedis(redisPort); await Promise.all([waitReady(A, 200, 5000), waitReady(B, 200, 5000)]); }
+    await send(alice.a, room.id, 'while out 4');
+    await send(alice.b, room.id, 'while out 5');
+    assertStatus(await alice.a.post(`/api/chatrooms/${room.id}/members`, { user_id: uma.id }), 200, 'uma added again on A');
+    await send(alice.a, room.id, 'back 6');
+    await seqOf(side, room.id, 6);
+    await sleep(200);
+    assert.deepEqual(seqsOf(side, room.id), [1, 2, 3, 6], "uma's sidebar on B: nothing of what was sent while she was out");
+    await waitBadge(side, room.id, { unread_count: 1, last_seq: 6 }, 3000, 'uma on B after the re-join');
+  });
+}
 
 test('one instance killed with SIGKILL mid-traffic: the survivor serves on, nothing answered 201 is lost, clients resume on it', { skip }, async () => {
   const alice = await user('sh');

@@ -892,7 +892,7 @@ export async function runModel(t, { caseName, nUsers: N_USERS, steps: STEPS, ser
       const how = reproduce ?? (caseName === 'few' ? `PARLEY_MODEL_USERS=${N_USERS} PARLEY_MODEL_STEPS=${STEPS}` : `PARLEY_MODEL_MANY_USERS=${N_USERS} PARLEY_MODEL_MANY_STEPS=${STEPS}`);
       const msg = `model test failed (${N_USERS} users${servers.length > 1 ? ` over ${servers.length} instances` : ''}): seed=${SEED} step=${step} op="${desc}"\n` +
         `  (reproduce: PARLEY_MODEL_SEED=${SEED} ${how} PARLEY_MODEL_WS_SEND_SHARE=${WS_SEND_SHARE})\n` +
-        `  recent ops:\n${history.slice(-12).map((h) => `    ${h}`).join('\n')}\n  ${e.message}`;
+        `  recent ops:\n${history.slice(-(Number(process.env.PARLEY_MODEL_HISTORY) || 12)).map((h) => `    ${h}`).join('\n')}\n  ${e.message}`;
       console.error(msg);
       const err = new Error(msg);
       err.cause = e;
