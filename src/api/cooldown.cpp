@@ -61,7 +61,12 @@ bool SharedCooldown::pass(const std::string& key, std::chrono::milliseconds cool
   }
   if (ask) {
     std::string problem;
-    Claim c = claim_(key, cooldown, &problem);  // a round trip: not under the lock
+    Claim c = Claim::Unavailable;
+    try {
+      c = claim_(key, cooldown, &problem);  // a round trip: not under the lock
+    } catch (const std::exception& e) {     // never leaves probing_ set
+      problem = e.what();
+    }
     std::lock_guard g(mu_);
     if (probe) probing_ = false;
     if (c != Claim::Unavailable) {

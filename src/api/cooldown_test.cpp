@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -192,4 +193,24 @@ TEST(SharedCooldown, ARefusalByTheStoreDoesNotRestartTheClock) {
   EXPECT_FALSE(b.cd.pass("k", 500ms));
   redis.now += 100ms;  // 500 ms after A's accept, 100 ms after B's refusal
   EXPECT_TRUE(b.cd.pass("k", 500ms));
+}
+
+TEST(SharedCooldown, AClaimThatThrowsCountsAsUnavailableAndTheStoreIsStillProbedLater) {
+  Clock::time_point now = Clock::time_point{} + 1h;
+  int calls = 0;
+  bool fail = true;
+  SharedCooldown cd(
+      [&](const std::string&, std::chrono::milliseconds, std::string*) {
+        ++calls;
+        if (fail) throw std::runtime_error("boom");
+        return Claim::Passed;
+      },
+      SharedCooldown::Options{}, [&] { return now; });
+  EXPECT_TRUE(cd.pass("a", 500ms));
+  EXPECT_FALSE(cd.stats().up);
+  fail = false;
+  now += 150ms;  // past the first backoff (100 ms)
+  EXPECT_TRUE(cd.pass("b", 500ms));
+  EXPECT_EQ(calls, 2);
+  EXPECT_TRUE(cd.stats().up);
 }
