@@ -229,6 +229,7 @@ int serve(const app::Config& cfg) {
   wso.handshake_timeout = std::chrono::milliseconds(cfg.ws_handshake_timeout_ms);
   api::WsService ws_service(chat, gate, metrics, load);
   hub_opts.interest = [&bus](Id user, bool watch) { watch ? bus.watch_user(user) : bus.unwatch_user(user); };
+  hub_opts.room_interest = [&bus](Id room, bool watch) { watch ? bus.watch_room(room) : bus.unwatch_room(room); };
   net::Hub hub(ioc, pool, ws_service, hub_opts);
   // The version cache learns of a revocation before the hub closes the sockets: a socket
   // registering after the hub's close finds it revoked (WsGate::revoked).
@@ -238,10 +239,10 @@ int serve(const app::Config& cfg) {
   });
   // A bus that can lose events (Redis): while it is away every token is checked in storage;
   // once it is back the version cache starts afresh and every connected user's state is read
-  // again (badges, rooms left, revocations, messages behind storage); a user whose
+  // again (badges, rooms left, revocations, messages behind storage); a user or room whose
   // subscription has just come into place is read again too (events of the moment between
-  // their registration and the subscription).
-  bus.on_link([&hub, &known](bus::Bus::Link link, Id user) {
+  // the interest and the subscription: for a room, every user here who follows it).
+  bus.on_link([&hub, &known](bus::Bus::Link link, Id id) {
     switch (link) {
       case bus::Bus::Link::Lost:
         known.distrust();
@@ -251,7 +252,10 @@ int serve(const app::Config& cfg) {
         hub.resync();
         break;
       case bus::Bus::Link::Watching:
-        hub.resync(user);
+        hub.resync(id);
+        break;
+      case bus::Bus::Link::WatchingRoom:
+        hub.resync_room(id);
         break;
     }
   });

@@ -110,17 +110,21 @@ TEST(EventCodec, MalformedPayloadsAreRefusedWithAReason) {
   }
 }
 
-TEST(Channels, EachEventGoesToTheUsersItConcernsAndRevocationsToAll) {
+TEST(Channels, RoomEventsGoToTheRoomMembershipToTheUserRevocationsToAll) {
   const std::string p = "parley:";
   MessageCreated mc{sample_message(false), {{7, 1}, {9, 0}, {8, 0}}, ""};
-  EXPECT_EQ(bus::channels_for(mc, p), (std::vector<std::string>{"parley:u:7", "parley:u:8", "parley:u:9"}));
-  MessageRead mr{42, 10, sample_message(false), 1, {}, {8, 9}, 5};  // the reader is named even if not in members
-  EXPECT_EQ(bus::channels_for(mr, p), (std::vector<std::string>{"parley:u:8", "parley:u:9", "parley:u:10"}));
-  EXPECT_EQ(bus::channels_for(MemberJoined{42, 9, 1, 1}, p), std::vector<std::string>{"parley:u:9"});
-  EXPECT_EQ(bus::channels_for(MemberLeft{42, 9, 1}, p), std::vector<std::string>{"parley:u:9"});
-  EXPECT_EQ(bus::channels_for(TokensRevoked{9, 2}, p), std::vector<std::string>{"parley:all"});
-  EXPECT_EQ(bus::channel_user("parley:u:9", p), 9);
-  EXPECT_EQ(bus::channel_user("parley:all", p), 0);
-  EXPECT_EQ(bus::channel_user("other:u:9", p), 0);
-  EXPECT_EQ(bus::channel_user("parley:u:x", p), 0);
+  EXPECT_EQ(bus::channel_for(mc, p), "parley:r:" + std::to_string(mc.message.room_id));
+  MessageRead mr{42, 10, sample_message(false), 1, {}, {8, 9}, 5};
+  EXPECT_EQ(bus::channel_for(mr, p), "parley:r:42");
+  EXPECT_EQ(bus::channel_for(MemberJoined{42, 9, 1, 1}, p), "parley:u:9");
+  EXPECT_EQ(bus::channel_for(MemberLeft{42, 9, 1}, p), "parley:u:9");
+  EXPECT_EQ(bus::channel_for(TokensRevoked{9, 2}, p), "parley:all");
+  using C = bus::ChannelOf;
+  EXPECT_EQ(bus::parse_channel("parley:u:9", p), (C{C::User, 9}));
+  EXPECT_EQ(bus::parse_channel("parley:r:42", p), (C{C::Room, 42}));
+  EXPECT_EQ(bus::parse_channel("parley:all", p), C{});
+  EXPECT_EQ(bus::parse_channel("other:u:9", p), C{});
+  EXPECT_EQ(bus::parse_channel("parley:u:x", p), C{});
+  EXPECT_EQ(bus::parse_channel("parley:r:", p), C{});
+  EXPECT_EQ(bus::parse_channel("parley:x:9", p), C{});
 }

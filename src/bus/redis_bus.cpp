@@ -69,10 +69,6 @@ timeval to_tv(std::chrono::milliseconds ms) {
   return timeval{static_cast<time_t>(ms.count() / 1000), static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
 }
 
-// Publishes ARGV[1] (the payload, sent once) to each of ARGV[2..].
-constexpr const char* kFanoutScript =
-    "for i = 2, #ARGV do redis.call('PUBLISH', ARGV[i], ARGV[1]) end return #ARGV - 1";
-
 struct Tag {
   std::uint64_t instance, number;
   bool operator==(const Tag&) const = default;
@@ -82,7 +78,7 @@ struct TagHash {
 };
 
 struct Queued {
-  std::vector<std::string> args;  // EVAL script 0 payload channel…
+  std::vector<std::string> args;  // PUBLISH channel payload
   std::size_t bytes = 0;
 };
 
@@ -110,7 +106,7 @@ struct RedisBus::Impl {
   std::condition_variable pub_cv;
   std::deque<std::shared_ptr<Queued>> queue;
   std::size_t queued_bytes = 0;
-  std::unordered_map<Id, int> watched;  // user → connections' interest count
+  std::unordered_map<std::string, int> watched;  // channel → interest count (users', rooms')
   bool stopping = false;
   bool started = false;
   bool check_pub = false;  // the subscriber lost its link: the publisher checks its own now
@@ -123,6 +119,10 @@ struct RedisBus::Impl {
   int wake_fd = -1;
   BoundedLru<Tag, char, TagHash> seen;  // subscriber thread only
   std::thread sub_thread, pub_thread;
+
+  // Counted interest in a channel: SUBSCRIBE on the first, UNSUBSCRIBE after the last.
+  void watch(std::string channel);
+  void unwatch(const std::string& channel);
 
   std::string where() const { return "redis " + opts.host + ":" + std::to_string(opts.port); }
 
@@ -299,8 +299,6 @@ struct RedisBus::Impl {
     if (ok && !was) spdlog::info("bus: subscribed to {}", where());
   }
 
-  std::string user_ch(Id u) const { return user_channel(opts.prefix, u); }
-
   // Appends SUBSCRIBE/UNSUBSCRIBE of channels, at most 512 a command.
   static bool append_many(redisContext* c, const char* cmd, const std::vector<std::string>& chans) {
     for (std::size_t i = 0; i < chans.size(); i += 512) {
@@ -346,16 +344,16 @@ struct RedisBus::Impl {
   // One connection's life: subscribe, then read and keep the subscriptions in step with the
   // watched users until an error or stop(). Returns the reason it ended ("" on stop).
   std::string session(redisContext* c) {
-    std::unordered_set<Id> subscribed;  // users a SUBSCRIBE was sent for
-    std::unordered_set<std::string> awaiting;  // channels of the initial subscription not confirmed yet
-    std::unordered_set<Id> announce;           // users subscribed later: Link::Watching when confirmed
+    std::unordered_set<std::string> subscribed;  // channels a SUBSCRIBE was sent for
+    std::unordered_set<std::string> awaiting;    // channels of the initial subscription not confirmed yet
+    std::unordered_set<std::string> announce;    // subscribed later: Link::Watching… when confirmed
     {
       std::vector<std::string> chans{broadcast_channel(opts.prefix)};
       {
         std::lock_guard g(mu);
-        for (const auto& [u, n] : watched) {
-          subscribed.insert(u);
-          chans.push_back(user_ch(u));
+        for (const auto& [ch, n] : watched) {
+          subscribed.insert(ch);
+          chans.push_back(ch);
         }
       }
       awaiting.insert(chans.begin(), chans.end());
@@ -381,14 +379,14 @@ struct RedisBus::Impl {
         {
           std::lock_guard g(mu);
           if (stopping) return "";
-          for (const auto& [u, cnt] : watched)
-            if (subscribed.insert(u).second) {
-              add.push_back(user_ch(u));
-              announce.insert(u);
+          for (const auto& [ch, cnt] : watched)
+            if (subscribed.insert(ch).second) {
+              add.push_back(ch);
+              announce.insert(ch);
             }
           for (auto it = subscribed.begin(); it != subscribed.end();)
             if (!watched.count(*it)) {
-              drop.push_back(user_ch(*it));
+              drop.push_back(*it);
               announce.erase(*it);
               it = subscribed.erase(it);
             } else {
@@ -422,8 +420,10 @@ struct RedisBus::Impl {
                 set_sub(true, "");
                 if (link) link(Link::Restored, 0);
               }
-            } else if (Id u = channel_user(ch, opts.prefix); u && announce.erase(u)) {
-              if (link) link(Link::Watching, u);
+            } else if (announce.erase(ch)) {
+              auto what = parse_channel(ch, opts.prefix);
+              if (link && what.kind == ChannelOf::User) link(Link::Watching, what.id);
+              if (link && what.kind == ChannelOf::Room) link(Link::WatchingRoom, what.id);
             }
           }
         }
@@ -473,14 +473,10 @@ void RedisBus::publish(chat::EventPtr event) {
   auto& im = *impl_;
   if (im.handler) im.handler(event);  // this instance's own receivers, at once
   auto q = std::make_shared<Queued>();
-  auto chans = channels_for(*event, im.opts.prefix);
-  if (chans.empty()) return;
-  q->args.reserve(chans.size() + 4);
-  q->args.emplace_back("EVAL");
-  q->args.emplace_back(kFanoutScript);
-  q->args.emplace_back("0");
+  q->args.reserve(3);
+  q->args.emplace_back("PUBLISH");
+  q->args.push_back(channel_for(*event, im.opts.prefix));
   q->args.push_back(encode(*event, im.instance, ++im.numbers));
-  for (auto& ch : chans) q->args.push_back(std::move(ch));
   for (const auto& a : q->args) q->bytes += a.size();
   std::size_t dropped_now = 0;
   {
@@ -507,28 +503,33 @@ void RedisBus::publish(chat::EventPtr event) {
 void RedisBus::subscribe(Handler handler) { impl_->handler = std::move(handler); }
 void RedisBus::on_link(LinkHandler handler) { impl_->link = std::move(handler); }
 
-void RedisBus::watch_user(Id user) {
+void RedisBus::Impl::watch(std::string channel) {
   bool first;
   {
-    std::lock_guard g(impl_->mu);
-    first = ++impl_->watched[user] == 1;
+    std::lock_guard g(mu);
+    first = ++watched[std::move(channel)] == 1;
   }
-  if (first) impl_->wake();
+  if (first) wake();
 }
 
-void RedisBus::unwatch_user(Id user) {
+void RedisBus::Impl::unwatch(const std::string& channel) {
   bool last = false;
   {
-    std::lock_guard g(impl_->mu);
-    auto it = impl_->watched.find(user);
-    if (it == impl_->watched.end()) return;
+    std::lock_guard g(mu);
+    auto it = watched.find(channel);
+    if (it == watched.end()) return;
     if (--it->second <= 0) {
-      impl_->watched.erase(it);
+      watched.erase(it);
       last = true;
     }
   }
-  if (last) impl_->wake();
+  if (last) wake();
 }
+
+void RedisBus::watch_user(Id user) { impl_->watch(user_channel(impl_->opts.prefix, user)); }
+void RedisBus::unwatch_user(Id user) { impl_->unwatch(user_channel(impl_->opts.prefix, user)); }
+void RedisBus::watch_room(Id room) { impl_->watch(room_channel(impl_->opts.prefix, room)); }
+void RedisBus::unwatch_room(Id room) { impl_->unwatch(room_channel(impl_->opts.prefix, room)); }
 
 bool RedisBus::healthy() const {
   std::lock_guard g(impl_->mu);

@@ -4,19 +4,19 @@
 //
 // - Publishing: publish() delivers the event to this instance's receiver at once (local
 //   latency stays that of LocalBus) and queues it for Redis; a publisher thread sends the
-//   queue in pipelined batches, each event one EVAL that PUBLISHes its payload (once over
-//   the wire) to every channel it concerns (bus/channels.h). The queue is bounded
+//   queue in pipelined batches, each event one PUBLISH to its one channel (bus/channels.h:
+//   a room's, a user's or the broadcast one). The queue is bounded
 //   (max_queued_events, max_queued_bytes); when full the oldest event is dropped (counted,
 //   logged): remote receivers then recover it from storage (gap fill, resync).
 // - Receiving: a subscriber thread holds one SUBSCRIBE connection: the broadcast channel and
-//   the channel of every watched user. Payloads tagged with this instance are skipped (they
-//   were delivered locally), copies of one event that came on several channels are dropped
-//   (a bounded window of recent (instance, number) tags), malformed ones are logged and
-//   dropped.
+//   the channel of every watched user and room. Payloads tagged with this instance are
+//   skipped (they were delivered locally), repeated copies of one event (a batch sent again
+//   after a broken link) are dropped (a bounded window of recent (instance, number) tags),
+//   malformed ones are logged and dropped.
 // - Outages: a PING every ping_interval on both connections; no answer within ping_timeout,
 //   or any connection error, makes the bus unhealthy (reason in problem()) and calls
 //   Link::Lost; it reconnects with exponential backoff and full jitter (backoff_min doubling
-//   up to backoff_max), subscribes every watched user again, then calls Link::Restored.
+//   up to backoff_max), subscribes every watched user and room again, then calls Link::Restored.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -59,6 +59,8 @@ class RedisBus final : public Bus {
   void on_link(LinkHandler handler) override;
   void watch_user(Id user) override;
   void unwatch_user(Id user) override;
+  void watch_room(Id room) override;
+  void unwatch_room(Id room) override;
   bool healthy() const override;
   std::string problem() const override;
   void start() override;

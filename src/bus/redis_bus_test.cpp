@@ -142,9 +142,9 @@ bus::RedisOptions options(int port) {
   return o;
 }
 
-chat::EventPtr message_for(std::vector<Id> members, chat::Seq seq) {
+chat::EventPtr message_for(std::vector<Id> members, chat::Seq seq, Id room = 42) {
   chat::MessageCreated m;
-  m.message = chat::Message{100 + seq, 42, members.front(), "hi", seq, 1, std::nullopt};
+  m.message = chat::Message{100 + seq, room, members.front(), "hi", seq, 1, std::nullopt};
   for (Id u : members) m.members.push_back({u, 0});
   return std::make_shared<const chat::Event>(m);
 }
@@ -154,13 +154,13 @@ chat::EventPtr message_for(std::vector<Id> members, chat::Seq seq) {
 TEST(RedisBus, CarriesEventsToWatchingInstancesOnceAndSkipsItsOwnEcho) {
   if (!redis_installed()) GTEST_SKIP() << "redis-server is not installed";
   RedisServer redis;
+  const auto prefix = options(redis.port).prefix;
   bus::RedisBus a(options(redis.port)), b(options(redis.port));
   Receiver ra, rb;
   ra.attach(a);
   rb.attach(b);
-  a.watch_user(7);
-  b.watch_user(7);
-  b.watch_user(9);  // both members of the message: two channels, one delivery
+  a.watch_room(42);
+  b.watch_room(42);
   a.start();
   b.start();
   ASSERT_TRUE(eventually([&] { return a.healthy() && b.healthy(); }));
@@ -170,49 +170,66 @@ TEST(RedisBus, CarriesEventsToWatchingInstancesOnceAndSkipsItsOwnEcho) {
   a.publish(message_for({7, 9}, 1));
   EXPECT_EQ(ra.count(), 1u);  // delivered locally at once
   ASSERT_TRUE(eventually([&] { return rb.count() == 1; }));
-  std::this_thread::sleep_for(200ms);
-  EXPECT_EQ(rb.count(), 1u);  // the copy from the second channel was dropped
-  EXPECT_EQ(b.stats().duplicates, 1u);
   EXPECT_EQ(ra.count(), 1u);  // its own echo skipped
   EXPECT_TRUE(eventually([&] { return a.stats().own == 1; }));
+  EXPECT_TRUE(eventually([&] { return a.stats().published == 1; }));  // one PUBLISH, whatever the number of members
   {
     std::lock_guard g(rb.mu);
     const auto& got = std::get<chat::MessageCreated>(*rb.events[0]);
     EXPECT_EQ(got.message.seq, 1);
     EXPECT_EQ(got.members.size(), 2u);
   }
+  // The same payload twice (a batch sent again after a broken link): handed over once.
+  auto copy = bus::encode(*message_for({7}, 2), 77, 1);
+  redis.publish_raw(prefix + "r:42", copy);
+  redis.publish_raw(prefix + "r:42", copy);
+  ASSERT_TRUE(eventually([&] { return rb.count() == 2; }));
+  ASSERT_TRUE(eventually([&] { return b.stats().duplicates == 1; }));
+  EXPECT_EQ(rb.count(), 2u);
+  ASSERT_TRUE(eventually([&] { return ra.count() == 2; }));  // a watches room 42 too
 
+  // A room nobody on b watches does not reach b.
+  a.publish(message_for({7}, 1, 43));
   // Revocations reach every instance, watching or not.
   b.publish(std::make_shared<const chat::Event>(chat::TokensRevoked{12345, 2}));
-  ASSERT_TRUE(eventually([&] { return ra.count() == 2; }));
+  ASSERT_TRUE(eventually([&] { return ra.count() == 4; }));  // its own room 43 message, then the revocation
   {
     std::lock_guard g(ra.mu);
-    EXPECT_EQ(std::get<chat::TokensRevoked>(*ra.events[1]).user, 12345);
+    EXPECT_EQ(std::get<chat::TokensRevoked>(*ra.events[3]).user, 12345);
   }
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(rb.count(), 3u);  // 1, 2 and its own revocation: nothing of room 43
 
-  // A user watched later: Watching once the subscription is in place, then their events come.
+  // A user watched later: Watching once the subscription is in place, then their joins and
+  // leaves come (on the user's channel, not the room's).
   a.watch_user(555);
   ASSERT_TRUE(eventually([&] { return ra.saw(bus::Bus::Link::Watching, 555); }));
-  b.publish(message_for({555}, 2));
-  ASSERT_TRUE(eventually([&] { return ra.count() == 3; }));
+  b.publish(std::make_shared<const chat::Event>(chat::MemberJoined{99, 555, 3, 0}));
+  ASSERT_TRUE(eventually([&] { return ra.count() == 5; }));
+  // A room watched later: WatchingRoom, then its messages come.
+  a.watch_room(99);
+  ASSERT_TRUE(eventually([&] { return ra.saw(bus::Bus::Link::WatchingRoom, 99); }));
+  EXPECT_FALSE(ra.saw(bus::Bus::Link::Watching, 99));
+  b.publish(message_for({555}, 4, 99));
+  ASSERT_TRUE(eventually([&] { return ra.count() == 6; }));
   // Unwatched (counted: watched twice, unwatched once → still watched; then gone).
-  a.watch_user(555);
-  a.unwatch_user(555);
-  b.publish(message_for({555}, 3));
-  ASSERT_TRUE(eventually([&] { return ra.count() == 4; }));
-  a.unwatch_user(555);
+  a.watch_room(99);
+  a.unwatch_room(99);
+  b.publish(message_for({555}, 5, 99));
+  ASSERT_TRUE(eventually([&] { return ra.count() == 7; }));
+  a.unwatch_room(99);
   std::this_thread::sleep_for(200ms);  // the UNSUBSCRIBE is in place
-  b.publish(message_for({555}, 4));
+  b.publish(message_for({555}, 6, 99));
   std::this_thread::sleep_for(300ms);
-  EXPECT_EQ(ra.count(), 4u);
+  EXPECT_EQ(ra.count(), 7u);
 
   // A payload not written by the codec is dropped with a log line; the bus goes on.
-  redis.publish_raw(options(redis.port).prefix + "u:9", "{\"v\":1,\"garbage\":true}");
-  redis.publish_raw(options(redis.port).prefix + "u:9", std::string("\xff\xfe\x00", 3));
+  redis.publish_raw(prefix + "r:42", "{\"v\":1,\"garbage\":true}");
+  redis.publish_raw(prefix + "r:42", std::string("\xff\xfe\x00", 3));
   ASSERT_TRUE(eventually([&] { return b.stats().malformed == 2; }));
-  a.publish(message_for({9}, 5));
-  // rb: seq 1 from a, then b's own five publishes (delivered locally), now seq 5 from a.
-  ASSERT_TRUE(eventually([&] { return rb.count() == 6; }));
+  std::size_t before = rb.count();
+  a.publish(message_for({9}, 7));
+  ASSERT_TRUE(eventually([&] { return rb.count() == before + 1; }));
   EXPECT_TRUE(b.healthy());
 }
 
@@ -225,7 +242,7 @@ TEST(RedisBus, AnOutageIsReportedAndTheBusComesBackAndResubscribes) {
   Receiver ra, rb;
   ra.attach(a);
   rb.attach(b);
-  b.watch_user(9);
+  b.watch_room(42);
   a.start();
   b.start();
   ASSERT_TRUE(eventually([&] { return a.healthy() && b.healthy(); }));
@@ -253,7 +270,7 @@ TEST(RedisBus, AnOutageIsReportedAndTheBusComesBackAndResubscribes) {
     for (const auto& [l, u] : rb.links) restored += l == bus::Bus::Link::Restored;
     EXPECT_EQ(restored, 2);  // the start and the return
   }
-  // Resubscribed: a new event for the watched user arrives.
+  // Resubscribed: a new message of the watched room arrives.
   std::size_t before = rb.count();
   a.publish(message_for({9}, 100));
   ASSERT_TRUE(eventually([&] {

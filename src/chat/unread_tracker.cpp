@@ -115,4 +115,11 @@ std::vector<Badge> UnreadTracker::badges() const {
   return out;
 }
 
+std::vector<Id> UnreadTracker::rooms() const {
+  std::vector<Id> out;
+  for (const auto& [room, e] : rooms_)
+    if (e.member) out.push_back(room);
+  return out;
+}
+
 }  // namespace parley::chat

@@ -71,6 +71,7 @@ class UnreadTracker {
   Seq total() const { return total_; }
   std::optional<Badge> badge(Id room) const;
   std::vector<Badge> badges() const;  // every room the user is a member of
+  std::vector<Id> rooms() const;      // the same rooms, unordered
 
  private:
   struct Entry {

@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "api/events_json.h"
 #include "chat/room_order.h"
@@ -66,14 +67,46 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
     // Which registration created this entry: a snapshot read for an earlier entry of the same
     // user (who left and came back while it was read) may predate events this one missed.
     std::uint64_t generation = 0;
+    // The rooms this user makes the instance follow (room_users); see follow().
+    std::unordered_set<Id> followed;
   };
   mutable std::mutex mu;
   std::unordered_map<Id, UserConns> users;
   chat::RoomSequencer<chat::EventPtr> sequencer;
+  // Room → the users here who follow it: the bus's room interest (HubOptions::room_interest)
+  // and whom a new room subscription resyncs. Bounded by the connected users' rooms.
+  std::unordered_map<Id, std::unordered_set<Id>> room_users;
   std::size_t count = 0;
   std::uint64_t generations = 0;
   bool closing = false;
   bool timer_armed = false;
+
+  // Brings u.followed in step with the rooms the user needs here: the tracker's (once loaded)
+  // and those of the user's chatroom sockets. O(rooms of the user): called on registrations,
+  // loads, joins, leaves and resyncs, not per message.
+  void follow(Id user, UserConns& u) {
+    std::unordered_set<Id> want;
+    if (u.tracker.loaded())
+      for (Id r : u.tracker.rooms()) want.insert(r);
+    for (const auto& [r, c] : u.chatrooms) want.insert(r);
+    for (Id r : want)
+      if (!u.followed.count(r)) {
+        auto& us = room_users[r];
+        if (us.empty() && opts.room_interest) opts.room_interest(r, true);
+        us.insert(user);
+      }
+    for (Id r : u.followed)
+      if (!want.count(r)) unfollow(r, user);
+    u.followed = std::move(want);
+  }
+  void unfollow(Id room, Id user) {
+    auto it = room_users.find(room);
+    if (it == room_users.end()) return;
+    it->second.erase(user);
+    if (!it->second.empty()) return;
+    room_users.erase(it);
+    if (opts.room_interest) opts.room_interest(room, false);
+  }
 
   // Every connection of u that receives events of room.
   template <class F>
@@ -216,6 +249,7 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
                      if (it == users.end()) return;
                      send_badge(it->second, it->second.tracker.join(e.room, e.last_seq, e.read_seq));
                      sequencer.anchor(e.room, e.last_seq, released);
+                     follow(e.user, it->second);
                    },
                    [&](const chat::MemberLeft& e) {
                      auto it = users.find(e.user);
@@ -223,6 +257,7 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
                      it->second.tracker.leave(e.room, e.last_seq);
                      for (const auto& [r, c] : it->second.chatrooms)
                        if (r == e.room) c->kick(1008, "not a member");
+                     follow(e.user, it->second);
                    },
                    [&](const chat::TokensRevoked& e) {
                      // The user's sockets opened with a token older than the new version (a
@@ -335,6 +370,7 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
       return;
     }
     auto changed = u.tracker.load(*snap);
+    follow(user, u);
     auto badges = snapshot_frames(u.tracker);
     for (const auto& c : u.awaiting_snapshot) c->deliver_snapshot(badges);
     u.awaiting_snapshot.clear();
@@ -398,6 +434,7 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
       for (Id room : re.left)
         for (const auto& [r, c] : u.chatrooms)
           if (r == room) c->kick(1008, "not a member");
+      follow(user, u);
       // Messages whose events were lost: the rooms behind storage are filled from it now
       // (without a later message nothing held would ever reveal the gap).
       std::vector<chat::EventPtr> released;
@@ -480,6 +517,7 @@ bool Hub::add(Id user, Id room, const std::shared_ptr<WsConnection>& c) {
     }
   } else {
     u.chatrooms.emplace_back(room, c);
+    im.follow(user, u);
   }
   if (!u.tracker.loaded() && !u.loading) {
     u.loading = true;
@@ -505,8 +543,11 @@ void Hub::remove(Id user, Id room, const WsConnection* c) {
   }
   im.count -= before - (u.sidebars.size() + u.chatrooms.size());
   if (u.sidebars.empty() && u.chatrooms.empty()) {
+    for (Id r : u.followed) im.unfollow(r, user);
     im.users.erase(it);
     if (im.opts.interest) im.opts.interest(user, false);
+  } else if (room != 0) {
+    im.follow(user, u);
   }
 }
 
@@ -533,6 +574,15 @@ void Hub::resync(std::optional<Id> user) {
     return;
   }
   for (auto& [id, u] : im.users) im.start_resync(id, u);
+}
+
+void Hub::resync_room(Id room) {
+  auto& im = *impl_;
+  std::lock_guard g(im.mu);
+  auto it = im.room_users.find(room);
+  if (it == im.room_users.end()) return;
+  for (Id user : it->second)
+    if (auto u = im.users.find(user); u != im.users.end()) im.start_resync(user, u->second);
 }
 
 void Hub::shutdown() {

@@ -49,6 +49,10 @@ struct HubOptions {
   // Told when the first connection of a user opens here (true) and the last one closes
   // (false): what the bus must bring to this instance (bus::Bus::watch_user).
   std::function<void(Id user, bool watch)> interest;
+  // The same for rooms: told when the first user connected here follows a room (a member
+  // with a tracker loaded here, or a chatroom socket of it) and after the last one stops
+  // (bus::Bus::watch_room). Called under the hub's lock: it must only hand off.
+  std::function<void(Id room, bool watch)> room_interest;
 };
 
 // The instance's receiver and connection registry. It takes committed events from the bus
@@ -91,6 +95,10 @@ class Hub {
   // revoked tokens are closed 1008 token revoked, and rooms behind storage are filled from it
   // (new_message to the sockets that follow them, in seq order, without duplicates).
   void resync(std::optional<Id> user = std::nullopt);
+  // A room's subscription has just come into place: every user here who follows it is read
+  // again, as resync(user) does (events of the moment between the interest and the
+  // subscription).
+  void resync_room(Id room);
 
   void close_all(std::uint16_t code, const std::string& reason);
   // The io_context has stopped: on_event() drops events from now on instead of waiting for

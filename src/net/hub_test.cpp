@@ -283,6 +283,60 @@ TEST_F(HubTest, AResyncRepairsWhatLostEventsLeftWrong) {
   EXPECT_EQ(br->seqs().size(), 3u);
 }
 
+TEST_F(HubTest, RoomInterestFollowsTheRoomsOfConnectedUsersAndANewSubscriptionIsCaughtUp) {
+  std::mutex mu;
+  std::vector<std::pair<Id, bool>> calls;
+  auto taken = [&] {
+    std::lock_guard g(mu);
+    auto out = calls;
+    calls.clear();
+    return out;
+  };
+  net::HubOptions o = opts;
+  o.room_interest = [&](Id r, bool watch) {
+    std::lock_guard g(mu);
+    calls.emplace_back(r, watch);
+  };
+  hub->shutdown();
+  hub = std::make_unique<net::Hub>(ioc, pool, svc, o);
+  using Calls = std::vector<std::pair<Id, bool>>;
+
+  // A chatroom socket brings its room at once (before any storage read).
+  auto br = std::make_shared<FakeConn>("b2");
+  hub->add(bob, room, br);
+  EXPECT_EQ(taken(), (Calls{{room, true}}));
+  auto b = sidebar(bob, "b1");   // bob's tracker loaded: the same room, nothing new
+  auto a = sidebar(alice, "a1");  // a second follower: nothing new
+  EXPECT_EQ(taken(), Calls{});
+
+  // A join of a connected user brings the room; the leave takes it back.
+  Id other = chat.create_group(alice, "o", {}).room.id;
+  hub->on_event(std::make_shared<const chat::Event>(chat::MemberJoined{other, alice, 0, 0}));
+  ASSERT_TRUE(until([&] { std::lock_guard g(mu); return !calls.empty(); }));
+  EXPECT_EQ(taken(), (Calls{{other, true}}));
+  hub->on_event(std::make_shared<const chat::Event>(chat::MemberLeft{other, alice, 0}));
+  ASSERT_TRUE(until([&] { std::lock_guard g(mu); return !calls.empty(); }));
+  EXPECT_EQ(taken(), (Calls{{other, false}}));
+
+  // A subscription that has just come into place: what was committed before it (no event
+  // reached the hub) is read from storage for the room's followers here.
+  hub->anchor(room, 0);
+  chat.send(alice, room, "before the subscription", {});
+  settle();
+  ASSERT_TRUE(b->seqs().empty());
+  hub->resync_room(room);
+  ASSERT_TRUE(until([&] { return b->seqs().size() == 1 && br->seqs().size() == 1 && a->seqs().size() == 1; }));
+  EXPECT_TRUE(a->of("new_message")[0].at("echo").as_bool());
+  EXPECT_EQ(b->of("unread_count_update").back().at("unread_count").as_int64(), 1);
+
+  // The room is followed while anyone here needs it.
+  hub->remove(bob, room, br.get());
+  hub->remove(bob, 0, b.get());
+  EXPECT_EQ(taken(), Calls{});
+  hub->remove(alice, 0, a.get());
+  EXPECT_EQ(taken(), (Calls{{room, false}}));
+}
+
 TEST(HubResync, ARefusedResyncIsTriedAgainUntilStorageAnswers) {
   // A file store whose reads can be made to fail (the "faulty" VFS).
   auto dir = std::filesystem::temp_directory_path() / ("parley-hub-resync-" + std::to_string(::getpid()));

@@ -298,6 +298,7 @@ awaitable<bool> WsSession::replay() {
     }
     co_return true;
   }
+  if (!co_await send_connected()) co_return false;
   chat::Seq cursor = last;
   bool ok = true;
   if (adm_.after_seq && last - std::min(*adm_.after_seq, last) > static_cast<chat::Seq>(deps_.opts.replay_max)) {
@@ -327,6 +328,7 @@ awaitable<bool> WsSession::catch_up() {
     request_close(1011, "try again", false);
     co_return true;
   }
+  if (!co_await send_connected()) co_return false;
   auto badges = std::move(*snapshot_);
   std::vector<std::pair<Id, chat::Seq>> position;  // (room, last_seq): what the snapshot counts
   position.reserve(badges.size());
@@ -350,22 +352,30 @@ awaitable<bool> WsSession::catch_up() {
   co_return true;
 }
 
+// `connected` goes out once the socket's position is read (a sidebar's snapshot, a chatroom
+// socket's last seq), so that every message sent after the client saw it is delivered.
+awaitable<bool> WsSession::send_connected() {
+  if (connected_sent_) co_return true;
+  connected_sent_ = true;
+  co_return co_await write_now(
+      api::connected_frame(adm_.user, who_.connection_id, adm_.sidebar ? std::nullopt : std::optional<Id>(adm_.room)));
+}
+
 awaitable<void> WsSession::writer_loop() {
   auto self = shared_from_this();
-  bool ok = co_await write_now(
-      api::connected_frame(adm_.user, who_.connection_id, adm_.sidebar ? std::nullopt : std::optional<Id>(adm_.room)));
-  if (ok) {
-    try {
-      ok = co_await catch_up();
-    } catch (const std::exception& e) {  // storage failed or is shutting down
-      // A storage fault is reported (rate-limited) by the store itself, not once per socket.
-      if (storage_failed(e))
-        spdlog::debug("ws catch-up failed conn={} user={}: {}", who_.connection_id, adm_.user, e.what());
-      else
-        spdlog::warn("ws catch-up failed conn={} user={}: {}", who_.connection_id, adm_.user, e.what());
-      request_close(1011, "try again", false);
-    }
+  bool ok = true;
+  try {
+    ok = co_await catch_up();
+  } catch (const std::exception& e) {  // storage failed or is shutting down
+    // A storage fault is reported (rate-limited) by the store itself, not once per socket.
+    if (storage_failed(e))
+      spdlog::debug("ws catch-up failed conn={} user={}: {}", who_.connection_id, adm_.user, e.what());
+    else
+      spdlog::warn("ws catch-up failed conn={} user={}: {}", who_.connection_id, adm_.user, e.what());
+    request_close(1011, "try again", false);
   }
+  // A catch-up that ended in a close still says `connected` first (then the close).
+  if (ok && !connected_sent_) ok = co_await send_connected();
   catching_up_ = false;
   bool close_sent = false;
   auto held = std::move(pending_);

@@ -48,6 +48,7 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   boost::asio::awaitable<bool> write_now(const std::string& frame);
   boost::asio::awaitable<bool> write_batch(const std::vector<api::OutEventPtr>& batch);
   boost::asio::awaitable<bool> catch_up();  // replay or snapshot; false: close
+  boost::asio::awaitable<bool> send_connected();
   boost::asio::awaitable<bool> replay();
   boost::asio::awaitable<bool> page_out(Id room, chat::Seq& cursor, chat::Seq until, bool& ok);
   void push(const api::OutEventPtr& ev, bool closing_flush = false);  // on the strand
@@ -74,6 +75,7 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   OutboundQueue queue_;
   chat::DeliveryFilter filter_;
   bool catching_up_ = true;
+  bool connected_sent_ = false;  // the first frame, once the position is read
   std::vector<api::OutEventPtr> pending_;  // live events held during replay/snapshot
   std::size_t pending_bytes_ = 0;
   std::optional<std::vector<api::OutEventPtr>> snapshot_;
