@@ -106,6 +106,9 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
     if (!it->second.empty()) return;
     room_users.erase(it);
     if (opts.room_interest) opts.room_interest(room, false);
+    // Its events stop coming: the next follower starts from its own read of the room.
+    sequencer.forget(room);
+    if (!sequencer.knows(room)) parked_reads.erase(room);
   }
 
   // Every connection of u that receives events of room.
