@@ -56,6 +56,29 @@ OutEventPtr badge_event(const chat::Badge& b) {
   return ev;
 }
 
+OutEventPtr room_updated_event(const chat::RoomUpdated& e) {
+  auto ev = std::make_shared<OutEvent>();
+  ev->cls = EventClass::Message;
+  ev->room = e.room;
+  json::object d{{"room_id", format_id(e.room)}};
+  if (e.name)
+    d["name"] = *e.name;
+  else
+    d["name"] = nullptr;
+  d["type"] = e.type == chat::RoomType::Direct ? "direct" : "group";
+  d["members"] = to_json(e.members);
+  ev->payload = frame("room_updated", std::move(d));
+  return ev;
+}
+
+OutEventPtr room_left_event(Id room) {
+  auto ev = std::make_shared<OutEvent>();
+  ev->cls = EventClass::Message;
+  ev->room = room;
+  ev->payload = frame("room_left", json::object{{"room_id", format_id(room)}});
+  return ev;
+}
+
 std::string connected_frame(Id user, std::string_view connection_id, std::optional<Id> room) {
   json::object d{{"user_id", format_id(user)}, {"connection_id", connection_id}};
   if (room) d["room_id"] = format_id(*room);

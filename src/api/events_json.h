@@ -14,6 +14,9 @@ namespace parley::api {
 OutEventPtr new_message_event(const chat::Message& m, bool echo);  // echo: the sender's other connections
 OutEventPtr message_read_event(const chat::MessageRead& e);
 OutEventPtr badge_event(const chat::Badge& b);
+// room_updated {room_id, name, type, members: [user…]} and room_left {room_id}: no seq.
+OutEventPtr room_updated_event(const chat::RoomUpdated& e);
+OutEventPtr room_left_event(Id room);
 
 // Frames of one connection.
 std::string new_message_frame(const chat::Message& m);

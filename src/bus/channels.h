@@ -5,6 +5,12 @@
 // where the user is connected (Hub → Bus::watch_user): that is how an instance learns that
 // a connected user joined a room it must now follow. One broadcast channel for what every
 // instance needs whatever it watches (TokensRevoked: each instance caches token versions).
+// RoomUpdated of a change to an existing room goes to the room's channel (the instances of
+// the members who stay follow it) and to the channel of the member it added (whose instance
+// may follow nothing of the room yet): one payload, PUBLISHed on each, received once per
+// instance (the subscriber drops copies by tag). RoomUpdated of a new room goes to the
+// broadcast channel: nobody follows the room yet, and one PUBLISH with one copy per instance
+// is cheaper than one per first member (up to 1,000) of a payload that lists them all.
 #pragma once
 #include <string>
 #include <string_view>
@@ -23,13 +29,23 @@ inline std::string room_channel(std::string_view prefix, Id room) {
 }
 inline std::string broadcast_channel(std::string_view prefix) { return std::string(prefix) + "all"; }
 
-// The channel to publish e on.
+// The channel to publish e on (RoomUpdated: see channels_for).
 inline std::string channel_for(const chat::Event& e, std::string_view prefix) {
   if (const auto* m = std::get_if<chat::MessageCreated>(&e)) return room_channel(prefix, m->message.room_id);
   if (const auto* r = std::get_if<chat::MessageRead>(&e)) return room_channel(prefix, r->room);
   if (const auto* j = std::get_if<chat::MemberJoined>(&e)) return user_channel(prefix, j->user);
   if (const auto* l = std::get_if<chat::MemberLeft>(&e)) return user_channel(prefix, l->user);
-  return broadcast_channel(prefix);  // TokensRevoked
+  if (const auto* u = std::get_if<chat::RoomUpdated>(&e); u && !u->created) return room_channel(prefix, u->room);
+  return broadcast_channel(prefix);  // TokensRevoked, a new room's RoomUpdated
+}
+
+// Every channel to publish e on, the same payload on each: channel_for's, and for the
+// RoomUpdated of an add the added member's too.
+inline std::vector<std::string> channels_for(const chat::Event& e, std::string_view prefix) {
+  std::vector<std::string> out{channel_for(e, prefix)};
+  if (const auto* u = std::get_if<chat::RoomUpdated>(&e); u && !u->created)
+    for (Id j : u->joined) out.push_back(user_channel(prefix, j));
+  return out;
 }
 
 // What a channel name is: a user's, a room's (with its id) or neither (the broadcast one,

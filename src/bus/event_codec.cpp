@@ -55,7 +55,22 @@ json::object body(const Event& e, const char*& tag) {
           },
           [&](const MemberLeft& x) {
             tag = "ml";
-            return json::object{{"room", x.room}, {"user", x.user}, {"last_seq", x.last_seq}};
+            return json::object{{"room", x.room}, {"user", x.user}, {"last_seq", x.last_seq}, {"at", x.at}};
+          },
+          [&](const RoomUpdated& x) {
+            tag = "ru";
+            json::array members, joined;
+            members.reserve(x.members.size());
+            for (const auto& u : x.members) members.push_back(json::array{u.id, u.username, u.created_at});
+            for (Id j : x.joined) joined.push_back(j);
+            json::object o{{"room", x.room},
+                           {"type", x.type == RoomType::Direct ? "d" : "g"},
+                           {"members", std::move(members)},
+                           {"joined", std::move(joined)},
+                           {"created", x.created},
+                           {"at", x.at}};
+            if (x.name) o["name"] = *x.name;
+            return o;
           },
           [&](const TokensRevoked& x) {
             tag = "tr";
@@ -162,7 +177,37 @@ Event event_of(std::string_view tag, const json::object& b) {
     return x;
   }
   if (tag == "mj") return MemberJoined{id_at(b, "room"), id_at(b, "user"), count_at(b, "last_seq"), count_at(b, "read_seq")};
-  if (tag == "ml") return MemberLeft{id_at(b, "room"), id_at(b, "user"), count_at(b, "last_seq")};
+  if (tag == "ml")  // "at": absent from instances older than room_left (0: before anything)
+    return MemberLeft{id_at(b, "room"), id_at(b, "user"), count_at(b, "last_seq"), b.contains("at") ? count_at(b, "at") : 0};
+  if (tag == "ru") {
+    RoomUpdated x;
+    x.room = id_at(b, "room");
+    if (b.contains("name")) x.name = string_at(b, "name");
+    std::string type = string_at(b, "type");
+    if (type != "g" && type != "d") throw Bad("\"type\" is not a room type");
+    x.type = type == "d" ? RoomType::Direct : RoomType::Group;
+    for (const auto& v : array_at(b, "members")) {
+      if (!v.is_array() || v.get_array().size() != 3 || !v.get_array()[1].is_string())
+        throw Bad("an entry of \"members\" is not [id, username, created_at]");
+      const auto& a = v.get_array();
+      User u;
+      u.id = int_of(a[0], "members");
+      u.username = std::string(a[1].get_string());
+      u.created_at = int_of(a[2], "members");
+      if (u.id <= 0 || u.created_at < 0) throw Bad("a member is out of range");
+      x.members.push_back(std::move(u));
+    }
+    for (const auto& v : array_at(b, "joined")) {
+      std::int64_t u = int_of(v, "joined");
+      if (u <= 0) throw Bad("a joined member is not an id");
+      x.joined.push_back(u);
+    }
+    const auto& created = field(b, "created");
+    if (!created.is_bool()) throw Bad("\"created\" is not a boolean");
+    x.created = created.get_bool();
+    x.at = count_at(b, "at");
+    return x;
+  }
   if (tag == "tr") return TokensRevoked{id_at(b, "user"), count_at(b, "version")};
   throw Bad("unknown event type \"" + std::string(tag) + "\"");
 }

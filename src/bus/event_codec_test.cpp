@@ -71,13 +71,71 @@ TEST(EventCodec, MembershipAndRevocationRoundTrip) {
   EXPECT_EQ(j.user, 9);
   EXPECT_EQ(j.last_seq, 77);
   EXPECT_EQ(j.read_seq, 70);
-  auto l = std::get<MemberLeft>(round_trip(MemberLeft{42, 9, 78}));
+  auto l = std::get<MemberLeft>(round_trip(MemberLeft{42, 9, 78, 1795000000777}));
   EXPECT_EQ(l.room, 42);
   EXPECT_EQ(l.user, 9);
   EXPECT_EQ(l.last_seq, 78);
+  EXPECT_EQ(l.at, 1795000000777);
+  // Without "at" (an instance from before room_left): before anything.
+  auto old = bus::decode(R"({"v":1,"i":5,"n":1,"t":"ml","e":{"room":42,"user":9,"last_seq":78}})");
+  ASSERT_TRUE(old);
+  EXPECT_EQ(std::get<MemberLeft>(*old->event).at, 0);
   auto r = std::get<TokensRevoked>(round_trip(TokensRevoked{9, 3}));
   EXPECT_EQ(r.user, 9);
   EXPECT_EQ(r.version, 3);
+}
+
+TEST(EventCodec, RoomUpdatedRoundTripsEveryField) {
+  RoomUpdated g{42, std::string("caf\xC3\xA9 \"x\""), RoomType::Group,
+                {{7, "alice", 1795000000123}, {9, "bob.b", 1795000000456}}, {9}, false, 1795000000999};
+  auto got = std::get<RoomUpdated>(round_trip(g));
+  EXPECT_EQ(got.room, 42);
+  EXPECT_EQ(got.name, g.name);
+  EXPECT_EQ(got.type, RoomType::Group);
+  ASSERT_EQ(got.members.size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(got.members[i].id, g.members[i].id);
+    EXPECT_EQ(got.members[i].username, g.members[i].username);
+    EXPECT_EQ(got.members[i].created_at, g.members[i].created_at);
+  }
+  EXPECT_EQ(got.joined, g.joined);
+  EXPECT_FALSE(got.created);
+  EXPECT_EQ(got.at, 1795000000999);
+  // A new direct room: no name, created, every member joined.
+  RoomUpdated d{43, std::nullopt, RoomType::Direct, {{7, "alice", 1}, {9, "bob", 2}}, {7, 9}, true};
+  auto dd = std::get<RoomUpdated>(round_trip(d));
+  EXPECT_EQ(dd.name, std::nullopt);
+  EXPECT_EQ(dd.type, RoomType::Direct);
+  EXPECT_EQ(dd.joined, (std::vector<Id>{7, 9}));
+  EXPECT_TRUE(dd.created);
+  // After a leave: nobody joined.
+  auto l = std::get<RoomUpdated>(round_trip(RoomUpdated{42, std::string("r"), RoomType::Group, {{7, "alice", 1}}, {}, false}));
+  EXPECT_TRUE(l.joined.empty());
+  EXPECT_EQ(l.members.size(), 1u);
+}
+
+TEST(EventCodec, MalformedRoomUpdatedIsRefused) {
+  std::string good = bus::encode(RoomUpdated{42, std::string("r"), RoomType::Group, {{7, "a", 1}}, {7}, false}, 5, 1);
+  ASSERT_TRUE(bus::decode(good));
+  auto with = [](const char* e) { return std::string("{\"v\":1,\"i\":5,\"n\":1,\"t\":\"ru\",\"e\":") + e + "}"; };
+  ASSERT_TRUE(bus::decode(with(R"({"room":42,"type":"g","members":[[7,"a",1]],"joined":[],"created":false,"at":1})")));
+  const char* bad[] = {
+      R"({"room":42,"type":"x","members":[[7,"a",1]],"joined":[],"created":false,"at":1})",    // type
+      R"({"room":42,"type":"g","members":[[7,1]],"joined":[],"created":false,"at":1})",        // member shape
+      R"({"room":42,"type":"g","members":[[7,9,1]],"joined":[],"created":false,"at":1})",      // username type
+      R"({"room":42,"type":"g","members":[[0,"a",1]],"joined":[],"created":false,"at":1})",    // member id
+      R"({"room":42,"type":"g","members":[[7,"a",1]],"joined":[-1],"created":false,"at":1})",  // joined id
+      R"({"room":42,"type":"g","members":[[7,"a",1]],"joined":[],"created":1,"at":1})",        // created type
+      R"({"room":42,"type":"g","members":[[7,"a",1]],"joined":[],"at":1})",                    // missing created
+      R"({"room":42,"type":"g","members":[[7,"a",1]],"joined":[],"created":false})",    // missing at
+      R"({"room":42,"type":"g","members":[[7,"a",1]],"joined":[],"created":false,"at":-1})",  // negative at
+      R"({"room":42,"name":5,"type":"g","members":[],"joined":[],"created":false,"at":1})",    // name type
+  };
+  for (const char* e : bad) {
+    std::string err;
+    EXPECT_FALSE(bus::decode(with(e), &err)) << e;
+    EXPECT_FALSE(err.empty()) << e;
+  }
 }
 
 TEST(EventCodec, MalformedPayloadsAreRefusedWithAReason) {
@@ -119,6 +177,13 @@ TEST(Channels, RoomEventsGoToTheRoomMembershipToTheUserRevocationsToAll) {
   EXPECT_EQ(bus::channel_for(MemberJoined{42, 9, 1, 1}, p), "parley:u:9");
   EXPECT_EQ(bus::channel_for(MemberLeft{42, 9, 1}, p), "parley:u:9");
   EXPECT_EQ(bus::channel_for(TokensRevoked{9, 2}, p), "parley:all");
+  // room_updated: an add to the room and the new member, a leave to the room, a new room to all.
+  using V = std::vector<std::string>;
+  EXPECT_EQ(bus::channels_for(RoomUpdated{42, std::string("r"), RoomType::Group, {}, {9}, false}, p),
+            (V{"parley:r:42", "parley:u:9"}));
+  EXPECT_EQ(bus::channels_for(RoomUpdated{42, std::string("r"), RoomType::Group, {}, {}, false}, p), (V{"parley:r:42"}));
+  EXPECT_EQ(bus::channels_for(RoomUpdated{42, std::nullopt, RoomType::Direct, {}, {7, 9}, true}, p), (V{"parley:all"}));
+  EXPECT_EQ(bus::channels_for(MemberLeft{42, 9, 1}, p), (V{"parley:u:9"}));
   using C = bus::ChannelOf;
   EXPECT_EQ(bus::parse_channel("parley:u:9", p), (C{C::User, 9}));
   EXPECT_EQ(bus::parse_channel("parley:r:42", p), (C{C::Room, 42}));

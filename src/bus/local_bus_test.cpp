@@ -18,9 +18,10 @@ TEST(LocalBus, HandsEveryCommittedEventOfTheDomainToTheReceiver) {
   Id room = chat.create_group(a, "r", {b}).room.id;
   auto sent = chat.send(b, room, "hi", {});
   chat.read_one(a, sent.message.id);
-  ASSERT_EQ(got.size(), 4u);  // two joins, the message, the read
-  EXPECT_TRUE(std::holds_alternative<chat::MessageCreated>(*got[2]));
-  const auto& read = std::get<chat::MessageRead>(*got[3]);
+  ASSERT_EQ(got.size(), 5u);  // two joins, the new room, the message, the read
+  EXPECT_TRUE(std::holds_alternative<chat::RoomUpdated>(*got[2]));
+  EXPECT_TRUE(std::holds_alternative<chat::MessageCreated>(*got[3]));
+  const auto& read = std::get<chat::MessageRead>(*got[4]);
   EXPECT_EQ(read.reader, a);
   EXPECT_EQ(read.newest_read.seq, 1);
   EXPECT_EQ(read.last_seq, 1);

@@ -472,24 +472,34 @@ RedisBus::~RedisBus() { stop(); }
 void RedisBus::publish(chat::EventPtr event) {
   auto& im = *impl_;
   if (im.handler) im.handler(event);  // this instance's own receivers, at once
-  auto q = std::make_shared<Queued>();
-  q->args.reserve(3);
-  q->args.emplace_back("PUBLISH");
-  q->args.push_back(channel_for(*event, im.opts.prefix));
-  q->args.push_back(encode(*event, im.instance, ++im.numbers));
-  for (const auto& a : q->args) q->bytes += a.size();
+  // One payload (one tag) on every channel of the event: an instance subscribed to several
+  // of them hands it to its hub once (the copies are dropped by tag).
+  std::string payload = encode(*event, im.instance, ++im.numbers);
+  auto channels = channels_for(*event, im.opts.prefix);
+  std::vector<std::shared_ptr<Queued>> qs;
+  for (std::size_t i = 0; i < channels.size(); ++i) {
+    auto q = std::make_shared<Queued>();
+    q->args.reserve(3);
+    q->args.emplace_back("PUBLISH");
+    q->args.push_back(std::move(channels[i]));
+    q->args.push_back(i + 1 == channels.size() ? std::move(payload) : payload);
+    for (const auto& a : q->args) q->bytes += a.size();
+    qs.push_back(std::move(q));
+  }
   std::size_t dropped_now = 0;
   {
     std::lock_guard g(im.mu);
     if (im.stopping) return;
-    while (!im.queue.empty() &&
-           (im.queue.size() >= im.opts.max_queued_events || im.queued_bytes + q->bytes > im.opts.max_queued_bytes)) {
-      im.queued_bytes -= im.queue.front()->bytes;
-      im.queue.pop_front();
-      ++dropped_now;
+    for (auto& q : qs) {
+      while (!im.queue.empty() &&
+             (im.queue.size() >= im.opts.max_queued_events || im.queued_bytes + q->bytes > im.opts.max_queued_bytes)) {
+        im.queued_bytes -= im.queue.front()->bytes;
+        im.queue.pop_front();
+        ++dropped_now;
+      }
+      im.queued_bytes += q->bytes;
+      im.queue.push_back(std::move(q));
     }
-    im.queue.push_back(q);
-    im.queued_bytes += q->bytes;
   }
   im.pub_cv.notify_one();
   if (dropped_now) {

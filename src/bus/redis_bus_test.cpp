@@ -233,6 +233,51 @@ TEST(RedisBus, CarriesEventsToWatchingInstancesOnceAndSkipsItsOwnEcho) {
   EXPECT_TRUE(b.healthy());
 }
 
+// room_updated's channels (bus/channels.h): an add on the room's channel and the new member's,
+// once per instance however many of them it watches; a new room on the broadcast channel.
+TEST(RedisBus, ARoomUpdateReachesTheRoomsAndTheNewMembersInstancesOnceEach) {
+  if (!redis_installed()) GTEST_SKIP() << "redis-server is not installed";
+  RedisServer redis;
+  bus::RedisBus a(options(redis.port)), both(options(redis.port)), user(options(redis.port)), none(options(redis.port));
+  Receiver ra, rboth, ruser, rnone;
+  ra.attach(a);
+  rboth.attach(both);
+  ruser.attach(user);
+  rnone.attach(none);
+  both.watch_room(42);
+  both.watch_user(9);
+  user.watch_user(9);
+  for (auto* b : {&a, &both, &user, &none}) b->start();
+  ASSERT_TRUE(eventually([&] {
+    // Restored: connected, with every channel watched before start() subscribed.
+    return rboth.saw(bus::Bus::Link::Restored) && ruser.saw(bus::Bus::Link::Restored) &&
+           rnone.saw(bus::Bus::Link::Restored) && a.healthy();
+  }));
+  auto room_updated = [](std::vector<Id> joined, bool created) {
+    return std::make_shared<const chat::Event>(chat::RoomUpdated{
+        42, std::string("r"), chat::RoomType::Group, {{7, "alice", 1}, {9, "bob", 2}}, std::move(joined), created, 5});
+  };
+  a.publish(room_updated({9}, false));  // bob (9) added
+  a.publish(room_updated({}, false));   // a change that adds nobody: the room's channel only
+  a.publish(room_updated({7, 9}, true));  // a new room: every instance
+  // One publisher connection, one subscriber connection each: Redis keeps the order, so once
+  // the new room's event is in, every copy of the others has come (or never will).
+  ASSERT_TRUE(eventually([&] { return rboth.count() == 3 && ruser.count() == 2 && rnone.count() == 1; }));
+  EXPECT_TRUE(eventually([&] { return a.stats().published == 4; }));  // r:42 + u:9, r:42, all
+  EXPECT_EQ(both.stats().duplicates, 1u);  // the add's copy on the second channel, dropped
+  EXPECT_EQ(rboth.count(), 3u);
+  {
+    std::lock_guard g(ruser.mu);
+    EXPECT_EQ(std::get<chat::RoomUpdated>(*ruser.events[0]).joined, std::vector<Id>{9});
+    EXPECT_TRUE(std::get<chat::RoomUpdated>(*ruser.events[1]).created);
+  }
+  {
+    std::lock_guard g(rnone.mu);
+    EXPECT_TRUE(std::get<chat::RoomUpdated>(*rnone.events[0]).created);
+  }
+  EXPECT_EQ(ra.count(), 3u);  // its own, locally, once each
+}
+
 TEST(RedisBus, AnOutageIsReportedAndTheBusComesBackAndResubscribes) {
   if (!redis_installed()) GTEST_SKIP() << "redis-server is not installed";
   RedisServer redis;

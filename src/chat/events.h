@@ -1,6 +1,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -48,11 +49,31 @@ struct MemberJoined {
   Seq read_seq = 0;
 };
 
-// user stopped being a member (left or removed) when the room was at last_seq.
+// user stopped being a member (left or removed) when the room was at last_seq, at `at` (the
+// store's clock after the room lock: never behind an earlier change of the room's members).
 struct MemberLeft {
   Id room = 0;
   Id user = 0;
   Seq last_seq = 0;
+  TimeMs at = 0;
+};
+
+// A room's membership changed: the room as its members see it now, once per change (after the
+// change's MemberJoined/MemberLeft). created: the room is new and joined holds its first
+// members; else joined holds the member just added (re-joined), or is empty after a leave or
+// removal (the leaver is no longer in members). Receivers send `room_updated` to the
+// connections of every user in members, and nobody else (the leaver gets `room_left` from
+// MemberLeft). at: the change's time on the store's clock after the room lock, so it never
+// goes back along the room's membership changes; receivers drop one older than what a user
+// already got for the room (events of two changes may arrive in either order).
+struct RoomUpdated {
+  Id room = 0;
+  std::optional<std::string> name;  // nullopt for direct rooms
+  RoomType type = RoomType::Group;
+  std::vector<User> members;  // the active members at commit, ordered by user id
+  std::vector<Id> joined;
+  bool created = false;
+  TimeMs at = 0;
 };
 
 // Every token of user issued before now is revoked (logout, password change): the user's
@@ -65,7 +86,7 @@ struct TokensRevoked {
   std::int64_t version = 0;
 };
 
-using Event = std::variant<MessageCreated, MessageRead, MemberJoined, MemberLeft, TokensRevoked>;
+using Event = std::variant<MessageCreated, MessageRead, MemberJoined, MemberLeft, RoomUpdated, TokensRevoked>;
 using EventPtr = std::shared_ptr<const Event>;
 
 // Where the domain hands its committed events (bus/ implements it). publish() is called

@@ -113,6 +113,20 @@ void emit_joined(Tx& tx, Outbox& out, const RoomRow& room, Id user) {
   emit(out, MemberJoined{room.id, user, room.last_seq, m ? m->read_seq : room.last_seq});
 }
 
+// room_updated's event: the room and its active members after the change.
+void emit_room_updated(Tx& tx, Outbox& out, const RoomRow& room, std::vector<Id> joined, bool created, TimeMs at) {
+  RoomUpdated e;
+  e.room = room.id;
+  e.name = room.name;
+  e.type = room.type;
+  for (auto& mu : tx.active_members(room.id)) e.members.push_back(std::move(mu.user));
+  if (e.members.empty()) return;  // the last member left: nobody to tell
+  e.joined = std::move(joined);
+  e.created = created;
+  e.at = at;
+  emit(out, std::move(e));
+}
+
 }  // namespace
 
 User ChatService::create_user(std::string_view username, const std::string& password_hash) {
@@ -211,6 +225,7 @@ RoomView ChatService::create_group(Id caller, std::string_view name, const std::
     RoomRow room = require_room(tx, id);
     for (Id m : members) join(tx, room, m, now);
     for (Id m : members) emit_joined(tx, out, room, m);
+    emit_room_updated(tx, out, room, {members.begin(), members.end()}, true, now);
     view = view_of(tx, room, 0);
   });
   publish(out);
@@ -239,6 +254,7 @@ std::pair<RoomView, bool> ChatService::create_direct(Id caller, Id other) {
       join(tx, room, other, now);
       emit_joined(tx, out, room, caller);
       emit_joined(tx, out, room, other);
+      emit_room_updated(tx, out, room, {std::min(caller, other), std::max(caller, other)}, true, now);
       created = true;
     }
     RoomRow room = require_room(tx, id);
@@ -280,6 +296,7 @@ MembershipChange ChatService::add_member(Id caller, Id room_id, Id user) {
     if (!existing || !existing->active) {
       join(tx, room, user, now);
       emit_joined(tx, events, room, user);
+      emit_room_updated(tx, events, room, {user}, false, now);
       out.changed = true;
     }
     out.room = view_of(tx, room, me.read_seq);
@@ -293,13 +310,15 @@ void ChatService::remove_member(Id caller, Id room_id, Id user) {
   store_.write([&](Tx& tx) {
     out.clear();
     RoomRow room = lock_room_as_member(tx, room_id, caller).first;
+    TimeMs now = tx.now();  // after the room lock: never behind an earlier change of its members
     if (room.type == RoomType::Direct) bad_input("the members of a direct room never change");
     if (user != caller && room.created_by != caller) forbidden("only the room's creator may remove others");
     auto target = tx.member(room_id, user);
     if (!target || !target->active) not_found("user is not a member of this room");
     target->active = false;
     tx.upsert_member(*target);
-    emit(out, MemberLeft{room_id, user, room.last_seq});
+    emit(out, MemberLeft{room_id, user, room.last_seq, now});
+    emit_room_updated(tx, out, room, {}, false, now);
   });
   publish(out);
 }

@@ -188,8 +188,13 @@ TEST(ServiceEvents, APublishedMessageCarriesEveryMembersWatermarkNotTheirTotals)
   std::vector<Id> u;
   for (int i = 0; i < 4; ++i) u.push_back(chat.create_user("user" + std::to_string(i), "h").id);
   Id room = chat.create_group(u[0], "big", {u[1], u[2], u[3]}).room.id;
-  EXPECT_EQ(pub.events.size(), 4u);  // one MemberJoined per first member
-  for (const auto& e : pub.events) EXPECT_TRUE(std::holds_alternative<MemberJoined>(*e));
+  ASSERT_EQ(pub.events.size(), 5u);  // one MemberJoined per first member, then the room
+  for (int i = 0; i < 4; ++i) EXPECT_TRUE(std::holds_alternative<MemberJoined>(*pub.events[i]));
+  const auto& ru = std::get<RoomUpdated>(*pub.events[4]);
+  EXPECT_TRUE(ru.created);
+  EXPECT_EQ(ru.name, std::optional<std::string>("big"));
+  EXPECT_EQ(ru.members.size(), 4u);
+  EXPECT_EQ(ru.joined, u);
   chat.send(u[1], room, "one", {});
   chat.mark_all_read(u[2], room);
   pub.events.clear();
@@ -221,9 +226,57 @@ TEST(ServiceEvents, ARefusedWriteRollsBackAndPublishesNothing) {
   EXPECT_TRUE(pub.events.empty());
   chat.add_member(a, room, b);
   chat.remove_member(a, room, b);
-  ASSERT_EQ(pub.events.size(), 2u);
+  ASSERT_EQ(pub.events.size(), 4u);
   EXPECT_EQ(std::get<MemberJoined>(*pub.events[0]).user, b);
-  EXPECT_EQ(std::get<MemberLeft>(*pub.events[1]).user, b);
+  EXPECT_EQ(std::get<RoomUpdated>(*pub.events[1]).members.size(), 2u);
+  EXPECT_EQ(std::get<MemberLeft>(*pub.events[2]).user, b);
+  EXPECT_EQ(std::get<RoomUpdated>(*pub.events[3]).members.size(), 1u);
+}
+
+TEST(ServiceEvents, EveryMembershipChangePublishesTheRoomAsItsMembersNowSeeIt) {
+  storage::SqliteStore store{storage::SqliteOptions{":memory:", 1, 256, false, {}}};
+  RecordingPublisher pub;
+  ChatService chat{store, &pub};
+  Id a = chat.create_user("alice", "h").id;
+  Id b = chat.create_user("bob", "h").id;
+  Id c = chat.create_user("carol", "h").id;
+  auto ids = [](const RoomUpdated& e) {
+    std::vector<Id> out;
+    for (const auto& m : e.members) out.push_back(m.id);
+    return out;
+  };
+  auto last = [&] { return std::get<RoomUpdated>(*pub.events.back()); };
+  Id room = chat.create_group(a, "r", {b}).room.id;
+  EXPECT_EQ(ids(last()), (std::vector<Id>{a, b}));
+  EXPECT_EQ(last().members[1].username, "bob");
+  pub.events.clear();
+  chat.add_member(b, room, c);  // any member may add
+  auto added = last();
+  EXPECT_FALSE(added.created);
+  EXPECT_EQ(added.joined, std::vector<Id>{c});
+  EXPECT_EQ(ids(added), (std::vector<Id>{a, b, c}));
+  pub.events.clear();
+  chat.add_member(a, room, c);  // already a member: nothing changes, nothing published
+  EXPECT_TRUE(pub.events.empty());
+  chat.remove_member(b, room, b);  // leaves
+  auto left = last();
+  EXPECT_TRUE(left.joined.empty());
+  EXPECT_EQ(ids(left), (std::vector<Id>{a, c}));
+  pub.events.clear();
+  auto [direct, created] = chat.create_direct(a, c);
+  ASSERT_TRUE(created);
+  auto d = last();
+  EXPECT_TRUE(d.created);
+  EXPECT_EQ(d.type, RoomType::Direct);
+  EXPECT_EQ(d.name, std::nullopt);
+  EXPECT_EQ(d.joined, (std::vector<Id>{a, c}));
+  pub.events.clear();
+  chat.create_direct(c, a);  // the existing one: nothing new
+  EXPECT_TRUE(pub.events.empty());
+  chat.remove_member(a, room, c);
+  chat.remove_member(a, room, a);  // the last member: nobody left to tell
+  ASSERT_EQ(pub.events.size(), 3u);
+  EXPECT_TRUE(std::holds_alternative<MemberLeft>(*pub.events.back()));
 }
 
 TEST_P(ServiceTest, ContentAndNamesKeepEveryByteOfTheirUtf8) {

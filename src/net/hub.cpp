@@ -70,6 +70,14 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
     std::uint64_t generation = 0;
     // The rooms this user makes the instance follow (room_users); see follow().
     std::unordered_set<Id> followed;
+    // Per room, the newest membership change this user was told of (room_updated, or
+    // room_left when left): one older than it that arrives late (two changes' events may come
+    // in either order, over different channels) is not sent, it would undo the newer one.
+    struct Told {
+      TimeMs at = 0;
+      bool left = false;
+    };
+    std::unordered_map<Id, Told> told;
   };
   mutable std::mutex mu;
   std::unordered_map<Id, UserConns> users;
@@ -269,7 +277,29 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
                      it->second.tracker.leave(e.room, e.last_seq);
                      for (const auto& [r, c] : it->second.chatrooms)
                        if (r == e.room) c->kick(1008, "not a member");
+                     // room_left to the leaver's sidebars (their sockets of the room are closed),
+                     // unless they were told of a later change that has them back in the room.
+                     auto& told = it->second.told[e.room];
+                     if (e.at >= told.at) {
+                       told = {e.at, true};
+                       auto frame = api::room_left_event(e.room);
+                       for (const auto& c : it->second.sidebars) c->deliver(frame);
+                     }
                      follow(e.user, it->second);
+                   },
+                   [&](const chat::RoomUpdated& e) {
+                     // room_updated to the sidebars of every member here and to their sockets
+                     // of the room; the leaver is not in members.
+                     api::OutEventPtr frame;
+                     for (const auto& m : e.members) {
+                       auto it = users.find(m.id);
+                       if (it == users.end()) continue;
+                       auto& told = it->second.told[e.room];
+                       if (e.at < told.at || (e.at == told.at && told.left)) continue;  // older news
+                       told = {e.at, false};
+                       if (!frame) frame = api::room_updated_event(e);
+                       each_follower(it->second, e.room, [&](const ConnPtr& c) { c->deliver(frame); });
+                     }
                    },
                    [&](const chat::TokensRevoked& e) {
                      // The user's sockets opened with a token older than the new version (a

@@ -213,6 +213,81 @@ TEST_F(HubTest, ALeaveClosesThatRoomsChatroomSocketsOnly) {
   EXPECT_FALSE(hub->online(bob));
 }
 
+TEST_F(HubTest, RoomUpdatedReachesEveryMemberHereAndRoomLeftOnlyTheLeaverNewestChangeLast) {
+  Id carol = chat.create_user("carol", "h").id;
+  Id dave = chat.create_user("dave", "h").id;  // never a member of room
+  Id other = chat.create_group(alice, "o", {bob}).room.id;
+  auto a = sidebar(alice, "a1");
+  auto ar = std::make_shared<FakeConn>("a2");  // alice's socket of room
+  hub->add(alice, room, ar);
+  auto b = sidebar(bob, "b1");
+  auto bo = std::make_shared<FakeConn>("b2");  // bob's socket of another room
+  hub->add(bob, other, bo);
+  auto c = sidebar(carol, "c1");
+  auto d = sidebar(dave, "d1");
+  auto user = [&](Id id) { return chat.get_user(id); };
+  auto updated = [&](Id r, std::vector<chat::User> members, std::vector<Id> joined, TimeMs at) {
+    return std::make_shared<const chat::Event>(
+        chat::RoomUpdated{r, std::string("r"), chat::RoomType::Group, std::move(members), std::move(joined), false, at});
+  };
+  // A marker after the events: the hub handles events in order, so once every sidebar has it,
+  // whatever came before has been delivered (or never will be).
+  Id marker = 999999;
+  auto all_marked = [&] {
+    for (auto* s : {a.get(), b.get(), c.get(), d.get()}) {
+      bool seen = false;
+      for (auto& e : s->of("room_updated"))
+        if (e.at("room_id").as_string() == format_id(marker)) seen = true;
+      if (!seen) return false;
+    }
+    return true;
+  };
+  auto of_room = [&](FakeConn& conn, std::string_view type) {
+    std::vector<json::object> out;
+    for (auto& e : conn.of(type))
+      if (e.at("room_id").as_string() == format_id(room)) out.push_back(e);
+    return out;
+  };
+  // carol is added: alice, bob and carol hear of it; dave and bob's socket of the other room not.
+  hub->on_event(std::make_shared<const chat::Event>(chat::MemberJoined{room, carol, 0, 0}));
+  auto add = updated(room, {user(alice), user(bob), user(carol)}, {carol}, 10);
+  hub->on_event(add);
+  // bob is removed: MemberLeft (to him) and the room as alice and carol see it now.
+  hub->on_event(std::make_shared<const chat::Event>(chat::MemberLeft{room, bob, 0, 20}));
+  hub->on_event(updated(room, {user(alice), user(carol)}, {}, 20));
+  // An older change arriving late (as over two bus channels) is news to nobody: it would put
+  // bob back on the others' lists, and on his own after his room_left.
+  hub->on_event(add);
+  hub->on_event(updated(marker, {user(alice), user(bob), user(carol), user(dave)}, {}, 30));
+  ASSERT_TRUE(until(all_marked));
+  auto names = [](const json::object& e) {
+    std::vector<std::string> out;
+    for (auto& m : e.at("members").as_array()) out.emplace_back(m.at("username").as_string());
+    return out;
+  };
+  for (auto* s : {a.get(), ar.get(), c.get()}) {
+    auto got = of_room(*s, "room_updated");
+    ASSERT_EQ(got.size(), 2u) << s->id;
+    EXPECT_EQ(names(got[0]), (std::vector<std::string>{"alice", "bob", "carol"}));
+    EXPECT_EQ(names(got[1]), (std::vector<std::string>{"alice", "carol"}));
+    EXPECT_EQ(got[0].at("name").as_string(), "r");
+    EXPECT_EQ(got[0].at("type").as_string(), "group");
+    EXPECT_EQ(got[0].at("members").as_array()[0].at("id").as_string(), format_id(alice));
+    EXPECT_TRUE(got[0].at("members").as_array()[0].as_object().contains("created_at"));
+    EXPECT_TRUE(of_room(*s, "room_left").empty()) << s->id;
+  }
+  // bob: the add (while a member), then room_left, not the room as the others see it.
+  auto bu = of_room(*b, "room_updated");
+  ASSERT_EQ(bu.size(), 1u);
+  EXPECT_EQ(names(bu[0]), (std::vector<std::string>{"alice", "bob", "carol"}));
+  ASSERT_EQ(of_room(*b, "room_left").size(), 1u);
+  EXPECT_EQ(b->of("room_left")[0].size(), 1u);  // {room_id} only
+  EXPECT_TRUE(bo->of("room_updated").empty());
+  EXPECT_TRUE(bo->of("room_left").empty());
+  EXPECT_TRUE(of_room(*d, "room_updated").empty());
+  EXPECT_TRUE(d->of("room_left").empty());
+}
+
 TEST_F(HubTest, CloseAllKicksEveryoneAndRefusesLateRegistrations) {
   auto b = sidebar(bob, "b1");
   hub->close_all(1001, "bye");

@@ -7,8 +7,8 @@
 // one database and one --jwt-secret-file; all are stopped after the file, also when a test fails.
 //  1. every event type across instances, to the right sockets and never to a non-member:
 //     new_message (plain and echo), message_read, unread_count_update, a member's badge when
-//     added, a chatroom socket of a removed member closed 1008 `not a member` (room_updated and
-//     room_left: a todo, not built yet);
+//     added, a chatroom socket of a removed member closed 1008 `not a member`, room_updated and
+//     room_left (created, added, removed, left);
 //  2. the randomized model of read state (lib/model.mjs, as model.test.mjs) with every user's
 //     REST calls alternating between the instances and its sidebars spread over both;
 //  3. resume on the other instance: a chatroom socket (after_seq) and a sidebar (its snapshot is
@@ -172,6 +172,8 @@ test('every event type reaches the right sockets across instances, and never a n
   const closed = await Promise.race([bobRoomB.closed, sleep(3000).then(() => null)]);
   assert.ok(closed, "bob's chatroom socket on B closed");
   assert.deepEqual([closed.code, closed.reason], [1008, 'not a member'], "bob's chatroom socket close");
+  // His sidebar gets the removal's room_left (with the close, from the same event on B).
+  await bobB.next(where('room_left', (e) => e.type === 'room_left' && e.data.room_id === room.id), 3000);
   const bobBefore = ofRoom(bobB, room.id).length;
   await send(alice.a, room.id, 'eight');
   await send(alice.b, room.id, 'nine');
@@ -190,22 +192,73 @@ test('every event type reaches the right sockets across instances, and never a n
   await waitBadge(carolA, room.id, { unread_count: 3, last_seq: 9 }, 3000, 'carol on A');
 });
 
-// CONTRACT.md "Beyond the seed": membership events. The server does not send them yet (on one
-// instance either): this runs and reports as a todo until they are built.
-test('room_updated and room_left across instances', { skip, todo: 'room_updated/room_left are not built yet (CONTRACT.md "Membership events")' }, async () => {
+// CONTRACT.md "Beyond the seed": membership events, each change made on one instance and heard
+// on both: a new room (parley:all), an add (the room's channel and the new member's, on which
+// B also follows the room: one frame, not two), a removal and a leave (the room's channel; the
+// leaver's room_left on their user channel).
+test('room_updated and room_left across instances: every member on either instance, once, and nobody else', { skip }, async () => {
   const alice = await user('sk');
   const bob = await user('sl');
-  const erin = await user('sm');
-  const room = await group(alice, [bob], 'membership');
+  const carol = await user('sm');
+  const erin = await user('sn'); // added, then removed
+  const dave = await user('so'); // never a member
+  const aliceA = await sidebar(A, alice);
   const bobB = await sidebar(B, bob);
+  const carolA = await sidebar(A, carol);
   const erinB = await sidebar(B, erin);
-  await snapshotOf(bobB, room.id);
-  const updated = (c, pred) => c.next(where('room_updated', (e) => e.type === 'room_updated' && e.data.room_id === room.id && pred(e.data)), 2000);
+  const daveA = await sidebar(A, dave);
+  const daveB = await sidebar(B, dave);
+  const byId = (x, y) => (BigInt(x.id) < BigInt(y.id) ? -1 : 1);
+  const users = (...us) => us.map((u) => u.user).sort(byId);
+  const membership = (c, roomId) => c.all.filter((e) => (e.type === 'room_updated' || e.type === 'room_left') && e.data?.room_id === roomId);
+  // Waits until the socket has n membership events of the room, then returns them all (in
+  // arrival order, so one too many or out of order shows in the caller's deepEqual).
+  const waitMembership = async (c, roomId, n, what) => {
+    const pred = where(`${what}: membership event of ${roomId}`, (e) => (e.type === 'room_updated' || e.type === 'room_left') && e.data?.room_id === roomId);
+    while (membership(c, roomId).length < n) {
+      c.drain(pred); // those already counted: wait for a new one
+      await c.next(pred, 5000);
+    }
+    return membership(c, roomId);
+  };
+
+  // Created on A: bob hears of it on B (as alice and carol on A).
+  const room = await group(alice, [bob, carol], 'membership');
+  const up = (members) => ({ type: 'room_updated', data: { room_id: room.id, name: 'membership', type: 'group', members } });
+  const created = up(users(alice, bob, carol));
+  for (const [n, c] of [['alice on A', aliceA], ['bob on B', bobB], ['carol on A', carolA]])
+    assert.deepEqual(await waitMembership(c, room.id, 1, n), [created], `${n}: the new room`);
+  const bobRoomB = await chatroom(B, bob, room.id); // B now follows the room's channel
+
+  // erin added on A: erin on B, whose instance gets it on the room's channel and on erin's.
   assertStatus(await alice.a.post(`/api/chatrooms/${room.id}/members`, { user_id: erin.id }), 200, 'add erin on A');
-  for (const c of [erinB, bobB]) await updated(c, (d) => d.members.some((m) => m.id === erin.id));
-  assertStatus(await alice.a.del(`/api/chatrooms/${room.id}/members/${erin.id}`), 204, 'remove erin on A');
-  await erinB.next(where('room_left', (e) => e.type === 'room_left' && e.data.room_id === room.id), 3000);
-  await updated(bobB, (d) => !d.members.some((m) => m.id === erin.id));
+  const added = up(users(alice, bob, carol, erin));
+  assert.deepEqual(await waitMembership(erinB, room.id, 1, 'erin on B'), [added], 'erin on B: the room she was added to');
+  assert.deepEqual(await waitMembership(bobRoomB, room.id, 1, 'bob chatroom on B'), [added], "bob's chatroom socket on B");
+  // erin removed on B (by the creator): room_left to erin (local on B), the rest to the others.
+  assertStatus(await alice.b.del(`/api/chatrooms/${room.id}/members/${erin.id}`), 204, 'remove erin on B');
+  const removed = up(users(alice, bob, carol));
+  const left = { type: 'room_left', data: { room_id: room.id } };
+  assert.deepEqual(await waitMembership(erinB, room.id, 2, 'erin on B'), [added, left], 'erin on B: added, then room_left; never twice');
+  // bob leaves on A: room_left on B, his chatroom socket there closed.
+  assertStatus(await bob.a.del(`/api/chatrooms/${room.id}/members/${bob.id}`), 204, 'bob leaves on A');
+  const closed = await Promise.race([bobRoomB.closed, sleep(3000).then(() => null)]);
+  assert.deepEqual(closed && [closed.code, closed.reason], [1008, 'not a member'], "bob's chatroom socket on B");
+  const bobLeft = up(users(alice, carol));
+  assert.deepEqual(await waitMembership(bobB, room.id, 4, 'bob on B'), [created, added, removed, left], 'bob on B');
+  assert.deepEqual(membership(bobRoomB, room.id), [added, removed], "bob's chatroom socket on B: no room_left there");
+  for (const [n, c] of [['alice on A', aliceA], ['carol on A', carolA]])
+    assert.deepEqual(await waitMembership(c, room.id, 4, n), [created, added, removed, bobLeft], n);
+
+  // A last change heard on both instances (a new room with dave and erin: parley:all, as the
+  // first one): they got nothing of the room, before it or with it.
+  const marker = await group(alice, [dave, erin], 'marker');
+  for (const [n, c] of [['dave on A', daveA], ['dave on B', daveB], ['erin on B', erinB]]) {
+    await waitMembership(c, marker.id, 1, n);
+  }
+  assert.deepEqual(membership(daveA, room.id), [], 'dave (non-member) on A');
+  assert.deepEqual(membership(daveB, room.id), [], 'dave (non-member) on B');
+  assert.deepEqual(membership(erinB, room.id), [added, left], 'erin on B after her removal: nothing more of the room');
 });
 
 test(`the model of read state with its users spread over both instances (seed ${DEFAULT_SEED}, ${MODEL_STEPS} steps)`, { skip, timeout: 120_000 },

@@ -8,7 +8,7 @@ import WebSocket from 'ws';
 import { startServer, newUser } from './lib/server.mjs';
 import { useSuite, NO_COOLDOWN } from './lib/suite.mjs';
 import { TIME_RE, ID_RE, sleep, assertStatus } from './lib/rest-helpers.mjs';
-import { open, connect, probeUpgrade, rawConnect } from './lib/ws-client.mjs';
+import { open, connect, probeUpgrade, rawConnect, where } from './lib/ws-client.mjs';
 
 const UNKNOWN_ID = '987654321987654321';
 const { server, track } = useSuite();
@@ -523,7 +523,7 @@ test('membership: removal closes the chatroom socket (1008 "not a member") and s
   assert.deepEqual(ev.data, k, 'sidebar still gets other rooms');
   await sleep(200);
   const leaked = bSide.all.slice(mark).filter((e) => e.data?.room_id === room.id);
-  assert.deepEqual(leaked, [], 'removed member\'s sidebar gets no event of the room');
+  assert.deepEqual(leaked, [{ type: 'room_left', data: { room_id: room.id } }], 'removed member\'s sidebar gets no event of the room but its room_left');
   assert.ok(!bSide.all.some((e) => e.type === 'new_message' && e.data.room_id === room.id), 'no new_message of the left room');
   assert.equal(bSide.closeInfo, null, 'sidebar stays open');
 
@@ -542,6 +542,72 @@ test('membership: removal closes the chatroom socket (1008 "not a member") and s
   // And may now open a chatroom socket.
   const dRoom = await chatroom(S, d, room.id);
   assertConnected(dRoom.connected, d.user.id, room.id);
+});
+
+test('membership events: room_updated to every member on creation, add, removal and leave; room_left to the one who goes; nothing to anyone else', async () => {
+  const a = await newUser(S, 'rua');
+  const b = await newUser(S, 'rub');
+  const c = await newUser(S, 'ruc');
+  const d = await newUser(S, 'rud'); // never a member of the room
+  const e = await newUser(S, 'rue'); // added later
+  const side = {};
+  for (const [n, u] of Object.entries({ a, b, c, d, e })) side[n] = await sidebar(S, u);
+  const byId = (x, y) => (BigInt(x.id) < BigInt(y.id) ? -1 : 1);
+  const users = (...us) => us.map((u) => u.user).sort(byId);
+  const expected = (members, name = 'ru room', type = 'group') => ({ type: 'room_updated', data: { room_id: room.id, name, type, members } });
+  const membership = (ev) => (ev.type === 'room_updated' || ev.type === 'room_left');
+  const ofRoom = (client, id) => client.all.filter((ev) => membership(ev) && ev.data?.room_id === id);
+
+  // Created: its first members hear of it, with the members as REST shows them.
+  const room = await group(a, [b, c], 'ru room');
+  assert.deepEqual(room.members, users(a, b, c), 'REST members (the shape room_updated uses)');
+  const created = expected(users(a, b, c));
+  for (const n of ['a', 'b', 'c']) {
+    const ev = await side[n].next(where('room_updated', (x) => x.type === 'room_updated' && x.data.room_id === room.id));
+    assert.deepEqual(keys(ev.data), ['members', 'name', 'room_id', 'type'], `${n}: room_updated fields`);
+    assert.deepEqual(ev, created, `${n}: room_updated on creation`);
+  }
+  const bRoom = await chatroom(S, b, room.id);
+
+  // e added by b (any member may add): everyone, e included, and b's chatroom socket of the room.
+  assertStatus(await b.api.post(`/api/chatrooms/${room.id}/members`, { user_id: e.user.id }), 200, 'add e');
+  const added = expected(users(a, b, c, e));
+  // Adding a present member changes nothing: no event.
+  assertStatus(await a.api.post(`/api/chatrooms/${room.id}/members`, { user_id: e.user.id }), 200, 'add e again');
+  // c removed by the creator: c gets room_left, those who stay the room without c.
+  assertStatus(await a.api.del(`/api/chatrooms/${room.id}/members/${c.user.id}`), 204, 'remove c');
+  const removed = expected(users(a, b, e));
+  // b leaves: room_left on b's sidebar, b's chatroom socket closed, the others without b.
+  assertStatus(await b.api.del(`/api/chatrooms/${room.id}/members/${b.user.id}`), 204, 'b leaves');
+  const leftB = expected(users(a, e));
+  const closed = await Promise.race([bRoom.closed, sleep(3000).then(() => null)]);
+  assert.deepEqual(closed, { code: 1008, reason: 'not a member' }, 'the leaver\'s chatroom socket');
+  // A direct room between a and e: both, as type direct without a name.
+  const dr = await a.api.post('/api/chatrooms', { type: 'direct', member_ids: [e.user.id] });
+  assertStatus(dr, 201, 'direct room');
+  // A last room with everyone: on one instance every socket gets the events in the order of
+  // these calls, so once a sidebar has this one it has everything before it.
+  const marker = await group(a, [b, c, d, e], 'ru marker');
+  for (const n of Object.keys(side)) await side[n].next(where('marker', (x) => x.type === 'room_updated' && x.data.room_id === marker.id));
+
+  const left = { type: 'room_left', data: { room_id: room.id } };
+  assert.deepEqual(ofRoom(side.a, room.id), [created, added, removed, leftB], 'a (creator)');
+  assert.deepEqual(ofRoom(side.b, room.id), [created, added, removed, left], 'b: until it left, then room_left');
+  assert.deepEqual(ofRoom(side.c, room.id), [created, added, left], 'c: until removed, then room_left');
+  assert.deepEqual(ofRoom(side.e, room.id), [added, removed, leftB], 'e: from its add on');
+  assert.deepEqual(ofRoom(side.d, room.id), [], 'd (never a member): nothing');
+  assert.deepEqual(ofRoom(bRoom, room.id), [added, removed], 'b\'s chatroom socket: the room\'s updates while b is a member, no room_left');
+  const direct = { type: 'room_updated', data: { room_id: dr.body.id, name: null, type: 'direct', members: users(a, e) } };
+  for (const n of ['a', 'e']) assert.deepEqual(ofRoom(side[n], dr.body.id), [direct], `${n}: the direct room`);
+  for (const n of ['b', 'c', 'd']) assert.deepEqual(ofRoom(side[n], dr.body.id), [], `${n}: not of the direct room`);
+  // Creating the existing direct room again changes nothing: no event (the marker again proves it).
+  assertStatus(await e.api.post('/api/chatrooms', { type: 'direct', member_ids: [a.user.id] }), 200, 'direct room again');
+  assertStatus(await a.api.post(`/api/chatrooms/${marker.id}/members`, { user_id: e.user.id }), 200, 'no-op add');
+  assertStatus(await e.api.del(`/api/chatrooms/${marker.id}/members/${e.user.id}`), 204, 'e leaves the marker');
+  await side.a.next(where('marker without e', (x) => x.type === 'room_updated' && x.data.room_id === marker.id && x.data.members.length === 4));
+  await side.e.next(where('room_left of the marker', (x) => x.type === 'room_left' && x.data.room_id === marker.id));
+  for (const n of ['a', 'e']) assert.deepEqual(ofRoom(side[n], dr.body.id), [direct], `${n}: one room_updated for the direct room`);
+  assert.equal(ofRoom(side.a, marker.id).length, 2, 'a: the marker created, then without e (nothing for the no-op add)');
 });
 
 // =====================================================================================
