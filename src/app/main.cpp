@@ -174,7 +174,11 @@ int serve(const app::Config& cfg) {
   api::WsService ws_service(chat, gate, metrics, load);
   hub_opts.interest = [&bus](Id user, bool watch) { watch ? bus.watch_user(user) : bus.unwatch_user(user); };
   hub_opts.room_interest = [&bus](Id room, bool watch) { watch ? bus.watch_room(room) : bus.unwatch_room(room); };
+  // Typing events of this instance's sockets go out on the bus (back to this hub, and to
+  // the instances that follow the room).
+  hub_opts.publish = [&bus](chat::EventPtr e) { bus.publish(std::move(e)); };
   net::Hub hub(ioc, pool, ws_service, hub_opts);
+  ws_service.attach_typing(hub);
   // The version cache learns of a revocation before the hub closes the sockets: a socket
   // registering after the hub's close finds it revoked (WsGate::revoked).
   bus.subscribe([&hub, &known](const chat::EventPtr& e) {
