@@ -86,8 +86,11 @@ Inbound typing_frame(chat::ChatService& chat, TypingDesk* desk, const WsIdentity
     try {
       chat.require_membership(who.user, room);
     } catch (const Error& e) {
-      const char* code = e.kind() == ErrorKind::Unavailable ? "unavailable" : e.code().c_str();
-      return error_frame(code, e.what());
+      if (e.kind() == ErrorKind::Unavailable) return error_frame("unavailable", e.what());
+      // As the desk answers: an unknown room is one the user is not a member of.
+      if (e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::Forbidden)
+        return error_frame("forbidden", "not a member of this room");
+      return error_frame(e.code(), e.what());
     }
     auto again = desk->typing(who, room, start, true);
     return again == TypingDesk::Verdict::Unknown ? std::string() : answer(again);
