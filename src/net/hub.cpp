@@ -245,7 +245,9 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
   static chat::EventPtr typing_of(const chat::TypingSignal& s) {
     return std::make_shared<const chat::Event>(chat::Typing{s.room, s.user, s.start, s.ttl.count()});
   }
-  // Outside mu: the bus hands the event back to on_event.
+  // Under mu, so that what goes out keeps the order in which it was decided (a trailing start
+  // never overtakes the stop after it). Safe: publishing only hands off (the bus's queue, and
+  // on_event, which never waits for a Typing event and takes no lock of ours but pending_mu).
   void publish_typing(const std::vector<chat::TypingSignal>& out) {
     for (const auto& s : out) {
       if (opts.publish)
@@ -273,16 +275,12 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
   }
 
   void on_typing_timer() {
-    std::vector<chat::TypingSignal> out;
-    {
-      std::lock_guard g(mu);
-      typing_armed = false;
-      auto now = Clock::now();
-      for (const auto& s : board.due(now)) deliver_typing(s.room, s.user, false);  // expired: stop
-      out = typers.due(now);  // trailing starts
-      arm_typing();
-    }
-    publish_typing(out);
+    std::lock_guard g(mu);
+    typing_armed = false;
+    auto now = Clock::now();
+    for (const auto& s : board.due(now)) deliver_typing(s.room, s.user, false);  // expired: stop
+    publish_typing(typers.due(now));                                             // trailing starts
+    arm_typing();
   }
 
   void process(const chat::EventPtr& ev) {
@@ -322,6 +320,8 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
                    [&](const chat::MemberLeft& e) {
                      auto it = users.find(e.user);
                      if (it == users.end()) return;
+                     // A typer who left: their typing there stops now, everywhere.
+                     if (auto s = typers.gone(e.user, e.room)) publish_typing({*s});
                      it->second.tracker.leave(e.room, e.last_seq);
                      for (const auto& [r, c] : it->second.chatrooms)
                        if (r == e.room) c->kick(1008, "not a member");
@@ -602,8 +602,8 @@ void Hub::Impl::on_event_typing(const chat::EventPtr& ev) {
 api::TypingDesk::Verdict Hub::typing(const api::WsIdentity& who, Id room, bool start, bool member_checked) {
   auto& im = *impl_;
   std::vector<chat::TypingSignal> out;
+  std::lock_guard g(im.mu);
   {
-    std::lock_guard g(im.mu);
     auto it = im.users.find(who.user);
     if (it == im.users.end()) return Verdict::Sent;  // the socket is closing: nobody to tell
     auto& u = it->second;
@@ -626,7 +626,7 @@ api::TypingDesk::Verdict Hub::typing(const api::WsIdentity& who, Id room, bool s
     }
     im.arm_typing();
   }
-  im.publish_typing(out);
+  im.publish_typing(out);  // under mu: see publish_typing
   return Verdict::Sent;
 }
 
@@ -662,10 +662,8 @@ bool Hub::add(Id user, Id room, const std::shared_ptr<WsConnection>& c) {
 void Hub::remove(Id user, Id room, const WsConnection* c) {
   auto& im = *impl_;
   std::vector<chat::TypingSignal> out;
-  {
-    std::lock_guard g(im.mu);
-    im.remove(user, room, c, out);
-  }
+  std::lock_guard g(im.mu);
+  im.remove(user, room, c, out);
   im.publish_typing(out);
 }
 

@@ -167,3 +167,20 @@ test('coalescing: a burst of 20 starts in 1 s → at most 2 typing events reach 
   await bobSide.expectNone(isTyping, 1500);
   assert.equal(typingSeen(bobSide).filter((e) => e.data.state === 'stop').length, 1, 'exactly one stop');
 });
+
+test('a typer who leaves the room: the others get stop at once, and a later typing there is refused', async () => {
+  const { bob, carol, room } = await cast();
+  const bobSide = await sidebar(bob);
+  const carolSide = await sidebar(carol);
+  typingFrame(carolSide, { room_id: room.id, state: 'start' });
+  await bobSide.next(typingOf('start'), 3000);
+  const t0 = Date.now();
+  const r = await carol.api.del(`/api/chatrooms/${room.id}/members/${carol.user.id}`);
+  assert.equal(r.status, 204, 'carol leaves');
+  assertTyping(await bobSide.next(isTyping, 4000), room.id, carol.user.id, 'stop');
+  assert.ok(Date.now() - t0 < 4000, 'with the leave, not with the 6 s expiry');
+  await sleep(200);
+  typingFrame(carolSide, { room_id: room.id, state: 'start' });
+  assert.equal((await carolSide.next('error', 3000)).data.code, 'forbidden', 'no longer a member');
+  await bobSide.expectNone(isTyping, 500);
+});
