@@ -268,7 +268,8 @@ int serve(const app::Config& cfg) {
     metrics.declare("parley_bus_up", "gauge", "1 while the bus carries events (both Redis connections up).");
     metrics.declare("parley_bus_events_total", "counter",
                     "Bus events by outcome: published to Redis, dropped from the full publish queue, received, "
-                    "own echo skipped, duplicate copy skipped, malformed payload dropped.");
+                    "own echo skipped, duplicate copy skipped, malformed payload dropped, ephemeral (typing) not queued "
+                    "while the link is down or the queue half full.");
     metrics.declare("parley_bus_connects_total", "counter", "Successful (re)subscriptions to Redis.");
     metrics.declare("parley_bus_queued_events", "gauge", "Events waiting in the publish queue.");
     metrics.add_collector([&bus](api::Metrics& m) {
