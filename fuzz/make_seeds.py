@@ -97,6 +97,12 @@ ws = {
                   '{"type":"nope","data":{"client_msg_id":"q"}}',
                   '{"type":"send_message","data":{"content":"   ","client_msg_id":""}}'),
     'limited': frames(0x80, '{"type":"send_message","data":{"content":"x","client_msg_id":"l"}}'),
+    'typing-sidebar': frames(0, '{"type":"typing","data":{"room_id":"1","state":"start"}}',
+                             '{"type":"typing","data":{"room_id":"2","state":"stop"}}',
+                             '{"type":"typing","data":{"room_id":"1","state":"typing"}}',
+                             '{"type":"typing","data":{"state":"start"}}'),
+    'typing-chatroom': frames(1, '{"type":"typing","data":{"state":"start"}}',
+                              '{"type":"typing","data":{"room_id":"2","state":"stop"}}'),
 }
 for k, v in ws.items():
     write('ws', k, v)

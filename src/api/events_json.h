@@ -17,6 +17,7 @@ OutEventPtr badge_event(const chat::Badge& b);
 // room_updated {room_id, name, type, members: [user…]} and room_left {room_id}: no seq.
 OutEventPtr room_updated_event(const chat::RoomUpdated& e);
 OutEventPtr room_left_event(Id room);
+OutEventPtr typing_event(Id room, Id user, bool start);  // Ephemeral: dropped first under back-pressure
 
 // Frames of one connection.
 std::string new_message_frame(const chat::Message& m);

@@ -1,4 +1,4 @@
-// Which Redis channels carry an event. Room events (MessageCreated, MessageRead) go to one
+// Which Redis channels carry an event. Room events (MessageCreated, MessageRead, Typing) go to one
 // channel per room, subscribed by every instance with a member of the room online (Hub →
 // Bus::watch_room), so a message costs one PUBLISH and one copy per such instance whatever
 // the room's size. Membership events go to the user's channel, subscribed by the instances
@@ -35,6 +35,7 @@ inline std::string channel_for(const chat::Event& e, std::string_view prefix) {
   if (const auto* r = std::get_if<chat::MessageRead>(&e)) return room_channel(prefix, r->room);
   if (const auto* j = std::get_if<chat::MemberJoined>(&e)) return user_channel(prefix, j->user);
   if (const auto* l = std::get_if<chat::MemberLeft>(&e)) return user_channel(prefix, l->user);
+  if (const auto* t = std::get_if<chat::Typing>(&e)) return room_channel(prefix, t->room);
   if (const auto* u = std::get_if<chat::RoomUpdated>(&e); u && !u->created) return room_channel(prefix, u->room);
   return broadcast_channel(prefix);  // TokensRevoked, a new room's RoomUpdated
 }

@@ -114,7 +114,8 @@ struct RedisBus::Impl {
   std::string sub_problem = "not connected to Redis yet", pub_problem = "not connected to Redis yet";
   std::mt19937_64 rng;
 
-  std::atomic<std::uint64_t> published{0}, dropped{0}, received{0}, own{0}, duplicates{0}, malformed{0}, connects{0};
+  std::atomic<std::uint64_t> published{0}, dropped{0}, received{0}, own{0}, duplicates{0}, malformed{0}, connects{0},
+      ephemeral_dropped{0};
 
   int wake_fd = -1;
   BoundedLru<Tag, char, TagHash> seen;  // subscriber thread only
@@ -472,11 +473,13 @@ RedisBus::~RedisBus() { stop(); }
 void RedisBus::publish(chat::EventPtr event) {
   auto& im = *impl_;
   if (im.handler) im.handler(event);  // this instance's own receivers, at once
+  bool ephemeral = std::holds_alternative<chat::Typing>(*event);
   // One payload (one tag) on every channel of the event: an instance subscribed to several
   // of them hands it to its hub once (the copies are dropped by tag).
   std::string payload = encode(*event, im.instance, ++im.numbers);
   auto channels = channels_for(*event, im.opts.prefix);
   std::vector<std::shared_ptr<Queued>> qs;
+  std::size_t bytes = 0;
   for (std::size_t i = 0; i < channels.size(); ++i) {
     auto q = std::make_shared<Queued>();
     q->args.reserve(3);
@@ -484,12 +487,20 @@ void RedisBus::publish(chat::EventPtr event) {
     q->args.push_back(std::move(channels[i]));
     q->args.push_back(i + 1 == channels.size() ? std::move(payload) : payload);
     for (const auto& a : q->args) q->bytes += a.size();
+    bytes += q->bytes;
     qs.push_back(std::move(q));
   }
   std::size_t dropped_now = 0;
   {
     std::lock_guard g(im.mu);
     if (im.stopping) return;
+    // Ephemeral events never take a committed event's place in the queue: not queued while
+    // the link is down (they would be stale when it returns) nor once it is half full.
+    if (ephemeral && (!im.sub_ok || !im.pub_ok || im.queue.size() * 2 >= im.opts.max_queued_events ||
+                      (im.queued_bytes + bytes) * 2 > im.opts.max_queued_bytes)) {
+      ++im.ephemeral_dropped;
+      return;
+    }
     for (auto& q : qs) {
       while (!im.queue.empty() &&
              (im.queue.size() >= im.opts.max_queued_events || im.queued_bytes + q->bytes > im.opts.max_queued_bytes)) {
@@ -584,12 +595,14 @@ std::vector<std::pair<std::string, std::uint64_t>> RedisBus::counters() const {
     queued = impl_->queue.size();
   }
   return {{"published", s.published}, {"dropped", s.dropped},       {"received", s.received}, {"own", s.own},
-          {"duplicate", s.duplicates}, {"malformed", s.malformed}, {"connects", s.connects}, {"queued", queued}};
+          {"duplicate", s.duplicates}, {"malformed", s.malformed}, {"connects", s.connects}, {"queued", queued},
+          {"ephemeral_dropped", s.ephemeral_dropped}};
 }
 
 RedisBus::Stats RedisBus::stats() const {
   auto& im = *impl_;
-  return Stats{im.published, im.dropped, im.received, im.own, im.duplicates, im.malformed, im.connects};
+  return Stats{im.published, im.dropped,    im.received, im.own, im.duplicates, im.malformed, im.connects,
+               im.ephemeral_dropped};
 }
 
 }  // namespace parley::bus
