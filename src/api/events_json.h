@@ -13,6 +13,7 @@ namespace parley::api {
 // after the bus, once per event per instance, into one shared immutable buffer.
 OutEventPtr new_message_event(const chat::Message& m, bool echo);  // echo: the sender's other connections
 OutEventPtr message_read_event(const chat::MessageRead& e);
+OutEventPtr message_delivered_event(const chat::MessageDelivered& e);
 OutEventPtr badge_event(const chat::Badge& b);
 
 // Frames of one connection.
