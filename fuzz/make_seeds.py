@@ -97,6 +97,13 @@ ws = {
                   '{"type":"nope","data":{"client_msg_id":"q"}}',
                   '{"type":"send_message","data":{"content":"   ","client_msg_id":""}}'),
     'limited': frames(0x80, '{"type":"send_message","data":{"content":"x","client_msg_id":"l"}}'),
+    'delivered': frames(0, '{"type":"send_message","data":{"room_id":"1","content":"hi","client_msg_id":"d1"}}',
+                        '{"type":"delivered","data":{"room_id":"1","up_to_seq":1}}',
+                        '{"type":"delivered","data":{"room_id":"1","up_to_seq":18446744073709551615}}',
+                        '{"type":"delivered","data":{"room_id":"2","up_to_seq":-1}}',
+                        '{"type":"delivered","data":{"room_id":"2","up_to_seq":1}}'),
+    'delivered-chatroom': frames(2, '{"type":"delivered","data":{"up_to_seq":0}}',
+                                 '{"type":"delivered","data":{"room_id":"2","up_to_seq":1.5}}'),
 }
 for k, v in ws.items():
     write('ws', k, v)
