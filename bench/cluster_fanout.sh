@@ -64,13 +64,14 @@ commits() { /usr/lib/postgresql/15/bin/psql "$db_url" -Atc "SELECT xact_commit F
 
 snapshot() { echo "$(publishes) $(out_bytes) $(commits) $(cpu_of $instances) $(redis_cpu)"; }
 for rate in "${rates[@]}"; do
-  # Counted from the moment every socket is open (registrations, the room and the connects
-  # are not part of it) to the end of the run, drain included.
+  # Counted from the first send (registrations, the room, the connects and the badge reads
+  # they set off, given SETTLE seconds, default 3, are not part of it) to the end of the run,
+  # drain included.
   before="" result=""
   while IFS= read -r line; do
-    [[ "$line" == connected:* ]] && before=$(snapshot)
+    [[ "$line" == sending:* ]] && before=$(snapshot)
     [[ "$line" == RESULT* ]] && result=$line
-  done < <("$bench" fanout --url "$url" --members "$members" --senders 1 --rate "$rate" --duration "$duration")
+  done < <("$bench" fanout --url "$url" --members "$members" --senders 1 --rate "$rate" --duration "$duration" --settle "${SETTLE:-3}")
   after=$(snapshot)
   echo "$result"
   [[ -n "$before" && -n "$result" ]] || continue

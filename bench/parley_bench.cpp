@@ -65,6 +65,7 @@ struct Options {
   // client
   int threads = 1, setup_concurrency = 8, connect_concurrency = 200, conns_per_addr = 10000;
   double timeout = 300, drain_timeout = 30;
+  double settle = 0;  // fanout: seconds between the last socket open and the first send
   std::string endpoint = "sidebar";
   int users = 0;  // 0: scenario default
   // idle
@@ -733,6 +734,12 @@ awaitable<void> Bench::main_flow() {
     co_return;
   }
 
+  // What connecting set off on the server (badge snapshots, subscriptions) is over before
+  // the first send, so that the sends are measured alone.
+  if (o_.settle > 0) co_await sleep_for(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o_.settle)));
+  std::printf("sending: after %.1f s\n", o_.settle);
+  std::fflush(stdout);
+
   // Sender sockets (WebSocket mode): one per sender user, on thread 0.
   if (o_.send_via == "ws") {
     for (std::size_t k = 0; k < n_senders; ++k) {
@@ -1080,6 +1087,8 @@ int main(int argc, char** argv) {
   fanout->add_option("--rate", o.rate, "total send rate, messages/s (0: as fast as possible)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1e7));
+  fanout->add_option("--settle", o.settle, "seconds to wait after every socket is open before the first send")
+      ->check(CLI::Range(0.0, 600.0));
   fanout->add_option("--drain-timeout", o.drain_timeout, "seconds to wait for deliveries after the last send")
       ->capture_default_str()
       ->check(CLI::Range(0.1, 3600.0));

@@ -25,6 +25,10 @@ struct OutEvent {
   chat::Seq seq = 0;       // new_message: the message's seq (per-connection order and dedup); else 0
   chat::Seq last_seq = 0;  // Badge: (last_seq, read_seq) orders a badge's states
   chat::Seq read_seq = 0;
+  // > 0: the connection has, or must not get, every message of room up to this seq — a join's
+  // last_seq (what was sent before the user joined is not theirs, even when a gap of the room
+  // is filled from storage later, with the members of that moment).
+  chat::Seq position = 0;
   std::string payload;  // the JSON text frame
 };
 using OutEventPtr = std::shared_ptr<const OutEvent>;

@@ -8,20 +8,19 @@
 
 namespace parley::api {
 
-WsGate::WsGate(chat::ChatService& chat, const auth::JwtCodec& jwt, KnownUsers& known, WsGateOptions opts)
-    : chat_(chat), jwt_(jwt), known_(known), opts_(std::move(opts)), last_accepted_(opts_.cooldown_max_keys) {}
+WsGate::WsGate(chat::ChatService& chat, const auth::JwtCodec& jwt, KnownUsers& known, WsGateOptions opts,
+               CooldownStore* cooldown)
+    : chat_(chat),
+      jwt_(jwt),
+      known_(known),
+      opts_(std::move(opts)),
+      own_cooldown_(cooldown ? nullptr : std::make_unique<LocalCooldown>(opts_.cooldown_max_keys)),
+      cooldown_(cooldown ? *cooldown : *own_cooldown_) {}
 
 // Counts from the last accepted connect: a refused one does not restart the clock.
-bool WsGate::cooldown_passed(const std::string& key, Clock::time_point now) {
+bool WsGate::cooldown_passed(const std::string& key) {
   if (opts_.cooldown_ms <= 0) return true;
-  std::lock_guard g(mu_);
-  bool first = false;
-  auto starts_now = [now] { return now; };
-  Clock::time_point& last = last_accepted_.get_or_insert(key, starts_now, &first);
-  if (first) return true;
-  if (now - last < std::chrono::milliseconds(opts_.cooldown_ms)) return false;
-  last = now;
-  return true;
+  return cooldown_.pass(key, std::chrono::milliseconds(opts_.cooldown_ms));
 }
 
 Admission WsGate::admit(const UpgradeRequest& req) {
@@ -116,7 +115,7 @@ Admission WsGate::decide(const UpgradeRequest& req) {
   }
 
   std::string key = format_id(a.user) + (a.sidebar ? "|sidebar" : "|room|" + format_id(a.room));
-  if (!cooldown_passed(key, Clock::now())) {
+  if (!cooldown_passed(key)) {
     refuse(429, "rate_limited", "reconnecting too fast", "cooldown");
     a.refusal.headers.emplace_back("Retry-After", "1");
     return a;

@@ -1,15 +1,15 @@
 #pragma once
 #include <chrono>
-#include <mutex>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "api/cooldown.h"
 #include "api/http_types.h"
 #include "api/known_users.h"
 #include "auth/jwt.h"
 #include "chat/service.h"
-#include "common/bounded_lru.h"
 
 namespace parley::api {
 
@@ -36,16 +36,18 @@ struct WsGateOptions {
   std::vector<std::string> allowed_origins;
   bool allow_insecure_sidebar = false;
   int cooldown_ms = 500;
-  std::size_t cooldown_max_keys = 100000;  // bound of the cooldown table (LRU)
+  std::size_t cooldown_max_keys = 100000;  // bound of the default (local) cooldown table (LRU)
 };
 
 // Decides every WebSocket upgrade before it happens (CONTRACT.md "WebSocket"): endpoint,
 // Origin allowlist, token or insecure user_id, room membership, per-user connect cooldown.
 // Blocking (storage): call it off the IO threads. known: the process's token-version cache
-// (shared with REST).
+// (shared with REST). cooldown: where the cooldown is kept (SharedCooldown with several
+// instances); none → a LocalCooldown of opts.cooldown_max_keys of the gate's own.
 class WsGate {
  public:
-  WsGate(chat::ChatService& chat, const auth::JwtCodec& jwt, KnownUsers& known, WsGateOptions opts);
+  WsGate(chat::ChatService& chat, const auth::JwtCodec& jwt, KnownUsers& known, WsGateOptions opts,
+         CooldownStore* cooldown = nullptr);
   // A storage fault while deciding → 503 `unavailable` with Retry-After (reason "unavailable").
   Admission admit(const UpgradeRequest& req);
   // Never blocks: whether the admitted connection's token has been revoked since (a revocation
@@ -55,16 +57,15 @@ class WsGate {
   }
 
  private:
-  using Clock = std::chrono::steady_clock;
   Admission decide(const UpgradeRequest& req);
-  bool cooldown_passed(const std::string& key, Clock::time_point now);
+  bool cooldown_passed(const std::string& key);
 
   chat::ChatService& chat_;
   const auth::JwtCodec& jwt_;
   KnownUsers& known_;
   WsGateOptions opts_;
-  std::mutex mu_;
-  BoundedLru<std::string, Clock::time_point> last_accepted_;  // per user, endpoint and room
+  std::unique_ptr<LocalCooldown> own_cooldown_;  // when none was given
+  CooldownStore& cooldown_;                      // per user, endpoint and room
 };
 
 }  // namespace parley::api

@@ -116,3 +116,48 @@ TEST_F(WsGateTest, AnotherDatabasesTokenIsRefused) {
   UpgradeRequest r{"/ws?token=" + other_jwt.issue(alice, 0, now_ms()), "", "", "h"};
   EXPECT_EQ(gate.admit(r).refusal.status, 401);
 }
+
+namespace {
+
+// A cooldown store that answers what it is told and remembers what it was asked.
+struct FakeCooldown final : api::CooldownStore {
+  bool answer = true;
+  std::vector<std::pair<std::string, std::chrono::milliseconds>> asked;
+  bool pass(const std::string& key, std::chrono::milliseconds cooldown) override {
+    asked.emplace_back(key, cooldown);
+    return answer;
+  }
+};
+
+}  // namespace
+
+TEST_F(WsGateTest, TheCooldownIsAskedOfTheGivenStorePerUserEndpointAndRoom) {
+  FakeCooldown store;
+  WsGate gate(chat, jwt, known, WsGateOptions{{}, false, 500}, &store);
+  EXPECT_TRUE(gate.admit(chatroom(alice, room)).accepted);
+  EXPECT_TRUE(gate.admit(UpgradeRequest{"/ws", "Bearer " + token(alice), "", "h"}).accepted);
+  ASSERT_EQ(store.asked.size(), 2u);
+  EXPECT_EQ(store.asked[0].first, format_id(alice) + "|room|" + format_id(room));
+  EXPECT_EQ(store.asked[1].first, format_id(alice) + "|sidebar");
+  EXPECT_EQ(store.asked[0].second, std::chrono::milliseconds(500));
+  store.answer = false;
+  auto refused = gate.admit(chatroom(alice, room));
+  EXPECT_FALSE(refused.accepted);
+  EXPECT_EQ(refused.refusal.status, 429);
+  EXPECT_EQ(refused.reason, "cooldown");
+  bool retry_after = false;
+  for (const auto& [k, v] : refused.refusal.headers) retry_after = retry_after || (k == "Retry-After" && v == "1");
+  EXPECT_TRUE(retry_after);
+}
+
+TEST_F(WsGateTest, TheCooldownStoreIsNotAskedForARefusedUpgradeNorWhenTheCooldownIsOff) {
+  FakeCooldown store;
+  WsGate gate(chat, jwt, known, WsGateOptions{{}, false, 500}, &store);
+  EXPECT_EQ(gate.admit(chatroom(bob, room)).refusal.status, 403);  // not a member
+  EXPECT_EQ(gate.admit(UpgradeRequest{"/ws", "", "", "h"}).refusal.status, 401);
+  EXPECT_TRUE(store.asked.empty());  // a refused attempt takes no cooldown
+  WsGate off(chat, jwt, known, WsGateOptions{{}, false, 0}, &store);
+  store.answer = false;
+  EXPECT_TRUE(off.admit(chatroom(alice, room)).accepted);
+  EXPECT_TRUE(store.asked.empty());
+}

@@ -19,6 +19,7 @@
 #include <sstream>
 #include <thread>
 
+#include "api/cooldown.h"
 #include "api/fanout.h"
 #include "api/known_users.h"
 #include "api/metrics.h"
@@ -30,6 +31,8 @@
 #include "auth/jwt.h"
 #include "bus/bus.h"
 #include "bus/open_bus.h"
+#include "bus/redis_bus.h"
+#include "bus/redis_kv.h"
 #include "chat/service.h"
 #include "net/http_server.h"
 #include "net/hub.h"
@@ -160,8 +163,61 @@ int serve(const app::Config& cfg) {
   api::LoginGuard login_guard(cfg.login_failures_per_user, cfg.login_failures_per_ip,
                               static_cast<std::size_t>(cfg.rate_limit_max_keys));
   api::RestApi rest(chat, *store, jwt, known, limiter, metrics, &load, &login_guard);
+  // With several instances the connect cooldown is kept in their Redis (a key per user,
+  // endpoint and room that expires by itself), with each instance's own table while it is away.
+  std::unique_ptr<bus::RedisKv> kv;
+  std::unique_ptr<api::SharedCooldown> shared_cooldown;
+  if (!cfg.bus_url.empty() && cfg.ws_cooldown_ms > 0) {
+    auto ro = bus::parse_redis_url(cfg.bus_url, nullptr);  // open_bus accepted it
+    bus::RedisKvOptions ko;
+    ko.host = ro->host;
+    ko.port = ro->port;
+    ko.prefix = ro->prefix;
+    kv = std::make_unique<bus::RedisKv>(ko);
+    api::SharedCooldown::Options so;
+    so.where = kv->where();
+    shared_cooldown = std::make_unique<api::SharedCooldown>(
+        [&store = *kv](const std::string& key, std::chrono::milliseconds ttl, std::string* problem) {
+          switch (store.set_if_absent("cd:" + key, ttl, problem)) {
+            case bus::RedisKv::SetResult::Set:
+              return api::Claim::Passed;
+            case bus::RedisKv::SetResult::Exists:
+              return api::Claim::Refused;
+            case bus::RedisKv::SetResult::Failed:
+              break;
+          }
+          return api::Claim::Unavailable;
+        },
+        so);
+    metrics.declare("parley_ws_cooldown_shared", "gauge",
+                    "1 while the WebSocket connect cooldown is decided in Redis (shared by every instance), 0 while "
+                    "Redis is away and each instance keeps its own.");
+    metrics.declare("parley_ws_cooldown_decisions_total", "counter",
+                    "Connect cooldown decisions by who made them: redis, local (refused by this instance's table "
+                    "before asking Redis), fallback (this instance's table while Redis was away).");
+    metrics.declare("parley_ws_cooldown_redis_failures_total", "counter",
+                    "Cooldown claims Redis did not answer (unreachable, timeout, error reply).");
+    metrics.declare("parley_ws_cooldown_redis_outages_total", "counter",
+                    "Times the cooldown went from Redis to each instance's own table.");
+    metrics.add_collector([&sc = *shared_cooldown](api::Metrics& m) {
+      auto s = sc.stats();
+      auto d = [&m](const char* by, const char* decision, std::uint64_t n) {
+        m.set(std::string("parley_ws_cooldown_decisions_total{by=\"") + by + "\",decision=\"" + decision + "\"}",
+              static_cast<double>(n));
+      };
+      m.set("parley_ws_cooldown_shared", s.up ? 1 : 0);
+      d("redis", "accepted", s.shared_passed);
+      d("redis", "refused", s.shared_refused);
+      d("local", "refused", s.local_refused);
+      d("fallback", "accepted", s.fallback_passed);
+      d("fallback", "refused", s.fallback_refused);
+      m.set("parley_ws_cooldown_redis_failures_total", static_cast<double>(s.failures));
+      m.set("parley_ws_cooldown_redis_outages_total", static_cast<double>(s.outages));
+    });
+  }
   api::WsGate gate(chat, jwt, known,
-                   api::WsGateOptions{cfg.allowed_origins, cfg.allow_insecure_sidebar, cfg.ws_cooldown_ms, 100000});
+                   api::WsGateOptions{cfg.allowed_origins, cfg.allow_insecure_sidebar, cfg.ws_cooldown_ms, 100000},
+                   shared_cooldown.get());
   net::WsOptions wso;
   wso.ping_interval = std::chrono::milliseconds(cfg.ws_ping_interval_ms);
   wso.idle_timeout = std::chrono::milliseconds(cfg.ws_idle_timeout_ms);

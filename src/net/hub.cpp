@@ -289,7 +289,15 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
                    [&](const chat::MemberJoined& e) {
                      auto it = users.find(e.user);
                      if (it == users.end()) return;
-                     send_badge(it->second, it->second.tracker.join(e.room, e.last_seq, e.read_seq));
+                     // The join's badge is the user's position in the room: nothing up to
+                     // e.last_seq is theirs (a gap filled from storage later goes to the
+                     // members of that moment, who may have joined after it was sent).
+                     if (auto b = it->second.tracker.join(e.room, e.last_seq, e.read_seq)) {
+                       auto ev = std::make_shared<api::OutEvent>(*api::badge_event(*b));
+                       ev->position = e.last_seq;
+                       api::OutEventPtr frame = std::move(ev);
+                       each_follower(it->second, e.room, [&](const ConnPtr& c) { c->deliver(frame); });
+                     }
                      sequencer.anchor(e.room, e.last_seq, released);
                      follow(e.user, it->second);
                    },

@@ -162,6 +162,7 @@ void WsSession::push(const api::OutEventPtr& ev, bool closing_flush) {
       slow_consumer();
     return;
   }
+  if (ev->position > 0) filter_.messages_sent_up_to(ev->room, ev->position);
   if (ev->seq > 0 && !filter_.admit_message(ev->room, ev->seq)) return;
   if (ev->cls == api::EventClass::Badge && !filter_.admit_badge(ev->room, ev->last_seq, ev->read_seq)) return;
   auto r = queue_.push(ev);

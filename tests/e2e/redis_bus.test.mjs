@@ -8,7 +8,7 @@
 // Run: cd tests && PARLEY_BIN=../build/test/parley node --test e2e/redis_bus.test.mjs
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,46 +16,9 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startServer, client, newUser } from './lib/server.mjs';
 import { NO_COOLDOWN } from './lib/suite.mjs';
-import { sleep, assertStatus } from './lib/rest-helpers.mjs';
+import { sleep, assertStatus, freePort } from './lib/rest-helpers.mjs';
 import { open } from './lib/ws-client.mjs';
-
-const REDIS = spawnSync('sh', ['-c', 'command -v redis-server']).stdout.toString().trim();
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
-
-// A throwaway redis-server (no persistence) on `port`; stop() kills it and waits.
-async function startRedis(port) {
-  const proc = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    '--loglevel', 'warning'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const exited = new Promise((resolve) => proc.on('exit', resolve));
-  // Not left behind if this test process ends without its after() hooks.
-  const reap = () => { try { proc.kill('SIGKILL'); } catch { /* gone */ } };
-  process.once('exit', reap);
-  proc.on('exit', () => process.removeListener('exit', reap));
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const ok = await new Promise((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => { s.end(); resolve(true); });
-      s.on('error', () => resolve(false));
-    });
-    if (ok) break;
-    if (Date.now() > deadline) { proc.kill('SIGKILL'); throw new Error(`redis-server did not start on ${port}`); }
-    await sleep(20);
-  }
-  return {
-    proc,
-    async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-      await exited;
-    },
-  };
-}
+import { REDIS, startRedis, waitReady, seqsOf, range, waitSeqs, badge, waitBadge, unreadOf } from './lib/cluster.mjs';
 
 let dir, redisPort, redis, A, B;
 const clients = [];
@@ -81,18 +44,6 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-// Polls /readyz until it answers `status`; returns the ms it took and the last body.
-async function waitReady(srv, status, withinMs) {
-  const t0 = Date.now();
-  let last;
-  while (Date.now() - t0 < withinMs) {
-    last = await client(srv.url).get('/readyz');
-    if (last.status === status) return { ms: Date.now() - t0, body: last.body };
-    await sleep(50);
-  }
-  assert.fail(`${srv.url}/readyz not ${status} within ${withinMs} ms: ${last?.status} ${JSON.stringify(last?.body)}`);
-}
-
 // A user registered on one instance, with a REST client on each.
 async function user(prefix) {
   const u = await newUser(A, prefix);
@@ -113,41 +64,6 @@ async function send(api, roomId, content) {
 const sidebar = async (srv, u) => track(await open(srv.url, `/ws?token=${u.token}`));
 const chatroom = async (srv, u, roomId, afterSeq) => track(await open(srv.url,
   `/api/ws?token=${u.token}&room_id=${roomId}${afterSeq === undefined ? '' : `&after_seq=${afterSeq}`}`));
-
-// The seqs of a room's new_message events a socket got, in arrival order.
-const seqsOf = (c, roomId) => c.all.filter((e) => e.type === 'new_message' && e.data.room_id === roomId).map((e) => e.data.seq);
-const range = (a, b) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
-
-async function waitSeqs(c, roomId, n, withinMs, what) {
-  const t0 = Date.now();
-  while (seqsOf(c, roomId).length < n && Date.now() - t0 < withinMs) await sleep(20);
-  assert.deepEqual(seqsOf(c, roomId), range(1, n), `${what}: every message once, in seq order`);
-}
-
-// The badge a client shows for a room: the update with the highest last_seq (for equal
-// last_seq the lowest count) — CONTRACT.md "unread_count_update".
-function badge(c, roomId) {
-  let best = null;
-  for (const e of c.all) {
-    if (e.type !== 'unread_count_update' || e.data.room_id !== roomId) continue;
-    const d = e.data;
-    if (!best || d.last_seq > best.last_seq || (d.last_seq === best.last_seq && d.unread_count < best.unread_count)) best = d;
-  }
-  return best;
-}
-async function waitBadge(c, roomId, expected, withinMs, what) {
-  const t0 = Date.now();
-  const same = () => { const b = badge(c, roomId); return b && b.unread_count === expected.unread_count && b.last_seq === expected.last_seq; };
-  while (!same() && Date.now() - t0 < withinMs) await sleep(20);
-  const b = badge(c, roomId);
-  assert.ok(same(), `${what}: badge ${JSON.stringify(b)}, expected ${JSON.stringify(expected)}`);
-  return b;
-}
-async function unreadOf(api, roomId) {
-  const r = await api.get('/api/messages/unread-counts');
-  assertStatus(r, 200, 'unread-counts');
-  return r.body.unread_counts[roomId];
-}
 
 test('a message sent via A reaches sidebar and chatroom sockets on B in seq order, with exact badges', { skip: !REDIS && 'redis-server is not installed' }, async () => {
   const alice = await user('ra');

@@ -175,3 +175,20 @@ export function rawHttp(url, bytes, ms = 5000, { untilClose = false } = {}) {
     sock.write(bytes, () => {});
   });
 }
+
+// A send that the server shed because it is behind (CONTRACT.md "Keep-alive": REST 503
+// `unavailable` with Retry-After, WebSocket `error` `overloaded`; nothing is stored) is sent
+// again after the Retry-After (1 s over WebSocket), at most `tries` times in all. `call` returns
+// a REST answer {status, body, headers} or a WebSocket answer {type, data}; the last one is
+// returned. onShed() is told of each shed send.
+export async function retryShed(call, { tries = 30, onShed } = {}) {
+  for (let i = 1; ; i++) {
+    const r = await call();
+    const rest = r.status === 503 && r.body?.error?.code === 'unavailable';
+    const ws = r.type === 'error' && r.data?.code === 'overloaded';
+    if ((!rest && !ws) || i >= tries) return r;
+    onShed?.();
+    const after = rest ? Number(r.headers?.get?.('retry-after')) : NaN;
+    await sleep(Number.isFinite(after) && after > 0 ? Math.min(after, 2) * 1000 : 1000);
+  }
+}

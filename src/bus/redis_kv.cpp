@@ -1,0 +1,134 @@
+#include "bus/redis_kv.h"
+
+#include <hiredis.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+namespace parley::bus {
+
+namespace {
+
+struct CtxFree {
+  void operator()(redisContext* c) const { redisFree(c); }
+};
+using Ctx = std::unique_ptr<redisContext, CtxFree>;
+struct ReplyFree {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+using Reply = std::unique_ptr<redisReply, ReplyFree>;
+
+timeval to_tv(std::chrono::milliseconds ms) {
+  return timeval{static_cast<time_t>(ms.count() / 1000), static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
+}
+
+}  // namespace
+
+struct RedisKv::Impl {
+  explicit Impl(RedisKvOptions o) : opts(std::move(o)) {
+    if (opts.pool_size == 0) opts.pool_size = 1;
+  }
+  RedisKvOptions opts;
+  std::mutex mu;
+  std::condition_variable freed;
+  std::vector<Ctx> idle;
+  std::size_t open = 0;  // idle and in use
+
+  std::string where() const { return "redis " + opts.host + ":" + std::to_string(opts.port); }
+
+  // An idle connection (reused = true), a new one, or none (*problem says why).
+  Ctx acquire(bool& reused, std::string* problem) {
+    std::unique_lock lk(mu);
+    auto deadline = std::chrono::steady_clock::now() + opts.command_timeout;
+    for (;;) {
+      if (!idle.empty()) {
+        Ctx c = std::move(idle.back());
+        idle.pop_back();
+        reused = true;
+        return c;
+      }
+      if (open < opts.pool_size) break;
+      if (freed.wait_until(lk, deadline) == std::cv_status::timeout && idle.empty() && open >= opts.pool_size) {
+        if (problem) *problem = where() + ": all " + std::to_string(opts.pool_size) + " connections busy";
+        return nullptr;
+      }
+    }
+    ++open;
+    lk.unlock();
+    reused = false;
+    Ctx c = connect(problem);
+    if (!c) release(nullptr);
+    return c;
+  }
+
+  Ctx connect(std::string* problem) {
+    Ctx c(redisConnectWithTimeout(opts.host.c_str(), opts.port, to_tv(opts.connect_timeout)));
+    if (!c || c->err) {
+      if (problem) *problem = where() + ": " + (c ? c->errstr : "cannot allocate a Redis context");
+      return nullptr;
+    }
+    redisSetTimeout(c.get(), to_tv(opts.command_timeout));
+    redisEnableKeepAlive(c.get());
+    return c;
+  }
+
+  // Gives a connection back (nullptr: it was dropped).
+  void release(Ctx c) {
+    {
+      std::lock_guard g(mu);
+      if (c)
+        idle.push_back(std::move(c));
+      else
+        --open;
+    }
+    freed.notify_one();
+  }
+};
+
+RedisKv::RedisKv(RedisKvOptions opts) : impl_(std::make_unique<Impl>(std::move(opts))) {}
+RedisKv::~RedisKv() = default;
+
+std::string RedisKv::where() const { return impl_->where(); }
+
+RedisKv::SetResult RedisKv::set_if_absent(std::string_view key, std::chrono::milliseconds ttl, std::string* problem) {
+  std::string full = impl_->opts.prefix + std::string(key);
+  std::string px = std::to_string(std::max<long long>(1, ttl.count()));
+  const char* argv[] = {"SET", full.c_str(), "1", "PX", px.c_str(), "NX"};
+  std::size_t lens[] = {3, full.size(), 1, 2, px.size(), 2};
+  // A connection that sat idle may have been closed by a Redis that restarted since: one more
+  // try on a fresh connection before calling it a failure.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    bool reused = false;
+    Ctx c = impl_->acquire(reused, problem);
+    if (!c) return SetResult::Failed;
+    Reply r(static_cast<redisReply*>(redisCommandArgv(c.get(), 6, argv, lens)));
+    if (!r) {
+      if (problem) *problem = impl_->where() + ": " + (c->err ? c->errstr : "no answer");
+      // Closed under it (EOF, reset): worth the fresh connection; a timeout is not.
+      bool closed = c->err == REDIS_ERR_EOF ||
+                    (c->err == REDIS_ERR_IO && std::strcmp(c->errstr, std::strerror(EAGAIN)) != 0);
+      impl_->release(nullptr);
+      if (reused && closed) continue;
+      return SetResult::Failed;
+    }
+    if (r->type == REDIS_REPLY_STATUS) {
+      impl_->release(std::move(c));
+      return SetResult::Set;
+    }
+    if (r->type == REDIS_REPLY_NIL) {
+      impl_->release(std::move(c));
+      return SetResult::Exists;
+    }
+    if (problem)
+      *problem = impl_->where() + ": " +
+                 (r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : std::string("unexpected reply to SET"));
+    impl_->release(std::move(c));  // the link is fine; Redis refused (OOM, READONLY…)
+    return SetResult::Failed;
+  }
+  return SetResult::Failed;
+}
+
+}  // namespace parley::bus
