@@ -252,7 +252,7 @@ int serve(const app::Config& cfg) {
         hub.resync();
         break;
       case bus::Bus::Link::Watching:
-        hub.resync(id);
+        hub.watching(id);
         break;
       case bus::Bus::Link::WatchingRoom:
         hub.resync_room(id);

@@ -150,6 +150,16 @@ class RoomSequencer {
     return Gap{room, r.next - 1, r.expect + 1};
   }
 
+  // Nobody here follows room any more: its position is forgotten, so that a later follower
+  // anchors it afresh instead of the messages sent meanwhile being read from storage as a
+  // gap. Kept while it holds messages or a fill runs (they are released or filled first).
+  void forget(Id room) {
+    auto it = rooms_.find(room);
+    if (it == rooms_.end() || it->second.filling || !it->second.held.empty()) return;
+    lru_.erase(it->second.lru);
+    rooms_.erase(it);
+  }
+
   // The earliest time due() has something to do (nullopt: nothing is held).
   std::optional<Clock::time_point> deadline() const {
     std::optional<Clock::time_point> d;

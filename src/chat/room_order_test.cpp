@@ -157,3 +157,27 @@ TEST(RoomSequencer, BehindWithHeldMessagesWaitsForTheirGapFirst) {
   EXPECT_EQ(more->after, 3);
   EXPECT_EQ(more->before, 6);
 }
+
+TEST(RoomSequencer, AForgottenRoomIsAnchoredAfreshButNotWhileItHoldsOrFills) {
+  Seqr s;
+  std::vector<Seq> out;
+  s.anchor(1, 0, out);
+  s.offer(1, 1, 1, t0, out);
+  s.offer(1, 3, 3, t0, out);  // 2 missing: 3 held
+  s.forget(1);                // holds a message: kept
+  EXPECT_TRUE(s.anchored(1));
+  auto gaps = s.due(t0 + 1s, out);
+  ASSERT_EQ(gaps.size(), 1u);
+  s.forget(1);  // a fill runs: kept
+  EXPECT_TRUE(s.anchored(1));
+  s.filled(1, 3, t0 + 1s, out);
+  EXPECT_EQ(out, (std::vector<Seq>{1, 3}));
+  s.forget(1);  // nothing held, nothing filling: gone
+  EXPECT_FALSE(s.knows(1));
+  // A later follower's read anchors it where storage is, not at 4: no gap for 4..99.
+  out.clear();
+  s.anchor(1, 99, out);
+  s.offer(1, 100, 100, t0 + 2s, out);
+  EXPECT_EQ(out, (std::vector<Seq>{100}));
+  EXPECT_TRUE(s.due(t0 + 10s, out).empty());
+}

@@ -60,6 +60,7 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
     std::vector<ConnPtr> awaiting_snapshot;         // sidebars registered before the tracker loaded
     chat::UnreadTracker tracker;
     bool loading = false;
+    bool load_reading = false;  // the first load's storage read has begun (see Hub::watching)
     // Resync after a bus outage or a new subscription (Hub::resync): asked while the first
     // load runs (then done after it), one at a time, again if asked while one runs.
     bool resync_after_load = false;
@@ -107,6 +108,9 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
     if (!it->second.empty()) return;
     room_users.erase(it);
     if (opts.room_interest) opts.room_interest(room, false);
+    // Its events stop coming: the next follower starts from its own read of the room.
+    sequencer.forget(room);
+    if (!sequencer.knows(room)) parked_reads.erase(room);
   }
 
   // Every connection of u that receives events of room.
@@ -397,6 +401,11 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
   // The user's badge state from storage, read after their first connection registered.
   void start_load(Id user, std::uint64_t generation) {
     asio::post(pool, [self = shared_from_this(), user, generation] {
+      {
+        std::lock_guard g(self->mu);
+        if (auto it = self->users.find(user); it != self->users.end() && it->second.generation == generation)
+          it->second.load_reading = true;
+      }
       std::optional<std::vector<chat::RoomBadge>> snap;
       try {
         snap = self->svc.badge_snapshot(user);
@@ -624,6 +633,17 @@ void Hub::resync(std::optional<Id> user) {
     return;
   }
   for (auto& [id, u] : im.users) im.start_resync(id, u);
+}
+
+void Hub::watching(Id user) {
+  auto& im = *impl_;
+  std::lock_guard g(im.mu);
+  auto it = im.users.find(user);
+  if (it == im.users.end()) return;
+  // A first load whose read has not begun yet sees everything committed before the
+  // subscription: nothing to read again (the usual case: one read per first connection).
+  if (!it->second.tracker.loaded() && !it->second.load_reading) return;
+  im.start_resync(user, it->second);
 }
 
 void Hub::resync_room(Id room) {

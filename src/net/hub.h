@@ -95,6 +95,9 @@ class Hub {
   // revoked tokens are closed 1008 token revoked, and rooms behind storage are filled from it
   // (new_message to the sockets that follow them, in seq order, without duplicates).
   void resync(std::optional<Id> user = std::nullopt);
+  // The user's subscription has just come into place: as resync(user), unless the user's
+  // first load has not begun its read yet (it will see everything committed before).
+  void watching(Id user);
   // A room's subscription has just come into place: every user here who follows it is read
   // again, as resync(user) does (events of the moment between the interest and the
   // subscription).

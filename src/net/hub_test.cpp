@@ -5,9 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json.hpp>
 #include <filesystem>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -336,6 +338,29 @@ TEST_F(HubTest, RoomInterestFollowsTheRoomsOfConnectedUsersAndANewSubscriptionIs
   EXPECT_EQ(taken(), Calls{});
   hub->remove(alice, 0, a.get());
   EXPECT_EQ(taken(), (Calls{{room, false}}));
+}
+
+TEST_F(HubTest, AUserSubscriptionIsCoveredByTheFirstReadOrByAResyncAfterIt) {
+  // The pool busy: bob's first badge load waits, its read not begun.
+  std::promise<void> release;
+  auto gate = release.get_future().share();
+  for (int i = 0; i < 2; ++i) boost::asio::post(pool, [gate] { gate.wait(); });
+  auto b = std::make_shared<FakeConn>("b1");
+  hub->add(bob, 0, b);
+  hub->watching(bob);  // confirmed now: the read to come sees what is committed before it
+  chat.send(alice, room, "before the read", {});
+  release.set_value();
+  ASSERT_TRUE(until([&] { return b->snapshot_count() > 0; }));
+  auto snap = b->of("unread_count_update");
+  ASSERT_EQ(snap.size(), 1u);
+  EXPECT_EQ(snap[0].at("unread_count").as_int64(), 1);
+  EXPECT_EQ(snap[0].at("last_seq").as_int64(), 1);
+  // Confirmed after the load: read again, and what no event brought is filled from storage.
+  chat.send(alice, room, "no event", {});
+  hub->watching(bob);
+  ASSERT_TRUE(until([&] { return b->seqs().size() == 1; }));
+  EXPECT_EQ(b->seqs(), std::vector<std::int64_t>{2});
+  ASSERT_TRUE(until([&] { return b->of("unread_count_update").back().at("unread_count").as_int64() == 2; }));
 }
 
 TEST(HubResync, ARefusedResyncIsTriedAgainUntilStorageAnswers) {

@@ -284,14 +284,14 @@ test('a revocation while Redis is away: B refuses the old token at once and clos
 
 test('a frozen Redis (no answer, connection open) is noticed: /readyz 503 within 5 s, 200 again once it answers', { skip: !REDIS && 'redis-server is not installed' }, async () => {
   await Promise.all([waitReady(A, 200, 5000), waitReady(B, 200, 5000)]);
-  redis.proc.kill('SIGSTOP');
+  redis.freeze();
   try {
     const t0 = Date.now();
     const [ra, rb] = await Promise.all([waitReady(A, 503, 5000), waitReady(B, 503, 5000)]);
     console.log(`# frozen Redis: /readyz 503 after ${ra.ms} ms (A), ${rb.ms} ms (B): ${JSON.stringify(ra.body)} ${JSON.stringify(rb.body)}`);
     assert.ok(Date.now() - t0 < 5000);
   } finally {
-    redis.proc.kill('SIGCONT');
+    redis.thaw();
   }
   const [ba, bb] = await Promise.all([waitReady(A, 200, 5000), waitReady(B, 200, 5000)]);
   console.log(`# thawed Redis: /readyz 200 after ${ba.ms} ms (A), ${bb.ms} ms (B)`);

@@ -13,6 +13,7 @@
 #include <future>
 #include <mutex>
 #include <stdexcept>
+#include <chrono>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -266,7 +267,22 @@ class Conn {
       sqlite3_extended_result_codes(db_, 1);
       sqlite3_busy_timeout(db_, busy_timeout_ms);
       exec("PRAGMA foreign_keys=ON");
-      if (path != ":memory:") exec("PRAGMA journal_mode=WAL");
+      if (path != ":memory:") {
+        // Switching a new file to WAL needs an exclusive lock, and SQLite answers BUSY at once
+        // (no busy handler: two connections each holding a shared lock and waiting for the
+        // other would deadlock) while another connection, of this process or another, holds
+        // the file: tried again every 10 ms for up to the busy timeout.
+        auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_timeout_ms);
+        for (;;) {
+          try {
+            exec("PRAGMA journal_mode=WAL");
+            break;
+          } catch (const StorageFault& e) {
+            if ((e.rc() & 0xff) != SQLITE_BUSY || std::chrono::steady_clock::now() >= until) throw;
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+          }
+        }
+      }
       exec(synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
     } catch (...) {
       sqlite3_close(db_);

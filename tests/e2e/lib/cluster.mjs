@@ -1,42 +1,12 @@
 // Helpers for the tests of several instances on one bus (redis_bus.test.mjs, scale_out.test.mjs):
-// a throwaway redis-server, /readyz polling, and what the sockets of a room have received
-// (seqs in arrival order, the badge a client shows).
+// the throwaway redis-server (re-exported from lib/redis.mjs), /readyz polling, and what the
+// sockets of a room have received (seqs in arrival order, the badge a client shows).
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import net from 'node:net';
 import { client } from './server.mjs';
 import { sleep, assertStatus } from './rest-helpers.mjs';
 
-// The redis-server binary, or '' when it is not installed (the tests then skip).
-export const REDIS = spawnSync('sh', ['-c', 'command -v redis-server']).stdout.toString().trim();
-
-// A throwaway redis-server (no persistence) on `port`; stop() kills it and waits.
-export async function startRedis(port) {
-  const proc = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    '--loglevel', 'warning'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const exited = new Promise((resolve) => proc.on('exit', resolve));
-  // Not left behind if this test process ends without its after() hooks.
-  const reap = () => { try { proc.kill('SIGKILL'); } catch { /* gone */ } };
-  process.once('exit', reap);
-  proc.on('exit', () => process.removeListener('exit', reap));
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const ok = await new Promise((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => { s.end(); resolve(true); });
-      s.on('error', () => resolve(false));
-    });
-    if (ok) break;
-    if (Date.now() > deadline) { proc.kill('SIGKILL'); throw new Error(`redis-server did not start on ${port}`); }
-    await sleep(20);
-  }
-  return {
-    proc,
-    async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-      await exited;
-    },
-  };
-}
+// The throwaway redis-server (lib/redis.mjs), for the tests that import it from here.
+export { REDIS, startRedis } from './redis.mjs';
 
 // Polls /readyz until it answers `status`; returns the ms it took and the last body.
 export async function waitReady(srv, status, withinMs) {

@@ -3,6 +3,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
 import { sleep } from './rest-helpers.mjs';
 
+// The redis-server binary, or '' when it is not installed (the tests then skip).
 export const REDIS = spawnSync('sh', ['-c', 'command -v redis-server']).stdout.toString().trim();
 
 // Starts redis-server on `port` and waits until it accepts connections; stop() kills it
