@@ -104,6 +104,12 @@ ws = {
                         '{"type":"delivered","data":{"room_id":"2","up_to_seq":1}}'),
     'delivered-chatroom': frames(2, '{"type":"delivered","data":{"up_to_seq":0}}',
                                  '{"type":"delivered","data":{"room_id":"2","up_to_seq":1.5}}'),
+    'typing-sidebar': frames(0, '{"type":"typing","data":{"room_id":"1","state":"start"}}',
+                             '{"type":"typing","data":{"room_id":"2","state":"stop"}}',
+                             '{"type":"typing","data":{"room_id":"1","state":"typing"}}',
+                             '{"type":"typing","data":{"state":"start"}}'),
+    'typing-chatroom': frames(1, '{"type":"typing","data":{"state":"start"}}',
+                              '{"type":"typing","data":{"room_id":"2","state":"stop"}}'),
 }
 for k, v in ws.items():
     write('ws', k, v)

@@ -1,6 +1,6 @@
 // The server's domain wiring for the fuzz targets, as src/app/main.cpp builds it, on a fresh
 // in-memory store per input (so that a crash file reproduces on its own): ChatService,
-// JwtCodec, KnownUsers, LoginGuard, RestApi, WsGate, WsDispatcher, with two users and two rooms to act on:
+// JwtCodec, KnownUsers, LoginGuard, RestApi, WsGate, WsDispatcher (with a typing desk), with two users and two rooms to act on:
 //   user 1 "alice", user 2 "bob", user 3 "carol";
 //   room 1: group by alice with bob; room 2: group by carol alone (alice is not a member).
 // Inputs name live tokens with the placeholders $TOKEN_A / $TOKEN_B / $TOKEN_C, replaced by
@@ -27,6 +27,15 @@
 
 namespace parley::fuzz {
 
+// The typing desk as the hub is to the dispatcher, without the hub: it does not know the
+// sidebar's rooms (so their membership is read from storage, as while a tracker loads) and
+// takes everything else.
+struct TypingDeskStub : api::TypingDesk {
+  Verdict typing(const api::WsIdentity& who, Id, bool, bool member_checked) override {
+    return member_checked || who.room != 0 ? Verdict::Sent : Verdict::Unknown;
+  }
+};
+
 struct World {
   std::unique_ptr<chat::Store> store = open();
   chat::ChatService chat{*store};
@@ -38,6 +47,8 @@ struct World {
   api::LoadGauge load{256};
   api::RestApi rest{chat, *store, jwt, known, limiter, metrics, &load, &login_guard};
   api::WsDispatcher ws{chat, metrics, load};
+  TypingDeskStub typing_desk;
+  int attached = (ws.attach_typing(&typing_desk), 0);
   api::WsGate gate{chat, jwt, known, api::WsGateOptions{{}, false, 0, 1000}};
   Id alice = chat.create_user("alice", "not-a-hash").id;
   Id bob = chat.create_user("bob", "not-a-hash").id;

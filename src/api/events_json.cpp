@@ -67,6 +67,16 @@ OutEventPtr badge_event(const chat::Badge& b) {
   return ev;
 }
 
+OutEventPtr typing_event(Id room, Id user, bool start) {
+  auto ev = std::make_shared<OutEvent>();
+  ev->cls = EventClass::Ephemeral;
+  ev->room = room;
+  ev->payload = frame("typing", json::object{{"room_id", format_id(room)},
+                                             {"user_id", format_id(user)},
+                                             {"state", start ? "start" : "stop"}});
+  return ev;
+}
+
 std::string connected_frame(Id user, std::string_view connection_id, std::optional<Id> room) {
   json::object d{{"user_id", format_id(user)}, {"connection_id", connection_id}};
   if (room) d["room_id"] = format_id(*room);

@@ -15,6 +15,7 @@ OutEventPtr new_message_event(const chat::Message& m, bool echo);  // echo: the 
 OutEventPtr message_read_event(const chat::MessageRead& e);
 OutEventPtr message_delivered_event(const chat::MessageDelivered& e);
 OutEventPtr badge_event(const chat::Badge& b);
+OutEventPtr typing_event(Id room, Id user, bool start);  // Ephemeral: dropped first under back-pressure
 
 // Frames of one connection.
 std::string new_message_frame(const chat::Message& m);

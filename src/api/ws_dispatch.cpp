@@ -78,6 +78,59 @@ std::string failure_frame(const Error& e, const std::optional<std::string>& cmid
 
 }  // namespace
 
+namespace {
+
+// typing: {room_id, state}. Validated here; membership from the desk (the hub's view of the
+// user's rooms), read from storage only while the desk does not know them yet.
+Inbound typing_frame(chat::ChatService& chat, TypingDesk* desk, const WsIdentity& who, const void* data) {
+  const auto& d = data_of(data);
+  auto refuse = [](const char* code, const std::string& msg) { return reply(error_frame(code, msg)); };
+  Id room = who.room;
+  if (auto r = d.if_contains("room_id")) {
+    std::optional<Id> id = r->is_string() ? parse_id(r->as_string()) : std::nullopt;
+    if (!id) return refuse("invalid_request", "room_id must be an id string");
+    if (who.room != 0 && *id != who.room)
+      return refuse("invalid_request", "a chatroom socket types in its own room only");
+    room = *id;
+  }
+  if (room == 0) return refuse("invalid_request", "room_id is required on the sidebar socket");
+  auto st = d.if_contains("state");
+  bool start;
+  if (st && st->is_string() && st->as_string() == "start")
+    start = true;
+  else if (st && st->is_string() && st->as_string() == "stop")
+    start = false;
+  else
+    return refuse("invalid_request", "state must be \"start\" or \"stop\"");
+  if (!desk) return refuse("unavailable", "typing is not available");
+  auto answer = [](TypingDesk::Verdict v) -> std::string {
+    switch (v) {
+      case TypingDesk::Verdict::NotMember: return error_frame("forbidden", "not a member of this room");
+      case TypingDesk::Verdict::Full: return error_frame("overloaded", "too many people typing; retry shortly");
+      default: return {};
+    }
+  };
+  auto v = desk->typing(who, room, start, false);
+  if (v != TypingDesk::Verdict::Unknown) return reply(answer(v));
+  Inbound in;
+  in.blocking = [&chat, desk, who, room, start, answer]() -> std::string {
+    try {
+      chat.require_membership(who.user, room);
+    } catch (const Error& e) {
+      if (e.kind() == ErrorKind::Unavailable) return error_frame("unavailable", e.what());
+      // As the desk answers: an unknown room is one the user is not a member of.
+      if (e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::Forbidden)
+        return error_frame("forbidden", "not a member of this room");
+      return error_frame(e.code(), e.what());
+    }
+    auto again = desk->typing(who, room, start, true);
+    return again == TypingDesk::Verdict::Unknown ? std::string() : answer(again);
+  };
+  return in;
+}
+
+}  // namespace
+
 WsDispatcher::WsDispatcher(chat::ChatService& chat, Metrics& metrics, const LoadGauge& load) {
   handlers_.emplace("ping", ping);
   handlers_.emplace("heartbeat", heartbeat);
@@ -157,6 +210,9 @@ WsDispatcher::WsDispatcher(chat::ChatService& chat, Metrics& metrics, const Load
                       };
                       return in;
                     });
+  handlers_.emplace("typing", [this, &chat](const WsIdentity& who, const void* data, const std::optional<std::string>&) {
+    return typing_frame(chat, typing_, who, data);
+  });
 }
 
 Inbound WsDispatcher::dispatch(const WsIdentity& who, std::string_view text, bool rate_limited) const {

@@ -155,3 +155,70 @@ TEST_F(Dispatch, DeliveredIsValidatedHereAndStoredOffTheIoThreadWithNoAnswerOfIt
   EXPECT_EQ(code(answer(api::WsIdentity{carol, 0, "c5"}, frame(std::string(R"({"room_id":")") + r + R"(","up_to_seq":1})"))),
             "forbidden");
 }
+
+namespace {
+// What the dispatcher hands the desk, and a verdict to answer with.
+struct FakeDesk : api::TypingDesk {
+  struct Call {
+    Id user, room;
+    bool start, checked;
+  };
+  std::vector<Call> calls;
+  Verdict first = Verdict::Sent;
+  Verdict typing(const api::WsIdentity& who, Id room, bool start, bool member_checked) override {
+    calls.push_back({who.user, room, start, member_checked});
+    return member_checked ? Verdict::Sent : first;
+  }
+};
+std::string typing_frame(std::string_view data) { return std::string(R"({"type":"typing","data":)") + std::string(data) + "}"; }
+}  // namespace
+
+TEST_F(Dispatch, TypingIsValidatedBeforeTheDeskAndRefusalsAreErrors) {
+  EXPECT_EQ(code(answer(sidebar, typing_frame(R"({"room_id":"1","state":"start"})"))), "unavailable");  // no desk
+  FakeDesk desk;
+  d.attach_typing(&desk);
+  auto r = format_id(room);
+  for (const char* bad : {R"({"state":"start"})", R"({"room_id":"1x","state":"start"})", R"({"room_id":7,"state":"start"})"}) {
+    auto o = answer(sidebar, typing_frame(bad));
+    EXPECT_EQ(code(o), "invalid_request") << bad;
+    EXPECT_NE(std::string(o.at("data").as_object().at("message").as_string()).find("room_id"), std::string::npos);
+  }
+  for (std::string bad : {R"({"room_id":")" + r + R"(","state":"typing"})", R"({"room_id":")" + r + R"("})",
+                          R"({"room_id":")" + r + R"(","state":true})"}) {
+    auto o = answer(sidebar, typing_frame(bad));
+    EXPECT_EQ(code(o), "invalid_request") << bad;
+    EXPECT_NE(std::string(o.at("data").as_object().at("message").as_string()).find("state"), std::string::npos);
+  }
+  EXPECT_EQ(code(answer(chatroom, typing_frame(R"({"room_id":"999","state":"start"})"))), "invalid_request");
+  EXPECT_TRUE(desk.calls.empty());  // none of those reached the desk
+
+  auto in = d.dispatch(chatroom, typing_frame(R"({"state":"stop"})"), false);  // its own room
+  EXPECT_TRUE(in.reply.empty());
+  EXPECT_FALSE(in.blocking);
+  ASSERT_EQ(desk.calls.size(), 1u);
+  EXPECT_EQ(desk.calls[0].room, room);
+  EXPECT_FALSE(desk.calls[0].start);
+
+  desk.first = api::TypingDesk::Verdict::NotMember;
+  EXPECT_EQ(code(answer(sidebar, typing_frame(R"({"room_id":")" + r + R"(","state":"start"})"))), "forbidden");
+  desk.first = api::TypingDesk::Verdict::Full;
+  EXPECT_EQ(code(answer(sidebar, typing_frame(R"({"room_id":")" + r + R"(","state":"start"})"))), "overloaded");
+}
+
+TEST_F(Dispatch, TypingWhileTheDeskDoesNotKnowTheRoomsReadsMembershipFromStorage) {
+  FakeDesk desk;
+  desk.first = api::TypingDesk::Verdict::Unknown;
+  d.attach_typing(&desk);
+  auto in = d.dispatch(sidebar, typing_frame(R"({"room_id":")" + format_id(room) + R"(","state":"start"})"), false);
+  ASSERT_TRUE(in.blocking);
+  EXPECT_EQ(in.blocking(), "");  // a member: handed to the desk again, checked
+  ASSERT_EQ(desk.calls.size(), 2u);
+  EXPECT_TRUE(desk.calls[1].checked);
+  // bob is not in the room; an unknown room answers the same.
+  api::WsIdentity bobs{bob, 0, "c3"};
+  EXPECT_EQ(code(answer(bobs, typing_frame(R"({"room_id":")" + format_id(room) + R"(","state":"start"})"))), "forbidden");
+  EXPECT_EQ(code(answer(bobs, typing_frame(R"({"room_id":"987654321","state":"start"})"))), "forbidden");
+  EXPECT_EQ(desk.calls.size(), 4u);  // the two refused ones were never handed over checked
+  EXPECT_FALSE(desk.calls[2].checked);
+  EXPECT_FALSE(desk.calls[3].checked);
+}

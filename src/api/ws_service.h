@@ -28,6 +28,22 @@ struct Inbound {
   std::function<std::string()> blocking;
 };
 
+// Where a validated `typing` frame goes (net::Hub, which knows the user's rooms from their
+// badge tracker, coalesces the frames and carries them to the room; docs/decisions.md
+// "Typing"). Called on the connection's strand; never blocks.
+class TypingDesk {
+ public:
+  enum class Verdict {
+    Sent,       // taken (what goes out to the room, if anything, is the desk's business)
+    NotMember,  // the user is not a member of the room: nothing goes out
+    Unknown,    // the desk does not know the user's rooms yet: check storage, then call again
+    Full,       // the typing table is at its bound: nothing goes out
+  };
+  virtual ~TypingDesk() = default;
+  // member_checked: the caller read the membership from storage (after Unknown).
+  virtual Verdict typing(const WsIdentity& who, Id room, bool start, bool member_checked) = 0;
+};
+
 // The inbound dispatcher (CONTRACT.md "Client → server", "Sending over WebSocket"): a table
 // from `type` to handler, like Router for REST. Parsing and validation happen before any
 // storage work, so a refused frame costs no storage call and stores nothing.
@@ -38,9 +54,13 @@ class WsDispatcher {
   // rate_limited: the connection's inbound budget is spent (the frame is parsed only to name
   // its client_msg_id in the error).
   Inbound dispatch(const WsIdentity& who, std::string_view text, bool rate_limited) const;
+  // Where `typing` frames go; set once at wiring, before the first frame (without one,
+  // `typing` is answered `error` `unavailable`).
+  void attach_typing(TypingDesk* desk) { typing_ = desk; }
 
  private:
   std::map<std::string, Handler, std::less<>> handlers_;  // data: a boost::json::object*
+  TypingDesk* typing_ = nullptr;
 };
 
 // What net/ needs from the rest of the process for WebSockets, so that it depends on api/
@@ -87,6 +107,7 @@ class WsService {
   }
   Metrics& metrics() { return metrics_; }
   LoadGauge& load() { return load_; }
+  void attach_typing(TypingDesk& desk) { dispatcher_.attach_typing(&desk); }
 
  private:
   chat::ChatService& chat_;

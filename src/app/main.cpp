@@ -230,7 +230,11 @@ int serve(const app::Config& cfg) {
   api::WsService ws_service(chat, gate, metrics, load);
   hub_opts.interest = [&bus](Id user, bool watch) { watch ? bus.watch_user(user) : bus.unwatch_user(user); };
   hub_opts.room_interest = [&bus](Id room, bool watch) { watch ? bus.watch_room(room) : bus.unwatch_room(room); };
+  // Typing events of this instance's sockets go out on the bus (back to this hub, and to
+  // the instances that follow the room).
+  hub_opts.publish = [&bus](chat::EventPtr e) { bus.publish(std::move(e)); };
   net::Hub hub(ioc, pool, ws_service, hub_opts);
+  ws_service.attach_typing(hub);
   // The version cache learns of a revocation before the hub closes the sockets: a socket
   // registering after the hub's close finds it revoked (WsGate::revoked).
   bus.subscribe([&hub, &known](const chat::EventPtr& e) {
@@ -264,7 +268,8 @@ int serve(const app::Config& cfg) {
     metrics.declare("parley_bus_up", "gauge", "1 while the bus carries events (both Redis connections up).");
     metrics.declare("parley_bus_events_total", "counter",
                     "Bus events by outcome: published to Redis, dropped from the full publish queue, received, "
-                    "own echo skipped, duplicate copy skipped, malformed payload dropped.");
+                    "own echo skipped, duplicate copy skipped, malformed payload dropped, ephemeral (typing) not queued "
+                    "while the link is down or the queue half full.");
     metrics.declare("parley_bus_connects_total", "counter", "Successful (re)subscriptions to Redis.");
     metrics.declare("parley_bus_queued_events", "gauge", "Events waiting in the publish queue.");
     metrics.add_collector([&bus](api::Metrics& m) {

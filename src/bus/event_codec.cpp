@@ -10,6 +10,7 @@ using namespace chat;
 namespace {
 
 constexpr std::int64_t kVersion = 1;
+constexpr std::int64_t kMaxTypingTtlMs = 60000;  // a typing start lasts 6 s; more was not written by encode()
 
 template <class... F>
 struct Visitor : F... {
@@ -72,6 +73,10 @@ json::object body(const Event& e, const char*& tag) {
             tag = "tr";
             return json::object{{"user", x.user}, {"version", x.version}};
           },
+          [&](const Typing& x) {
+            tag = "ty";
+            return json::object{{"room", x.room}, {"user", x.user}, {"start", x.start}, {"ttl", x.ttl_ms}};
+          },
       },
       e);
 }
@@ -121,6 +126,11 @@ std::string string_at(const json::object& o, std::string_view k) {
   const auto& v = field(o, k);
   if (!v.is_string()) throw Bad("\"" + std::string(k) + "\" is not a string");
   return std::string(v.get_string());
+}
+bool bool_at(const json::object& o, std::string_view k) {
+  const auto& v = field(o, k);
+  if (!v.is_bool()) throw Bad("\"" + std::string(k) + "\" is not a boolean");
+  return v.get_bool();
 }
 // [a, b]: two integers.
 std::pair<std::int64_t, std::int64_t> pair_of(const json::value& v, std::string_view what) {
@@ -190,6 +200,11 @@ Event event_of(std::string_view tag, const json::object& b) {
   if (tag == "mj") return MemberJoined{id_at(b, "room"), id_at(b, "user"), count_at(b, "last_seq"), count_at(b, "read_seq")};
   if (tag == "ml") return MemberLeft{id_at(b, "room"), id_at(b, "user"), count_at(b, "last_seq")};
   if (tag == "tr") return TokensRevoked{id_at(b, "user"), count_at(b, "version")};
+  if (tag == "ty") {
+    Typing x{id_at(b, "room"), id_at(b, "user"), bool_at(b, "start"), count_at(b, "ttl")};
+    if (x.ttl_ms > kMaxTypingTtlMs) throw Bad("\"ttl\" is out of range");
+    return x;
+  }
   throw Bad("unknown event type \"" + std::string(tag) + "\"");
 }
 

@@ -18,7 +18,7 @@ struct Envelope {
   chat::EventPtr event;
 };
 
-// {"v":1,"i":instance,"n":number,"t":"mc"|"mr"|"mj"|"ml"|"tr","e":{…}}
+// {"v":1,"i":instance,"n":number,"t":"mc"|"mr"|"mj"|"ml"|"tr"|"ty","e":{…}}
 std::string encode(const chat::Event& event, std::uint64_t instance, std::uint64_t number);
 
 // nullopt when the text is not a well-formed envelope of a known version and type (any

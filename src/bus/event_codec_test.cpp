@@ -91,6 +91,31 @@ TEST(EventCodec, MembershipAndRevocationRoundTrip) {
   EXPECT_EQ(r.version, 3);
 }
 
+TEST(EventCodec, TypingRoundTripsEveryField) {
+  auto s = std::get<Typing>(round_trip(Typing{42, 9, true, 5760}));
+  EXPECT_EQ(s.room, 42);
+  EXPECT_EQ(s.user, 9);
+  EXPECT_TRUE(s.start);
+  EXPECT_EQ(s.ttl_ms, 5760);
+  auto t = std::get<Typing>(round_trip(Typing{43, 10, false, 0}));
+  EXPECT_EQ(t.room, 43);
+  EXPECT_EQ(t.user, 10);
+  EXPECT_FALSE(t.start);
+  EXPECT_EQ(t.ttl_ms, 0);
+  const char* bad[] = {
+      "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"ty\",\"e\":{\"room\":42,\"user\":9,\"start\":1,\"ttl\":6000}}",  // not a bool
+      "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"ty\",\"e\":{\"room\":42,\"user\":9,\"ttl\":6000}}",  // no start
+      "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"ty\",\"e\":{\"room\":42,\"user\":9,\"start\":true,\"ttl\":-1}}",
+      "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"ty\",\"e\":{\"room\":42,\"user\":9,\"start\":true,\"ttl\":60001}}",
+      "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"ty\",\"e\":{\"room\":0,\"user\":9,\"start\":true,\"ttl\":6000}}",
+  };
+  for (const char* text : bad) {
+    std::string err;
+    EXPECT_FALSE(bus::decode(text, &err)) << text;
+    EXPECT_FALSE(err.empty()) << text;
+  }
+}
+
 TEST(EventCodec, MalformedPayloadsAreRefusedWithAReason) {
   std::string good = bus::encode(MemberLeft{42, 9, 78}, 5, 1);
   ASSERT_TRUE(bus::decode(good));
@@ -137,6 +162,7 @@ TEST(Channels, RoomEventsGoToTheRoomMembershipToTheUserRevocationsToAll) {
   EXPECT_EQ(bus::channel_for(MemberJoined{42, 9, 1, 1}, p), "parley:u:9");
   EXPECT_EQ(bus::channel_for(MemberLeft{42, 9, 1}, p), "parley:u:9");
   EXPECT_EQ(bus::channel_for(TokensRevoked{9, 2}, p), "parley:all");
+  EXPECT_EQ(bus::channel_for(Typing{42, 9, true, 6000}, p), "parley:r:42");  // ephemeral, but a room's
   using C = bus::ChannelOf;
   EXPECT_EQ(bus::parse_channel("parley:u:9", p), (C{C::User, 9}));
   EXPECT_EQ(bus::parse_channel("parley:r:42", p), (C{C::Room, 42}));

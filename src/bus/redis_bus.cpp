@@ -114,7 +114,8 @@ struct RedisBus::Impl {
   std::string sub_problem = "not connected to Redis yet", pub_problem = "not connected to Redis yet";
   std::mt19937_64 rng;
 
-  std::atomic<std::uint64_t> published{0}, dropped{0}, received{0}, own{0}, duplicates{0}, malformed{0}, connects{0};
+  std::atomic<std::uint64_t> published{0}, dropped{0}, received{0}, own{0}, duplicates{0}, malformed{0}, connects{0},
+      ephemeral_dropped{0};
 
   int wake_fd = -1;
   BoundedLru<Tag, char, TagHash> seen;  // subscriber thread only
@@ -472,6 +473,7 @@ RedisBus::~RedisBus() { stop(); }
 void RedisBus::publish(chat::EventPtr event) {
   auto& im = *impl_;
   if (im.handler) im.handler(event);  // this instance's own receivers, at once
+  bool ephemeral = std::holds_alternative<chat::Typing>(*event);
   auto q = std::make_shared<Queued>();
   q->args.reserve(3);
   q->args.emplace_back("PUBLISH");
@@ -482,6 +484,13 @@ void RedisBus::publish(chat::EventPtr event) {
   {
     std::lock_guard g(im.mu);
     if (im.stopping) return;
+    // Ephemeral events never take a committed event's place in the queue: not queued while
+    // the link is down (they would be stale when it returns) nor once it is half full.
+    if (ephemeral && (!im.sub_ok || !im.pub_ok || im.queue.size() * 2 >= im.opts.max_queued_events ||
+                      (im.queued_bytes + q->bytes) * 2 > im.opts.max_queued_bytes)) {
+      ++im.ephemeral_dropped;
+      return;
+    }
     while (!im.queue.empty() &&
            (im.queue.size() >= im.opts.max_queued_events || im.queued_bytes + q->bytes > im.opts.max_queued_bytes)) {
       im.queued_bytes -= im.queue.front()->bytes;
@@ -574,12 +583,14 @@ std::vector<std::pair<std::string, std::uint64_t>> RedisBus::counters() const {
     queued = impl_->queue.size();
   }
   return {{"published", s.published}, {"dropped", s.dropped},       {"received", s.received}, {"own", s.own},
-          {"duplicate", s.duplicates}, {"malformed", s.malformed}, {"connects", s.connects}, {"queued", queued}};
+          {"duplicate", s.duplicates}, {"malformed", s.malformed}, {"connects", s.connects}, {"queued", queued},
+          {"ephemeral_dropped", s.ephemeral_dropped}};
 }
 
 RedisBus::Stats RedisBus::stats() const {
   auto& im = *impl_;
-  return Stats{im.published, im.dropped, im.received, im.own, im.duplicates, im.malformed, im.connects};
+  return Stats{im.published, im.dropped,    im.received, im.own, im.duplicates, im.malformed, im.connects,
+               im.ephemeral_dropped};
 }
 
 }  // namespace parley::bus

@@ -76,6 +76,7 @@ class RedisBus final : public Bus {
     std::uint64_t duplicates = 0;  // extra copies skipped
     std::uint64_t malformed = 0;   // payloads that did not decode
     std::uint64_t connects = 0;    // successful subscriber (re)connections
+    std::uint64_t ephemeral_dropped = 0;  // typing not queued: link down or queue half full
   };
   Stats stats() const;
 

@@ -259,6 +259,12 @@ TEST(RedisBus, AnOutageIsReportedAndTheBusComesBackAndResubscribes) {
   for (int i = 1; i <= 20; ++i) a.publish(message_for({9}, i));
   EXPECT_EQ(ra.count(), 20u);
   EXPECT_EQ(a.stats().dropped, 15u);
+  // Typing is delivered locally but never queued while the link is down: no stored event's
+  // place is taken by it, and nothing stale is sent when the link returns.
+  a.publish(std::make_shared<const chat::Event>(chat::Typing{42, 9, true, 6000}));
+  EXPECT_EQ(ra.count(), 21u);
+  EXPECT_EQ(a.stats().dropped, 15u);
+  EXPECT_EQ(a.stats().ephemeral_dropped, 1u);
 
   redis.start();
   t0 = std::chrono::steady_clock::now();

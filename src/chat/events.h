@@ -78,8 +78,19 @@ struct TokensRevoked {
   std::int64_t version = 0;
 };
 
-using Event =
-    std::variant<MessageCreated, MessageRead, MessageDelivered, MemberJoined, MemberLeft, TokensRevoked>;
+// Ephemeral, never stored: user started typing in room (start; a refresh is another start)
+// or stopped. A start ends by itself ttl_ms after it unless refreshed: every receiver ends it
+// on its own (chat/typing.h), so it ends even when the typer's instance is gone. Carried on
+// the room's channel, like the room's messages; rendered as `typing` to the other members.
+struct Typing {
+  Id room = 0;
+  Id user = 0;
+  bool start = false;
+  std::int64_t ttl_ms = 0;  // starts only
+};
+
+using Event = std::variant<MessageCreated, MessageRead, MessageDelivered, MemberJoined, MemberLeft, TokensRevoked,
+                           Typing>;
 using EventPtr = std::shared_ptr<const Event>;
 
 // Where the domain hands its committed events (bus/ implements it). publish() is called

@@ -72,6 +72,10 @@ class UnreadTracker {
   std::optional<Badge> badge(Id room) const;
   std::vector<Badge> badges() const;  // every room the user is a member of
   std::vector<Id> rooms() const;      // the same rooms, unordered
+  bool member(Id room) const {        // one of them
+    auto it = rooms_.find(room);
+    return it != rooms_.end() && it->second.member;
+  }
 
  private:
   struct Entry {

@@ -36,13 +36,17 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
   Impl(asio::io_context& ioc, asio::thread_pool& p, api::WsService& s, HubOptions o)
       : order(asio::make_strand(ioc)),
         timer(order),
+        typing_timer(order),
         pool(p),
         svc(s),
         opts(o),
-        sequencer({o.max_rooms, o.max_held_per_room, o.gap_hold}) {}
+        sequencer({o.max_rooms, o.max_held_per_room, o.gap_hold}),
+        typers(o.typing),
+        board(o.typing) {}
 
   asio::strand<asio::io_context::executor_type> order;  // processes events one at a time
   asio::steady_timer timer;                             // gap holds, on `order`
+  asio::steady_timer typing_timer;                      // typing: trailing starts and expiries, on `order`
   asio::thread_pool& pool;
   api::WsService& svc;
   HubOptions opts;
@@ -82,6 +86,13 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
   std::uint64_t generations = 0;
   bool closing = false;
   bool timer_armed = false;
+  // Typing: the starts and stops of this instance's typers (what goes out), and who is shown
+  // typing to the members here (from the Typing events, local or remote). Bounded by
+  // HubOptions::typing.max_entries each.
+  chat::TypingCoalescer typers;
+  chat::TypingBoard board;
+  bool typing_armed = false;
+  Clock::time_point typing_at{};
 
   // Brings u.followed in step with the rooms the user needs here: the tracker's (once loaded)
   // and those of the user's chatroom sockets. O(rooms of the user): called on registrations,
@@ -273,6 +284,61 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
       it->second = std::move(keep);
   }
 
+  // typing to every connection here of the room's members but the typer (all of theirs).
+  void deliver_typing(Id room, Id typer, bool start) {
+    auto ru = room_users.find(room);
+    if (ru == room_users.end()) return;
+    api::OutEventPtr frame;
+    for (Id user : ru->second) {
+      if (user == typer) continue;
+      auto it = users.find(user);
+      if (it == users.end()) continue;
+      if (!frame) frame = api::typing_event(room, typer, start);
+      each_follower(it->second, room, [&](const ConnPtr& c) { c->deliver(frame); });
+    }
+  }
+
+  static chat::EventPtr typing_of(const chat::TypingSignal& s) {
+    return std::make_shared<const chat::Event>(chat::Typing{s.room, s.user, s.start, s.ttl.count()});
+  }
+  // Under mu, so that what goes out keeps the order in which it was decided (a trailing start
+  // never overtakes the stop after it). Safe: publishing only hands off (the bus's queue, and
+  // on_event, which never waits for a Typing event and takes no lock of ours but pending_mu).
+  void publish_typing(const std::vector<chat::TypingSignal>& out) {
+    for (const auto& s : out) {
+      if (opts.publish)
+        opts.publish(typing_of(s));
+      else
+        on_event_typing(typing_of(s));
+    }
+  }
+  void on_event_typing(const chat::EventPtr& ev);
+  void remove(Id user, Id room, const WsConnection* c, std::vector<chat::TypingSignal>& typing_out);
+
+  // One timer for both typing tables: the earliest of their deadlines. A wait replaced by an
+  // earlier one ends with operation_aborted and does nothing.
+  void arm_typing() {
+    std::optional<Clock::time_point> d = typers.deadline();
+    if (auto b = board.deadline(); b && (!d || *b < *d)) d = b;
+    if (!d || (typing_armed && typing_at <= *d)) return;
+    typing_armed = true;
+    typing_at = *d;
+    typing_timer.expires_at(*d);
+    typing_timer.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (ec == asio::error::operation_aborted) return;
+      self->on_typing_timer();
+    });
+  }
+
+  void on_typing_timer() {
+    std::lock_guard g(mu);
+    typing_armed = false;
+    auto now = Clock::now();
+    for (const auto& s : board.due(now)) deliver_typing(s.room, s.user, false);  // expired: stop
+    publish_typing(typers.due(now));                                             // trailing starts
+    arm_typing();
+  }
+
   void process(const chat::EventPtr& ev) {
     std::lock_guard g(mu);
     std::vector<chat::EventPtr> released;
@@ -308,10 +374,19 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
                    [&](const chat::MemberLeft& e) {
                      auto it = users.find(e.user);
                      if (it == users.end()) return;
+                     // A typer who left: their typing there stops now, everywhere.
+                     if (auto s = typers.gone(e.user, e.room)) publish_typing({*s});
                      it->second.tracker.leave(e.room, e.last_seq);
                      for (const auto& [r, c] : it->second.chatrooms)
                        if (r == e.room) c->kick(1008, "not a member");
                      follow(e.user, it->second);
+                   },
+                   [&](const chat::Typing& e) {
+                     if (!room_users.count(e.room)) return;  // nobody here follows the room
+                     bool show = e.start ? board.start(e.room, e.user, std::chrono::milliseconds(e.ttl_ms), Clock::now())
+                                         : board.stop(e.room, e.user);
+                     if (show) deliver_typing(e.room, e.user, e.start);
+                     arm_typing();
                    },
                    [&](const chat::TokensRevoked& e) {
                      // The user's sockets opened with a token older than the new version (a
@@ -531,9 +606,11 @@ Hub::Hub(asio::io_context& ioc, asio::thread_pool& pool, api::WsService& service
 Hub::~Hub() {
   std::lock_guard g(impl_->mu);
   impl_->timer.cancel();
+  impl_->typing_timer.cancel();
 }
 
 void Hub::on_event(const chat::EventPtr& ev) {
+  if (std::holds_alternative<chat::Typing>(*ev)) return impl_->on_event_typing(ev);
   auto& im = *impl_;
   {
     std::unique_lock lk(im.pending_mu);
@@ -555,6 +632,61 @@ void Hub::on_event(const chat::EventPtr& ev) {
     }
     self->pending_cv.notify_one();
   });
+}
+
+// Typing is ephemeral: it never makes the publisher wait (the typer's socket strand, a
+// timer, the bus thread); while max_pending events are queued it is dropped.
+void Hub::Impl::on_event_typing(const chat::EventPtr& ev) {
+  {
+    std::lock_guard lk(pending_mu);
+    if (stopped || pending >= opts.max_pending) return;
+    ++pending;
+  }
+  svc.load().fanout_pending(1);
+  asio::post(order, [self = shared_from_this(), ev] {
+    try {
+      self->process(ev);
+    } catch (const std::exception& e) {
+      spdlog::error("typing fan-out failed: {}", e.what());
+    }
+    self->svc.load().fanout_pending(-1);
+    {
+      std::lock_guard g(self->pending_mu);
+      --self->pending;
+    }
+    self->pending_cv.notify_one();
+  });
+}
+
+api::TypingDesk::Verdict Hub::typing(const api::WsIdentity& who, Id room, bool start, bool member_checked) {
+  auto& im = *impl_;
+  std::vector<chat::TypingSignal> out;
+  std::lock_guard g(im.mu);
+  {
+    auto it = im.users.find(who.user);
+    if (it == im.users.end()) return Verdict::Sent;  // the socket is closing: nobody to tell
+    auto& u = it->second;
+    // The user's rooms as the tracker knows them (a read only while it loads); a chatroom
+    // socket's own room was checked at admission (and it is closed when its user leaves).
+    if (!member_checked) {
+      if (u.tracker.loaded()) {
+        if (!u.tracker.member(room)) return Verdict::NotMember;
+      } else if (who.room != room) {
+        return Verdict::Unknown;
+      }
+    }
+    auto now = Clock::now();
+    if (start) {
+      auto o = im.typers.start(who.user, room, now);
+      if (o.refused) return Verdict::Full;
+      if (o.send) out.push_back(*o.send);
+    } else if (auto s = im.typers.stop(who.user, room, now)) {
+      out.push_back(*s);
+    }
+    im.arm_typing();
+  }
+  im.publish_typing(out);  // under mu: see publish_typing
+  return Verdict::Sent;
 }
 
 bool Hub::add(Id user, Id room, const std::shared_ptr<WsConnection>& c) {
@@ -588,7 +720,14 @@ bool Hub::add(Id user, Id room, const std::shared_ptr<WsConnection>& c) {
 
 void Hub::remove(Id user, Id room, const WsConnection* c) {
   auto& im = *impl_;
+  std::vector<chat::TypingSignal> out;
   std::lock_guard g(im.mu);
+  im.remove(user, room, c, out);
+  im.publish_typing(out);
+}
+
+void Hub::Impl::remove(Id user, Id room, const WsConnection* c, std::vector<chat::TypingSignal>& typing_out) {
+  auto& im = *this;
   auto it = im.users.find(user);
   if (it == im.users.end()) return;
   auto& u = it->second;
@@ -601,6 +740,13 @@ void Hub::remove(Id user, Id room, const WsConnection* c) {
     std::erase_if(u.chatrooms, [c](const auto& p) { return p.second.get() == c; });
   }
   im.count -= before - (u.sidebars.size() + u.chatrooms.size());
+  // The typer's last socket that could type in a room is gone: that typing stops now.
+  if (u.sidebars.empty())
+    for (Id r : im.typers.rooms_of(user)) {
+      bool covered = std::any_of(u.chatrooms.begin(), u.chatrooms.end(), [r](const auto& p) { return p.first == r; });
+      if (!covered)
+        if (auto s = im.typers.gone(user, r)) typing_out.push_back(*s);
+    }
   if (u.sidebars.empty() && u.chatrooms.empty()) {
     for (Id r : u.followed) im.unfollow(r, user);
     im.users.erase(it);

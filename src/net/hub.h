@@ -11,6 +11,7 @@
 #include "api/fanout.h"
 #include "api/ws_service.h"
 #include "chat/events.h"
+#include "chat/typing.h"
 
 namespace boost::asio {
 class io_context;
@@ -53,6 +54,12 @@ struct HubOptions {
   // with a tracker loaded here, or a chatroom socket of it) and after the last one stops
   // (bus::Bus::watch_room). Called under the hub's lock: it must only hand off.
   std::function<void(Id room, bool watch)> room_interest;
+  // Typing (docs/decisions.md "Typing"): where the typing events of this instance's sockets
+  // are published (the bus, which hands them back to on_event here and to the other
+  // instances); without it they go to on_event directly. The limits bound both the typers'
+  // table and the board of who is shown typing.
+  std::function<void(chat::EventPtr)> publish;
+  chat::TypingLimits typing;
 };
 
 // The instance's receiver and connection registry. It takes committed events from the bus
@@ -66,10 +73,15 @@ struct HubOptions {
 // Events are processed one at a time on the hub's own strand; the registry, trackers and
 // sequencer sit behind one mutex so that a registration is seen by every event processed
 // after it. Bounded by the open connections, the users they belong to, and the limits above.
-class Hub {
+//
+// Typing (api::TypingDesk): the frames of this instance's sockets are checked against the
+// user's rooms as the tracker knows them and coalesced (chat::TypingCoalescer), then
+// published; the Typing events received, local or remote, are shown to the room's other
+// members here until a stop or their expiry (chat::TypingBoard). One timer serves both.
+class Hub final : public api::TypingDesk {
  public:
   Hub(boost::asio::io_context& ioc, boost::asio::thread_pool& pool, api::WsService& service, HubOptions opts = {});
-  ~Hub();
+  ~Hub() override;
 
   // The bus receiver: hands the event to the hub's strand (waits while max_pending are queued).
   void on_event(const chat::EventPtr& ev);
@@ -102,6 +114,9 @@ class Hub {
   // again, as resync(user) does (events of the moment between the interest and the
   // subscription).
   void resync_room(Id room);
+
+  // A `typing` frame of who's socket, validated (api/ws_dispatch.cpp).
+  Verdict typing(const api::WsIdentity& who, Id room, bool start, bool member_checked) override;
 
   void close_all(std::uint16_t code, const std::string& reason);
   // The io_context has stopped: on_event() drops events from now on instead of waiting for

@@ -473,3 +473,73 @@ TEST_F(HubTest, DeliveredGoesToEveryMembersConnectionsAfterItsMessagesAndNeverBa
   EXPECT_EQ(b->of("message_delivered").size(), 1u);
   EXPECT_TRUE(ao->of("message_delivered").empty());  // not its room
 }
+
+// Typing through the hub: the typer's frames checked against the tracker, coalesced and
+// published; the published events (fed back, as the bus does) shown to the room's other
+// members' connections until a stop, the expiry or the typer's last socket closing.
+TEST_F(HubTest, TypingReachesTheOtherMembersNotTheTypersConnectionsAndEndsByItself) {
+  std::mutex pub_mu;
+  std::vector<chat::Typing> published;
+  net::Hub* target = nullptr;
+  net::HubOptions o = opts;
+  o.typing = chat::TypingLimits{300ms, 100ms, 1000};
+  o.publish = [&](chat::EventPtr e) {
+    {
+      std::lock_guard g(pub_mu);
+      published.push_back(std::get<chat::Typing>(*e));
+    }
+    target->on_event(e);
+  };
+  hub->shutdown();
+  hub = std::make_unique<net::Hub>(ioc, pool, svc, o);
+  target = hub.get();
+  auto starts = [&] {
+    std::lock_guard g(pub_mu);
+    return std::count_if(published.begin(), published.end(), [](const chat::Typing& t) { return t.start; });
+  };
+  Id carol = chat.create_user("carol", "h").id;  // not in the room
+  auto a1 = sidebar(alice, "a1");
+  auto a2 = sidebar(alice, "a2");
+  auto b1 = sidebar(bob, "b1");
+  auto c1 = sidebar(carol, "c1");
+  using V = api::TypingDesk::Verdict;
+
+  EXPECT_EQ(hub->typing({carol, 0, "c1"}, room, true, false), V::NotMember);
+  EXPECT_EQ(hub->typing({alice, 0, "a1"}, room, true, false), V::Sent);
+  ASSERT_TRUE(until([&] { return b1->of("typing").size() >= 2; }));  // start, then stop at the expiry
+  auto t = b1->of("typing");
+  EXPECT_EQ(t[0].at("state").as_string(), "start");
+  EXPECT_EQ(t[0].at("user_id").as_string(), format_id(alice));
+  EXPECT_EQ(t[0].at("room_id").as_string(), format_id(room));
+  EXPECT_EQ(t[1].at("state").as_string(), "stop");
+  EXPECT_TRUE(a1->of("typing").empty());
+  EXPECT_TRUE(a2->of("typing").empty());
+  EXPECT_TRUE(c1->of("typing").empty());
+  EXPECT_EQ(starts(), 1);
+  {
+    std::lock_guard g(pub_mu);
+    ASSERT_EQ(published.size(), 1u);  // the expiry is each receiver's: no stop was published
+    EXPECT_EQ(published[0].ttl_ms, 300);
+  }
+
+  // A burst: the first start and one trailing start are published, no more.
+  for (int i = 0; i < 10; ++i) hub->typing({alice, 0, "a2"}, room, true, false);
+  ASSERT_TRUE(until([&] { return starts() >= 3; }));
+  settle();
+  EXPECT_EQ(starts(), 3);
+
+  // The typer's last socket goes: a stop is published at once (this side publishes stops
+  // only for a stop frame or a disconnect, never at the expiry).
+  auto stops = [&] {
+    std::lock_guard g(pub_mu);
+    return std::count_if(published.begin(), published.end(), [](const chat::Typing& t) { return !t.start; });
+  };
+  hub->typing({alice, 0, "a2"}, room, true, false);
+  hub->remove(alice, 0, a1.get());
+  settle();
+  EXPECT_EQ(stops(), 0);  // a2 still covers the room
+  hub->typing({alice, 0, "a2"}, room, true, false);
+  hub->remove(alice, 0, a2.get());
+  EXPECT_EQ(stops(), 1);
+  ASSERT_TRUE(until([&] { return b1->of("typing").back().at("state") == "stop"; }));
+}

@@ -12,10 +12,13 @@ void OutboundQueue::drop_at(std::uint64_t pos) {
   slot.reset();
 }
 
+// Oldest first, until the queue is within its bounds again (or none is left): the newest
+// ephemeral state (a typing stop after its start) is the one most worth keeping.
 void OutboundQueue::drop_ephemeral() {
-  for (auto pos : ephemeral_at_)
-    if (pos >= head_) drop_at(pos);
-  ephemeral_at_.clear();
+  std::size_t i = 0;
+  for (; i < ephemeral_at_.size() && over_bounds(); ++i)
+    if (ephemeral_at_[i] >= head_) drop_at(ephemeral_at_[i]);
+  ephemeral_at_.erase(ephemeral_at_.begin(), ephemeral_at_.begin() + static_cast<std::ptrdiff_t>(i));
 }
 
 OutboundQueue::Push OutboundQueue::push(api::OutEventPtr ev) {
@@ -33,8 +36,10 @@ OutboundQueue::Push OutboundQueue::push(api::OutEventPtr ev) {
   if (ev->cls == api::EventClass::Ephemeral) ephemeral_at_.push_back(pos);
   bytes_ += ev->payload.size();
   ++events_;
+  bool ephemeral = ev->cls == api::EventClass::Ephemeral;
   q_.push_back(std::move(ev));
   if (over_bounds()) drop_ephemeral();  // make room: ephemeral events go first
+  if (ephemeral && !q_.back()) return Push::Dropped;  // it was the one that did not fit
   if (over_hard()) return Push::HardOverflow;
   if (over_bounds()) return Push::Overflow;
   return result;

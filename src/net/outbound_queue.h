@@ -15,8 +15,9 @@ namespace parley::net {
 //   beyond hard_factor times the bounds it reports HardOverflow whatever the client does.
 // - Badge: at most one per room is pending; a newer one replaces it (the newest wins, so a
 //   burst of 1,000 sends leaves one pending badge per room), and moves to the back.
-// - Ephemeral: dropped when the queue is over its bounds, and dropped first (queued ones are
-//   discarded to make room before anything else is refused).
+// - Ephemeral: dropped when the queue is over its bounds, and dropped first: whatever pushes
+//   the queue over its bounds, queued ephemeral events are discarded, oldest first, until it
+//   is within them again (before a Message counts as overflow); never a Message or a Badge.
 // Bounds are in events and bytes of payload; not thread-safe (the connection's strand owns it).
 class OutboundQueue {
  public:

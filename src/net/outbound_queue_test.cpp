@@ -62,12 +62,41 @@ TEST(OutboundQueue, EphemeralEventsAreDroppedFirst) {
   q.push(ev(EventClass::Ephemeral, 1, "t1"));
   q.push(ev(EventClass::Message, 1, "m1"));
   q.push(ev(EventClass::Ephemeral, 1, "t2"));
-  EXPECT_EQ(q.push(ev(EventClass::Message, 1, "m2")), Push::Queued);  // room made by dropping t1, t2
-  EXPECT_EQ(q.events(), 2u);
-  q.push(ev(EventClass::Message, 1, "m3"));
+  EXPECT_EQ(q.push(ev(EventClass::Message, 1, "m2")), Push::Queued);  // room made by dropping t1 (the oldest)
+  EXPECT_EQ(q.events(), 3u);
+  q.push(ev(EventClass::Message, 1, "m3"));  // and t2
   q.push(ev(EventClass::Message, 1, "m4"));  // now over the bound with messages only
   EXPECT_EQ(q.push(ev(EventClass::Ephemeral, 1, "t3")), Push::Dropped);
   EXPECT_EQ(drain(q), (std::vector<std::string>{"m1", "m2", "m3", "m4"}));
+}
+
+TEST(OutboundQueue, UnderBackPressureTypingGoesFirstOldestFirstMessagesAndBadgesStay) {
+  net::OutboundQueue q({4, 1 << 20, 4});
+  EXPECT_EQ(q.push(ev(EventClass::Ephemeral, 1, "typing-a-start")), Push::Queued);
+  EXPECT_EQ(q.push(ev(EventClass::Message, 1, "m1")), Push::Queued);
+  EXPECT_EQ(q.push(ev(EventClass::Badge, 1, "b1", 1)), Push::Queued);
+  EXPECT_EQ(q.push(ev(EventClass::Ephemeral, 1, "typing-a-stop")), Push::Queued);  // 4: at the bound
+  // A message over the bound: the oldest typing event makes room, the newer one stays.
+  EXPECT_EQ(q.push(ev(EventClass::Message, 1, "m2")), Push::Queued);
+  EXPECT_EQ(q.events(), 4u);
+  // A typing event that would go over the bound makes room only by dropping older typing
+  // events; with none older left, it is the one dropped.
+  EXPECT_EQ(q.push(ev(EventClass::Ephemeral, 1, "typing-b-start")), Push::Queued);  // drops typing-a-stop
+  EXPECT_EQ(q.events(), 4u);
+  EXPECT_EQ(q.push(ev(EventClass::Message, 1, "m3")), Push::Queued);  // drops typing-b-start
+  EXPECT_EQ(q.push(ev(EventClass::Ephemeral, 1, "typing-c")), Push::Dropped);
+  EXPECT_EQ(q.push(ev(EventClass::Badge, 2, "b2", 1)), Push::Overflow);  // no typing left to drop
+  EXPECT_EQ(drain(q), (std::vector<std::string>{"m1", "b1", "m2", "m3", "b2"}));
+  EXPECT_EQ(q.bytes(), 0u);
+}
+
+TEST(OutboundQueue, TypingIsDroppedFirstUnderTheByteBoundToo) {
+  net::OutboundQueue q({100, 20, 4});
+  q.push(ev(EventClass::Ephemeral, 1, "tttttttttt"));  // 10 bytes
+  q.push(ev(EventClass::Message, 1, "mmmmmmmmmm"));    // 20: at the bound
+  EXPECT_EQ(q.push(ev(EventClass::Message, 1, "nnnnn")), Push::Queued);
+  EXPECT_EQ(q.bytes(), 15u);
+  EXPECT_EQ(drain(q), (std::vector<std::string>{"mmmmmmmmmm", "nnnnn"}));
 }
 
 TEST(OutboundQueue, TakeHonoursTheBatchSizeAndOrder) {

@@ -155,6 +155,10 @@ void WsSession::request_close(std::uint16_t code, std::string reason, bool flush
 void WsSession::push(const api::OutEventPtr& ev, bool closing_flush) {
   if (closed_ || (close_ && !closing_flush)) return;
   if (catching_up_) {
+    // Typing and the like wait only within the soft bounds: they never make a slow consumer.
+    if (ev->cls == api::EventClass::Ephemeral &&
+        (pending_.size() >= deps_.opts.queue_max_events || pending_bytes_ >= deps_.opts.queue_max_bytes))
+      return;
     pending_.push_back(ev);
     pending_bytes_ += ev->payload.size();
     auto hard = deps_.opts.queue_hard_factor;

@@ -20,7 +20,7 @@ import { sleep, assertStatus, freePort } from './lib/rest-helpers.mjs';
 import { open } from './lib/ws-client.mjs';
 import { REDIS, startRedis, waitReady, seqsOf, range, waitSeqs, badge, waitBadge, unreadOf } from './lib/cluster.mjs';
 
-let dir, redisPort, redis, A, B;
+let dir, redisPort, redis, A, B, busArgs;
 const clients = [];
 const track = (c) => { clients.push(c); return c; };
 
@@ -31,6 +31,7 @@ before(async () => {
   redisPort = await freePort();
   redis = await startRedis(redisPort);
   const args = [...NO_COOLDOWN, '--jwt-secret-file', join(dir, 'jwt.key'), '--bus', `redis://127.0.0.1:${redisPort}`];
+  busArgs = args;
   // One SQLite file for both (startServer's dir option: its parley.db), started together on
   // the empty file: one migrates, the other waits for it.
   [A, B] = await Promise.all([startServer({ dir, args }), startServer({ dir, args })]);
@@ -168,6 +169,67 @@ test('logout on A closes the user\'s sockets on B with 1008 token revoked within
   }
   console.log(`# logout on A: sockets on B closed 1008 within ${Date.now() - t0} ms`);
   assert.equal((await dan.b.get('/api/me')).status, 401, 'the old token is refused on B');
+});
+
+// Typing is never stored: the only way across is the bus (the room's channel).
+test('typing across instances: a typer on A is heard by the members on B (not by the typer\'s socket on B); when the typer\'s instance dies, B ends it after 6 s', { skip: !REDIS && 'redis-server is not installed' }, async () => {
+  const erin = await user('re');
+  const finn = await user('rf');
+  const room = await group(erin, [finn], 'typing');
+  const isTyping = (e) => e.type === 'typing';
+  const erinSide = await sidebar(A, erin);
+  const erinOnB = await sidebar(B, erin);
+  const finnSide = await sidebar(B, finn);
+  const finnRoom = await chatroom(B, finn, room.id);
+  // B subscribes to the room's channel a moment after finn's sockets read their position; a
+  // start published before that is not heard there (typing is ephemeral): refreshed, as a
+  // client does while its user types, until one is.
+  const typing = (c, state) => c.send({ type: 'typing', data: { room_id: room.id, state } });
+  const t0 = Date.now();
+  let heard = null;
+  while (!heard && Date.now() - t0 < 8000) {
+    typing(erinSide, 'start');
+    heard = await finnSide.next(isTyping, 1200).catch(() => null);
+  }
+  assert.ok(heard, 'a start on A reached the sidebar on B');
+  assert.deepEqual(heard.data, { room_id: room.id, user_id: erin.user.id, state: 'start' });
+  assert.deepEqual((await finnRoom.next(isTyping, 3000)).data.state, 'start', 'and the chatroom socket on B');
+  typing(erinSide, 'stop');
+  for (const c of [finnSide, finnRoom]) {
+    const stop = await c.next((e) => isTyping(e) && e.data.state === 'stop', 3000);
+    assert.deepEqual(stop.data, { room_id: room.id, user_id: erin.user.id, state: 'stop' });
+  }
+  // The other way, from a chatroom socket on B to erin's sidebar on A.
+  typing(finnRoom, 'start');
+  const back = await erinSide.next(isTyping, 3000);
+  assert.deepEqual(back.data, { room_id: room.id, user_id: finn.user.id, state: 'start' });
+  typing(finnRoom, 'stop');
+  await erinSide.next((e) => isTyping(e) && e.data.state === 'stop', 3000);
+  await sleep(300);
+  assert.deepEqual(erinOnB.all.filter((e) => isTyping(e) && e.data.user_id === erin.user.id), [],
+    'the typer\'s own socket on the other instance heard none of it');
+
+  // A third instance types and dies (SIGKILL: no stop is ever published): B ends it itself.
+  const C = await startServer({ dir, args: busArgs });
+  try {
+    const erinOnC = await open(C.url, `/ws?token=${erin.token}`);
+    finnSide.drain(isTyping);
+    heard = null;
+    const t1 = Date.now();
+    while (!heard && Date.now() - t1 < 8000) {
+      typing(erinOnC, 'start');
+      heard = await finnSide.next(isTyping, 1200).catch(() => null);
+    }
+    assert.ok(heard && heard.data.state === 'start', 'a start on C reached B');
+    const killedAt = Date.now();
+    C.proc.kill('SIGKILL');
+    await C.exited;
+    const stop = await finnSide.next(isTyping, 12000);
+    assert.deepEqual(stop.data, { room_id: room.id, user_id: erin.user.id, state: 'stop' }, 'B ended it');
+    console.log(`# typing of a dead instance ended on B ${Date.now() - killedAt} ms after the kill`);
+  } finally {
+    await C.stop('SIGKILL');
+  }
 });
 
 test('Redis lost during traffic: /readyz 503 on both, REST and local sockets go on; back: every client has every message and exact badges', { skip: !REDIS && 'redis-server is not installed' }, async () => {
