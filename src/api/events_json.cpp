@@ -43,6 +43,17 @@ OutEventPtr message_read_event(const chat::MessageRead& e) {
   return ev;
 }
 
+OutEventPtr message_delivered_event(const chat::MessageDelivered& e) {
+  auto ev = std::make_shared<OutEvent>();
+  ev->cls = EventClass::Message;  // a tick must not be lost: never dropped
+  ev->room = e.room;
+  ev->payload = frame("message_delivered", json::object{{"room_id", format_id(e.room)},
+                                                        {"user_id", format_id(e.user)},
+                                                        {"up_to_seq", e.up_to_seq},
+                                                        {"delivered_at", format_rfc3339(e.delivered_at)}});
+  return ev;
+}
+
 OutEventPtr badge_event(const chat::Badge& b) {
   auto ev = std::make_shared<OutEvent>();
   ev->cls = EventClass::Badge;

@@ -13,6 +13,7 @@ namespace parley::api {
 // after the bus, once per event per instance, into one shared immutable buffer.
 OutEventPtr new_message_event(const chat::Message& m, bool echo);  // echo: the sender's other connections
 OutEventPtr message_read_event(const chat::MessageRead& e);
+OutEventPtr message_delivered_event(const chat::MessageDelivered& e);
 OutEventPtr badge_event(const chat::Badge& b);
 // room_updated {room_id, name, type, members: [user…]} and room_left {room_id}: no seq.
 OutEventPtr room_updated_event(const chat::RoomUpdated& e);

@@ -439,10 +439,16 @@ struct RestApi::Impl {
           {"user_id", format_id(rd.user.id)}, {"username", rd.user.username}, {"read_at", format_rfc3339(rd.read_at)}});
     for (const auto& u : r.unread_by)
       unread_by.push_back(json::object{{"user_id", format_id(u.id)}, {"username", u.username}});
+    json::array delivered_to;
+    for (const auto& d : r.delivered_to)
+      delivered_to.push_back(json::object{{"user_id", format_id(d.user.id)},
+                                          {"username", d.user.username},
+                                          {"delivered_at", format_rfc3339(d.delivered_at)}});
     return json_response(200, json::object{{"message_id", format_id(r.message.id)},
                                            {"room_id", format_id(r.message.room_id)},
                                            {"read_by", std::move(read_by)},
                                            {"unread_by", std::move(unread_by)},
+                                           {"delivered_to", std::move(delivered_to)},
                                            {"read_count", r.read_by.size()},
                                            {"member_count", r.member_count}});
   }

@@ -1,4 +1,6 @@
+#include <algorithm>
 #include <boost/json.hpp>
+#include <cstdint>
 #include <cmath>
 
 #include "api/events_json.h"
@@ -43,6 +45,35 @@ Inbound heartbeat(const WsIdentity&, const void* data, const std::optional<std::
   if (ts && !finite_number(*ts))
     return reply(error_frame("invalid_request", "heartbeat data.timestamp must be a finite number"));
   return stamp_reply("heartbeat_ack", ts ? *ts : json::value(now_ms()));
+}
+
+// The room a frame names: data.room_id, which a chatroom socket may leave out (its own room)
+// and may not set to another. nullopt with *why set when refused.
+std::optional<Id> frame_room(const WsIdentity& who, const json::object& d, std::string& why) {
+  Id room = who.room;
+  if (auto r = d.if_contains("room_id")) {
+    std::optional<Id> id = r->is_string() ? parse_id(r->as_string()) : std::nullopt;
+    if (!id) {
+      why = "room_id must be an id string";
+      return std::nullopt;
+    }
+    if (who.room != 0 && *id != who.room) {
+      why = "a chatroom socket speaks for its own room only";
+      return std::nullopt;
+    }
+    room = *id;
+  }
+  if (room == 0) {
+    why = "room_id is required on the sidebar socket";
+    return std::nullopt;
+  }
+  return room;
+}
+
+// The error frame of a failed storage call.
+std::string failure_frame(const Error& e, const std::optional<std::string>& cmid) {
+  const char* code = e.kind() == ErrorKind::Unavailable ? "unavailable" : e.code().c_str();
+  return error_frame(code, e.what(), cmid);
 }
 
 }  // namespace
@@ -117,15 +148,10 @@ WsDispatcher::WsDispatcher(chat::ChatService& chat, Metrics& metrics, const Load
                       } catch (const Error& e) {
                         return refuse("invalid_request", e.what());
                       }
-                      Id room = who.room;
-                      if (auto r = d.if_contains("room_id")) {
-                        std::optional<Id> id = r->is_string() ? parse_id(r->as_string()) : std::nullopt;
-                        if (!id) return refuse("invalid_request", "room_id must be an id string");
-                        if (who.room != 0 && *id != who.room)
-                          return refuse("invalid_request", "a chatroom socket sends to its own room only");
-                        room = *id;
-                      }
-                      if (room == 0) return refuse("invalid_request", "room_id is required on the sidebar socket");
+                      std::string why;
+                      auto frame_room_id = frame_room(who, d, why);
+                      if (!frame_room_id) return refuse("invalid_request", why);
+                      Id room = *frame_room_id;
                       auto c = d.if_contains("content");
                       if (!c || !c->is_string()) return refuse("invalid_request", "content must be a string");
                       std::string content(c->as_string());
@@ -142,10 +168,44 @@ WsDispatcher::WsDispatcher(chat::ChatService& chat, Metrics& metrics, const Load
                           if (res.created) metrics.message_stored();
                           return ack_frame(*cmid, res.message);
                         } catch (const Error& e) {
-                          const char* code = e.kind() == ErrorKind::Unavailable ? "unavailable" : e.code().c_str();
-                          return error_frame(code, e.what(), cmid);
+                          return failure_frame(e, cmid);
                         } catch (const std::exception&) {
                           return error_frame("unavailable", "the message could not be stored; retry", cmid);
+                        }
+                      };
+                      return in;
+                    });
+  // delivered: moves the caller's delivered watermark; the answer is the message_delivered
+  // event every member's connections get (this one included) when it moved, nothing when not.
+  handlers_.emplace("delivered",
+                    [&chat, &load](const WsIdentity& who, const void* data,
+                                   const std::optional<std::string>& cmid) -> Inbound {
+                      const auto& d = data_of(data);
+                      auto refuse = [&](const char* code, const std::string& msg) {
+                        return reply(error_frame(code, msg, cmid));
+                      };
+                      std::string why;
+                      auto room = frame_room(who, d, why);
+                      if (!room) return refuse("invalid_request", why);
+                      auto u = d.if_contains("up_to_seq");
+                      if (!u || !(u->is_int64() || u->is_uint64()))
+                        return refuse("invalid_request", "up_to_seq must be a non-negative integer");
+                      if (u->is_int64() && u->get_int64() < 0)
+                        return refuse("invalid_request", "up_to_seq must be a non-negative integer");
+                      // Above the room's last seq is clamped, so beyond int64 is too.
+                      chat::Seq up_to =
+                          u->is_int64() ? u->get_int64()
+                                        : static_cast<chat::Seq>(std::min<std::uint64_t>(u->get_uint64(), INT64_MAX));
+                      if (load.overloaded()) return refuse("overloaded", "the server is busy; retry shortly");
+                      Inbound in;
+                      in.blocking = [&chat, who, room = *room, up_to, cmid]() -> std::string {
+                        try {
+                          chat.mark_delivered(who.user, room, up_to);
+                          return {};
+                        } catch (const Error& e) {
+                          return failure_frame(e, cmid);
+                        } catch (const std::exception&) {
+                          return error_frame("unavailable", "the delivered watermark could not be stored; retry", cmid);
                         }
                       };
                       return in;

@@ -117,6 +117,45 @@ TEST_F(Dispatch, AnOverloadedServerRefusesNewSends) {
   EXPECT_EQ(answer(sidebar, send(room, "x", "o")).at("type").as_string(), "ack");
 }
 
+TEST_F(Dispatch, DeliveredIsValidatedHereAndStoredOffTheIoThreadWithNoAnswerOfItsOwn) {
+  chat.add_member(alice, room, bob);
+  chat.send(alice, room, "1", {});
+  chat.send(alice, room, "2", {});
+  api::WsIdentity bob_side{bob, 0, "c3"};
+  api::WsIdentity bob_room{bob, room, "c4"};
+  auto frame = [](std::string_view data) { return std::string(R"({"type":"delivered","data":)") + std::string(data) + "}"; };
+  auto r = format_id(room);
+  // Refused before any storage work.
+  for (std::string data : {std::string(R"({"room_id":")") + r + R"("})",                  // no up_to_seq
+                           std::string(R"({"room_id":")") + r + R"(","up_to_seq":-1})",  // negative
+                           std::string(R"({"room_id":")") + r + R"(","up_to_seq":1.5})",
+                           std::string(R"({"room_id":")") + r + R"(","up_to_seq":"1"})",
+                           std::string(R"({"room_id":")") + r + R"(","up_to_seq":null})",
+                           std::string(R"({"up_to_seq":1})"),                        // sidebar: room_id required
+                           std::string(R"({"room_id":7,"up_to_seq":1})")}) {
+    auto in = d.dispatch(bob_side, frame(data), false);
+    EXPECT_FALSE(in.blocking) << data;
+    EXPECT_EQ(code(json::parse(in.reply).as_object()), "invalid_request") << data;
+  }
+  EXPECT_EQ(code(answer(bob_room, frame(R"({"room_id":"123456","up_to_seq":1})"))), "invalid_request");
+  // Accepted: the work is handed back; it answers nothing itself (the event does).
+  auto in = d.dispatch(bob_side, frame(std::string(R"({"room_id":")") + r + R"(","up_to_seq":1})"), false);
+  ASSERT_TRUE(in.blocking);
+  EXPECT_TRUE(in.reply.empty());
+  EXPECT_EQ(in.blocking(), "");
+  in = d.dispatch(bob_room, frame(R"({"up_to_seq":18446744073709551615})"), false);  // beyond int64: clamped
+  ASSERT_TRUE(in.blocking);
+  EXPECT_EQ(in.blocking(), "");
+  auto w = chat.read_by_who(alice, chat.history(alice, room, {}, {}, 10).messages.back().id);
+  ASSERT_EQ(w.delivered_to.size(), 1u);
+  EXPECT_EQ(w.delivered_to[0].user.id, bob);
+  // Refused by the domain: an unknown room, a non-member.
+  EXPECT_EQ(code(answer(bob_side, frame(R"({"room_id":"987654321","up_to_seq":1})"))), "not_found");
+  Id carol = chat.create_user("carol", "h").id;
+  EXPECT_EQ(code(answer(api::WsIdentity{carol, 0, "c5"}, frame(std::string(R"({"room_id":")") + r + R"(","up_to_seq":1})"))),
+            "forbidden");
+}
+
 namespace {
 // What the dispatcher hands the desk, and a verdict to answer with.
 struct FakeDesk : api::TypingDesk {

@@ -1,4 +1,5 @@
-// Which Redis channels carry an event. Room events (MessageCreated, MessageRead, Typing) go to one
+// Which Redis channels carry an event. Room events (MessageCreated, MessageRead,
+// MessageDelivered, Typing) go to one
 // channel per room, subscribed by every instance with a member of the room online (Hub →
 // Bus::watch_room), so a message costs one PUBLISH and one copy per such instance whatever
 // the room's size. Membership events go to the user's channel, subscribed by the instances
@@ -33,6 +34,7 @@ inline std::string broadcast_channel(std::string_view prefix) { return std::stri
 inline std::string channel_for(const chat::Event& e, std::string_view prefix) {
   if (const auto* m = std::get_if<chat::MessageCreated>(&e)) return room_channel(prefix, m->message.room_id);
   if (const auto* r = std::get_if<chat::MessageRead>(&e)) return room_channel(prefix, r->room);
+  if (const auto* d = std::get_if<chat::MessageDelivered>(&e)) return room_channel(prefix, d->room);
   if (const auto* j = std::get_if<chat::MemberJoined>(&e)) return user_channel(prefix, j->user);
   if (const auto* l = std::get_if<chat::MemberLeft>(&e)) return user_channel(prefix, l->user);
   if (const auto* t = std::get_if<chat::Typing>(&e)) return room_channel(prefix, t->room);

@@ -50,6 +50,17 @@ json::object body(const Event& e, const char*& tag) {
                                 {"members", std::move(members)},
                                 {"last_seq", x.last_seq}};
           },
+          [&](const MessageDelivered& x) {
+            tag = "md";
+            json::array members;
+            for (Id u : x.members) members.push_back(u);
+            return json::object{{"room", x.room},
+                                {"user", x.user},
+                                {"up_to", x.up_to_seq},
+                                {"at", x.delivered_at},
+                                {"members", std::move(members)},
+                                {"last_seq", x.last_seq}};
+          },
           [&](const MemberJoined& x) {
             tag = "mj";
             return json::object{{"room", x.room}, {"user", x.user}, {"last_seq", x.last_seq}, {"read_seq", x.read_seq}};
@@ -184,6 +195,21 @@ Event event_of(std::string_view tag, const json::object& b) {
       x.members.push_back(u);
     }
     x.last_seq = count_at(b, "last_seq");
+    return x;
+  }
+  if (tag == "md") {
+    MessageDelivered x;
+    x.room = id_at(b, "room");
+    x.user = id_at(b, "user");
+    x.up_to_seq = count_at(b, "up_to");
+    x.delivered_at = count_at(b, "at");
+    for (const auto& v : array_at(b, "members")) {
+      std::int64_t u = int_of(v, "members");
+      if (u <= 0) throw Bad("a member is not an id");
+      x.members.push_back(u);
+    }
+    x.last_seq = count_at(b, "last_seq");
+    if (x.up_to_seq > x.last_seq) throw Bad("\"up_to\" is past \"last_seq\"");
     return x;
   }
   if (tag == "mj") return MemberJoined{id_at(b, "room"), id_at(b, "user"), count_at(b, "last_seq"), count_at(b, "read_seq")};

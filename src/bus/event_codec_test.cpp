@@ -65,6 +65,17 @@ TEST(EventCodec, MessageReadRoundTripsEveryField) {
   EXPECT_EQ(got.last_seq, 5000);
 }
 
+TEST(EventCodec, MessageDeliveredRoundTripsEveryField) {
+  MessageDelivered e{42, 8, 4999, 1795000000777, {7, 8, 9}, 5000};
+  auto got = std::get<MessageDelivered>(round_trip(e));
+  EXPECT_EQ(got.room, 42);
+  EXPECT_EQ(got.user, 8);
+  EXPECT_EQ(got.up_to_seq, 4999);
+  EXPECT_EQ(got.delivered_at, 1795000000777);
+  EXPECT_EQ(got.members, e.members);
+  EXPECT_EQ(got.last_seq, 5000);
+}
+
 TEST(EventCodec, MembershipAndRevocationRoundTrip) {
   auto j = std::get<MemberJoined>(round_trip(MemberJoined{42, 9, 77, 70}));
   EXPECT_EQ(j.room, 42);
@@ -184,6 +195,12 @@ TEST(EventCodec, MalformedPayloadsAreRefusedWithAReason) {
       "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"tr\",\"e\":{\"user\":9,\"version\":3}",                 // truncated
       "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"mc\",\"e\":{\"m\":{\"id\":1,\"room\":2,\"sender\":3,\"content\":\"\xC3\x28\","
       "\"seq\":1,\"at\":1},\"members\":[],\"origin\":\"\"}}",  // invalid UTF-8
+      "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"md\",\"e\":{\"room\":42,\"user\":9,\"up_to\":-1,\"at\":1,"
+      "\"members\":[9],\"last_seq\":3}}",  // negative delivered watermark
+      "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"md\",\"e\":{\"room\":42,\"user\":9,\"up_to\":4,\"at\":1,"
+      "\"members\":[9],\"last_seq\":3}}",  // delivered past the room's last seq
+      "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"md\",\"e\":{\"room\":42,\"user\":9,\"up_to\":2,\"at\":1,"
+      "\"members\":[0],\"last_seq\":3}}",  // a member that is not an id
       "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
   };
   for (const char* text : bad) {
@@ -199,6 +216,7 @@ TEST(Channels, RoomEventsGoToTheRoomMembershipToTheUserRevocationsToAll) {
   EXPECT_EQ(bus::channel_for(mc, p), "parley:r:" + std::to_string(mc.message.room_id));
   MessageRead mr{42, 10, sample_message(false), 1, {}, {8, 9}, 5};
   EXPECT_EQ(bus::channel_for(mr, p), "parley:r:42");
+  EXPECT_EQ(bus::channel_for(MessageDelivered{42, 10, 3, 1, {8, 10}, 5}, p), "parley:r:42");
   EXPECT_EQ(bus::channel_for(MemberJoined{42, 9, 1, 1}, p), "parley:u:9");
   EXPECT_EQ(bus::channel_for(MemberLeft{42, 9, 1}, p), "parley:u:9");
   EXPECT_EQ(bus::channel_for(TokensRevoked{9, 2}, p), "parley:all");

@@ -18,10 +18,13 @@ TEST(LocalBus, HandsEveryCommittedEventOfTheDomainToTheReceiver) {
   Id room = chat.create_group(a, "r", {b}).room.id;
   auto sent = chat.send(b, room, "hi", {});
   chat.read_one(a, sent.message.id);
-  ASSERT_EQ(got.size(), 5u);  // two joins, the new room, the message, the read
+  ASSERT_EQ(got.size(), 6u);  // two joins, the new room, the message, the delivery the read implies, the read
   EXPECT_TRUE(std::holds_alternative<chat::RoomUpdated>(*got[2]));
   EXPECT_TRUE(std::holds_alternative<chat::MessageCreated>(*got[3]));
-  const auto& read = std::get<chat::MessageRead>(*got[4]);
+  const auto& delivered = std::get<chat::MessageDelivered>(*got[4]);
+  EXPECT_EQ(delivered.user, a);
+  EXPECT_EQ(delivered.up_to_seq, 1);
+  const auto& read = std::get<chat::MessageRead>(*got[5]);
   EXPECT_EQ(read.reader, a);
   EXPECT_EQ(read.newest_read.seq, 1);
   EXPECT_EQ(read.last_seq, 1);

@@ -41,6 +41,19 @@ struct MessageRead {
   Seq last_seq = 0;  // the room's, at commit
 };
 
+// user's delivered watermark moved to up_to_seq (grey double ticks): by a `delivered` frame,
+// or by a read call that moved the read watermark past it (a read implies delivered).
+// members: the room's active members at commit, who all hear it. last_seq: the room's at
+// commit (receivers hold it until the messages up to it are out, as for MessageRead).
+struct MessageDelivered {
+  Id room = 0;
+  Id user = 0;
+  Seq up_to_seq = 0;
+  TimeMs delivered_at = 0;
+  std::vector<Id> members;
+  Seq last_seq = 0;
+};
+
 // user became an active member (room creation, add, re-join) at the room's last_seq.
 struct MemberJoined {
   Id room = 0;
@@ -97,7 +110,8 @@ struct Typing {
   std::int64_t ttl_ms = 0;  // starts only
 };
 
-using Event = std::variant<MessageCreated, MessageRead, MemberJoined, MemberLeft, RoomUpdated, TokensRevoked, Typing>;
+using Event = std::variant<MessageCreated, MessageRead, MessageDelivered, MemberJoined, MemberLeft, RoomUpdated,
+                           TokensRevoked, Typing>;
 using EventPtr = std::shared_ptr<const Event>;
 
 // Where the domain hands its committed events (bus/ implements it). publish() is called

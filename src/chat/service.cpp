@@ -67,7 +67,8 @@ ReadResult move_watermark(Tx& tx, const RoomRow& room, MemberRow member, Seq tar
     r.moved = true;
     r.marked = next - member.read_seq;
     member.read_seq = next;
-    member.delivered_seq = std::max(member.delivered_seq, next);  // a read implies delivered
+    r.delivered_moved = next > member.delivered_seq;
+    member.delivered_seq = raise_delivered(member.delivered_seq, next);  // a read implies delivered
     tx.upsert_member(member);
     tx.insert_read_move(room.id, member.user_id, next, now);
   }
@@ -83,14 +84,20 @@ void join(Tx& tx, const RoomRow& room, Id user, TimeMs now) {
   m.room_id = room.id;
   m.user_id = user;
   m.read_seq = join_watermark(old ? std::optional<Seq>(old->read_seq) : std::nullopt, room.last_seq);
-  m.delivered_seq = std::max(old ? old->delivered_seq : 0, m.read_seq);
+  m.delivered_seq = raise_delivered(old ? old->delivered_seq : 0, m.read_seq);
   m.active = true;
   m.joined_at = now;
   tx.upsert_member(m);
   if (m.read_seq > 0) tx.insert_read_move(room.id, user, m.read_seq, now);
 }
 
-// The event of a read call that moved the reader's watermark (blue ticks, badges).
+// The event of a moved delivered watermark (grey double ticks), to every active member.
+void emit_delivered(Outbox& out, const RoomRow& room, Id user, Seq up_to_seq, TimeMs at, std::vector<Id> members) {
+  emit(out, MessageDelivered{room.id, user, up_to_seq, at, std::move(members), room.last_seq});
+}
+
+// The events of a read call that moved the reader's watermark: the delivered one first when
+// the read raised it too (grey, then blue), then the read (blue ticks, badges).
 void emit_read(Tx& tx, Outbox& out, const RoomRow& room, Id reader, const ReadResult& r) {
   if (!r.moved) return;
   MessageRead e;
@@ -98,7 +105,14 @@ void emit_read(Tx& tx, Outbox& out, const RoomRow& room, Id reader, const ReadRe
   e.reader = reader;
   e.read_at = r.at;
   e.newest_read = *tx.message_by_seq(room.id, r.up_to_seq);
-  for (auto& mu : tx.active_members(room.id)) {
+  auto members = tx.active_members(room.id);
+  if (r.delivered_moved) {
+    std::vector<Id> ids;
+    ids.reserve(members.size());
+    for (const auto& mu : members) ids.push_back(mu.user.id);
+    emit_delivered(out, room, reader, r.up_to_seq, r.at, std::move(ids));
+  }
+  for (auto& mu : members) {
     e.members.push_back(mu.user.id);
     if (mu.user.id == e.newest_read.sender_id || mu.read_seq < r.up_to_seq) continue;
     auto at = tx.first_read_at(room.id, mu.user.id, r.up_to_seq);
@@ -524,15 +538,48 @@ ReadByWho ChatService::read_by_who(Id caller, Id message) {
     for (auto& mu : tx.active_members(m->room_id)) {
       if (mu.user.id == m->sender_id) continue;
       ++out.member_count;
+      std::optional<TimeMs> read_at;
       if (mu.read_seq >= m->seq) {
-        auto at = tx.first_read_at(m->room_id, mu.user.id, m->seq);
-        out.read_by.push_back(Reader{mu.user, at.value_or(m->created_at)});
+        read_at = tx.first_read_at(m->room_id, mu.user.id, m->seq);
+        out.read_by.push_back(Reader{mu.user, read_at.value_or(m->created_at)});
       } else {
         out.unread_by.push_back(mu.user);
+      }
+      // Delivered when the delivered watermark passed it: at the first move that did, a read's
+      // (read_moves) or a `delivered` frame's (delivered_moves), whichever came first.
+      if (raise_delivered(mu.delivered_seq, mu.read_seq) >= m->seq) {
+        // (read_seq below seq: the read watermark never reached it, it only moves forward.)
+        auto frame_at = tx.first_delivered_move_at(m->room_id, mu.user.id, m->seq);
+        std::optional<TimeMs> at = frame_at && read_at ? std::min(*frame_at, *read_at) : frame_at ? frame_at : read_at;
+        out.delivered_to.push_back(Recipient{mu.user, at.value_or(m->created_at)});
       }
     }
   });
   return out;
+}
+
+DeliveredResult ChatService::mark_delivered(Id caller, Id room_id, Seq up_to_seq) {
+  if (up_to_seq < 0) bad_input("up_to_seq must be a non-negative integer");
+  DeliveredResult r;
+  Outbox events;
+  store_.write([&](Tx& tx) {
+    events.clear();
+    auto [room, me] = lock_room_as_member(tx, room_id, caller);
+    TimeMs now = tx.now();  // after the room lock: in commit order, times never go back along seq
+    r = DeliveredResult{room_id, me.delivered_seq, false, now};
+    Seq next = advance_watermark(raise_delivered(me.delivered_seq, me.read_seq), up_to_seq, room.last_seq);
+    if (next == me.delivered_seq) return;
+    me.delivered_seq = next;
+    tx.upsert_member(me);
+    tx.insert_delivered_move(room_id, caller, next, now);
+    r.up_to_seq = next;
+    r.moved = true;
+    std::vector<Id> members;
+    for (const auto& mu : tx.active_members(room_id)) members.push_back(mu.user.id);
+    emit_delivered(events, room, caller, next, now, std::move(members));
+  });
+  publish(events);
+  return r;
 }
 
 bool ChatService::user_exists(Id user) {

@@ -19,7 +19,16 @@ struct ReadResult {
   Seq unread_count = 0;  // the reader's unread count after the call
   Seq last_seq = 0;
   bool moved = false;  // whether the watermark moved (events are sent only then)
+  bool delivered_moved = false;  // whether it raised the delivered watermark (a read implies delivered)
   Seq marked = 0;      // how many messages became read
+  TimeMs at = 0;
+};
+
+// The outcome of a `delivered` frame.
+struct DeliveredResult {
+  Id room_id = 0;
+  Seq up_to_seq = 0;   // the user's delivered watermark after the call
+  bool moved = false;  // whether it moved (MessageDelivered is published only then)
   TimeMs at = 0;
 };
 
@@ -48,9 +57,15 @@ struct Reader {
   TimeMs read_at = 0;
 };
 
+struct Recipient {
+  User user;
+  TimeMs delivered_at = 0;
+};
+
 struct ReadByWho {
   Message message;
   std::vector<Reader> read_by;
+  std::vector<Recipient> delivered_to;  // read_by's members included: a read implies delivered
   std::vector<User> unread_by;
   std::size_t member_count = 0;
 };
@@ -109,6 +124,10 @@ class ChatService {
   std::vector<std::pair<Id, std::optional<Message>>> latest(Id caller);
   FirstUnread first_unread(Id caller, Id room);
   ReadByWho read_by_who(Id caller, Id message);
+  // Moves the caller's delivered watermark in the room towards up_to_seq (never back, never
+  // past last_seq); publishes MessageDelivered when it moved. 400 for a negative up_to_seq,
+  // 404 for an unknown room, 403 for a non-member.
+  DeliveredResult mark_delivered(Id caller, Id room, Seq up_to_seq);
 
   // Real-time support
   bool user_exists(Id user);

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "chat/read_state.h"
 #include "common/error.h"
 #include "storage/sqlite/sqlite_store.h"
 #include "storage/testing/test_database.h"
@@ -43,6 +44,12 @@ class ServiceTest : public ::testing::TestWithParam<std::string> {
   std::unique_ptr<Store> store;
   std::unique_ptr<ChatService> chat;
   Id alice = 0, bob = 0, carol = 0;
+  // The room's members with their watermarks, as storage has them (for tick_of).
+  std::vector<MemberUser> store_members(Id room) {
+    std::vector<MemberUser> out;
+    store->read([&](Tx& tx) { out = tx.active_members(room); });
+    return out;
+  }
 };
 
 std::string backend_name(const ::testing::TestParamInfo<std::string>& p) { return p.param; }
@@ -346,4 +353,119 @@ TEST_P(ServiceTest, RevocationBumpsTheTokenVersionAndAPasswordChangeNeedsTheExpe
   EXPECT_EQ(chat->token_version(alice), 3);  // the refused change rolled back
   EXPECT_FALSE(chat->token_version(999).has_value());
   EXPECT_EQ(kind_of([&] { chat->revoke_tokens(999); }), ErrorKind::Unauthorized);
+}
+
+// Delivered (grey double ticks): a per-(room, user) watermark, monotonic, clamped to last_seq,
+// raised by every read; MessageDelivered only when it moved.
+TEST_P(ServiceTest, DeliveredIsMonotonicClampedAndRaisedByReads) {
+  Id r = chat->create_group(alice, "r", {bob, carol}).room.id;
+  auto m1 = chat->send(alice, r, "1", {}).message;
+  auto m2 = chat->send(alice, r, "2", {}).message;
+  chat->send(alice, r, "3", {});
+  auto d = chat->mark_delivered(bob, r, 2);
+  EXPECT_TRUE(d.moved);
+  EXPECT_EQ(d.up_to_seq, 2);
+  d = chat->mark_delivered(bob, r, 1);  // backwards: no move
+  EXPECT_FALSE(d.moved);
+  EXPECT_EQ(d.up_to_seq, 2);
+  d = chat->mark_delivered(bob, r, 2);  // the same: no move
+  EXPECT_FALSE(d.moved);
+  d = chat->mark_delivered(bob, r, 1000);  // clamped to last_seq
+  EXPECT_TRUE(d.moved);
+  EXPECT_EQ(d.up_to_seq, 3);
+  EXPECT_FALSE(chat->mark_delivered(bob, r, 1000).moved);  // already at last_seq
+  EXPECT_FALSE(chat->mark_delivered(bob, r, 0).moved);
+  // A read implies delivered: carol never sent `delivered`, her read counts as one.
+  chat->read_one(carol, m2.id);
+  auto w = chat->read_by_who(alice, m1.id);
+  ASSERT_EQ(w.delivered_to.size(), 2u);
+  EXPECT_EQ(w.delivered_to[0].user.id, bob);
+  EXPECT_EQ(w.delivered_to[1].user.id, carol);
+  EXPECT_FALSE(chat->mark_delivered(carol, r, 2).moved);  // below her read watermark
+  EXPECT_TRUE(chat->mark_delivered(carol, r, 3).moved);
+  // Delivered is not read: bob read nothing.
+  EXPECT_EQ(chat->get_room(bob, r).unread_count, 3);
+}
+
+TEST_P(ServiceTest, DeliveredRefusesNegativeUnknownRoomAndNonMembers) {
+  Id r = chat->create_group(alice, "r", {bob}).room.id;
+  chat->send(alice, r, "1", {});
+  EXPECT_EQ(kind_of([&] { chat->mark_delivered(bob, r, -1); }), ErrorKind::BadInput);
+  EXPECT_EQ(kind_of([&] { chat->mark_delivered(bob, 987654, 1); }), ErrorKind::NotFound);
+  EXPECT_EQ(kind_of([&] { chat->mark_delivered(carol, r, 1); }), ErrorKind::Forbidden);
+  chat->remove_member(alice, r, bob);
+  EXPECT_EQ(kind_of([&] { chat->mark_delivered(bob, r, 1); }), ErrorKind::Forbidden);
+}
+
+TEST_P(ServiceTest, ReadByWhoDeliveredToExcludesTheSenderAndKeepsTheFirstTime) {
+  Id r = chat->create_group(alice, "r", {bob, carol}).room.id;
+  auto m1 = chat->send(alice, r, "1", {}).message;
+  auto w = chat->read_by_who(alice, m1.id);
+  EXPECT_TRUE(w.delivered_to.empty());  // stored, delivered to nobody yet: one grey tick
+  EXPECT_EQ(tick_of(m1.seq, alice, store_members(r)), Tick::Sent);
+  chat->mark_delivered(bob, r, 1);
+  w = chat->read_by_who(alice, m1.id);
+  ASSERT_EQ(w.delivered_to.size(), 1u);
+  EXPECT_EQ(w.delivered_to[0].user.id, bob);
+  EXPECT_EQ(w.delivered_to[0].user.username, "bob");
+  TimeMs bob_at = w.delivered_to[0].delivered_at;
+  EXPECT_GE(bob_at, m1.created_at);
+  chat->send(carol, r, "2", {});  // carol's send moves her watermarks past m1 (no frame)
+  auto m3 = chat->send(alice, r, "3", {}).message;
+  chat->mark_delivered(bob, r, 3);   // a later move does not change m1's time
+  chat->read_one(bob, m3.id);        // nor does a later read
+  w = chat->read_by_who(alice, m1.id);
+  ASSERT_EQ(w.delivered_to.size(), 2u);
+  EXPECT_EQ(w.delivered_to[0].delivered_at, bob_at);
+  for (const auto& d : w.delivered_to) EXPECT_NE(d.user.id, alice);  // the sender excluded
+  EXPECT_EQ(tick_of(m1.seq, alice, store_members(r)), Tick::Read);
+  // m3: read by bob, delivered to carol? Not yet: carol's watermarks are at 2.
+  EXPECT_EQ(tick_of(m3.seq, alice, store_members(r)), Tick::Sent);
+  chat->mark_delivered(carol, r, 3);
+  EXPECT_EQ(tick_of(m3.seq, alice, store_members(r)), Tick::Delivered);
+  w = chat->read_by_who(alice, m3.id);
+  EXPECT_EQ(w.delivered_to.size(), w.member_count);  // grey double tick
+  EXPECT_LT(w.read_by.size(), w.member_count);       // not blue yet
+}
+
+TEST(ServiceEvents, DeliveredPublishesOnlyWhenTheWatermarkMovesAndReadsPublishItToo) {
+  storage::SqliteStore store{storage::SqliteOptions{":memory:", 1, 256, false, {}}};
+  RecordingPublisher pub;
+  ChatService chat{store, &pub};
+  Id a = chat.create_user("alice", "h").id;
+  Id b = chat.create_user("bob", "h").id;
+  Id c = chat.create_user("carol", "h").id;
+  Id room = chat.create_group(a, "r", {b, c}).room.id;
+  chat.send(a, room, "1", {});
+  auto m2 = chat.send(a, room, "2", {}).message;
+  pub.events.clear();
+  chat.mark_delivered(b, room, 1);
+  ASSERT_EQ(pub.events.size(), 1u);
+  const auto& d = std::get<MessageDelivered>(*pub.events[0]);
+  EXPECT_EQ(d.room, room);
+  EXPECT_EQ(d.user, b);
+  EXPECT_EQ(d.up_to_seq, 1);
+  EXPECT_EQ(d.last_seq, 2);
+  EXPECT_EQ(d.members, (std::vector<Id>{a, b, c}));
+  EXPECT_GT(d.delivered_at, 0);
+  pub.events.clear();
+  chat.mark_delivered(b, room, 1);  // no move, no event
+  chat.mark_delivered(b, room, 0);
+  EXPECT_TRUE(pub.events.empty());
+  // A read past the delivered watermark: MessageDelivered first, then MessageRead.
+  chat.read_one(b, m2.id);
+  ASSERT_EQ(pub.events.size(), 2u);
+  EXPECT_EQ(std::get<MessageDelivered>(*pub.events[0]).up_to_seq, 2);
+  EXPECT_EQ(std::get<MessageRead>(*pub.events[1]).newest_read.seq, 2);
+  pub.events.clear();
+  // A read below the delivered watermark moves only the read one.
+  chat.mark_delivered(c, room, 2);
+  pub.events.clear();
+  chat.mark_all_read(c, room);
+  ASSERT_EQ(pub.events.size(), 1u);
+  EXPECT_TRUE(std::holds_alternative<MessageRead>(*pub.events[0]));
+  pub.events.clear();
+  // A refused call publishes nothing.
+  EXPECT_EQ(kind_of([&] { chat.mark_delivered(424242, room, 1); }), ErrorKind::Forbidden);
+  EXPECT_TRUE(pub.events.empty());
 }

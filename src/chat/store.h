@@ -58,6 +58,12 @@ class Tx {
   virtual void insert_read_move(Id room, Id user, Seq up_to_seq, TimeMs at) = 0;
   // When the user's watermark in the room first reached seq (nullopt if never).
   virtual std::optional<TimeMs> first_read_at(Id room, Id user, Seq seq) = 0;
+  // Delivered watermark history: one row per move made by a `delivered` frame. A move made by
+  // a read is in read_moves already (a read implies delivered), so the time the delivered
+  // watermark first reached seq is the earlier of first_read_at and first_delivered_move_at.
+  virtual void insert_delivered_move(Id room, Id user, Seq up_to_seq, TimeMs at) = 0;
+  // When a `delivered` move of the user in the room first reached seq (nullopt if none did).
+  virtual std::optional<TimeMs> first_delivered_move_at(Id room, Id user, Seq seq) = 0;
   // The time of this write, in commit order: never earlier than that of a write committed
   // before it in the same room (so read_at is never before created_at, whatever the wall
   // clock does). Take it after the write's lock_room_by_id calls: with several writers of one

@@ -16,6 +16,7 @@
 #include "api/events_json.h"
 #include "chat/room_order.h"
 #include "chat/unread_tracker.h"
+#include "common/bounded_lru.h"
 
 namespace parley::net {
 namespace asio = boost::asio;
@@ -218,8 +219,60 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
       send_badge(it->second, it->second.tracker.apply(e.room, e.last_seq, e.newest_read.seq));
   }
 
+  // message_delivered to every member's connections (the user's own included: their other
+  // devices learn that the messages reached one of them).
+  // Events of one room reach the hub in any order (docs/decisions.md "Events are ordered by
+  // the receiver"): one that is not above the newest delivered watermark already sent for its
+  // (room, user) is stale and goes nowhere, so members see each watermark only move forward.
+  struct RoomUserHash {
+    std::size_t operator()(const std::pair<Id, Id>& k) const noexcept {
+      return std::hash<Id>()(k.first) * 1000003u ^ std::hash<Id>()(k.second);
+    }
+  };
+  static constexpr std::size_t kMaxDeliveredMarks = 65536;  // (room, user) pairs; beyond, the oldest forgotten
+  BoundedLru<std::pair<Id, Id>, chat::Seq, RoomUserHash> delivered_sent{kMaxDeliveredMarks};
+
+  void deliver_delivered(const chat::MessageDelivered& e) {
+    chat::Seq& sent = delivered_sent.get_or_insert({e.room, e.user}, [] { return chat::Seq{-1}; });
+    if (e.up_to_seq <= sent) return;
+    sent = e.up_to_seq;
+    api::OutEventPtr frame;
+    for (Id m : e.members) {
+      auto it = users.find(m);
+      if (it == users.end()) continue;
+      if (!frame) frame = api::message_delivered_event(e);
+      each_follower(it->second, e.room, [&](const ConnPtr& c) { c->deliver(frame); });
+    }
+  }
+
+  // A parked watermark event: a MessageRead or a MessageDelivered.
+  static chat::Seq parked_last_seq(const chat::Event& ev) {
+    if (const auto* r = std::get_if<chat::MessageRead>(&ev)) return r->last_seq;
+    return std::get<chat::MessageDelivered>(ev).last_seq;
+  }
+  void deliver_parked(const chat::Event& ev) {
+    if (const auto* r = std::get_if<chat::MessageRead>(&ev)) return deliver_read(*r);
+    deliver_delivered(std::get<chat::MessageDelivered>(ev));
+  }
+  // A watermark event in a room past what the sequencer released waits until it is out
+  // (in the order they came), or a member would hear of a read or delivery before the
+  // message: a read's badge (count down) would come before the message's (count up).
+  void park_or_deliver(Id room, chat::Seq last_seq, const chat::EventPtr& ev) {
+    if (sequencer.anchored(room) && last_seq >= sequencer.next(room)) {
+      auto& parked = parked_reads[room];
+      if (parked.size() >= kMaxParkedReads) {
+        deliver_parked(*parked.front());
+        parked.erase(parked.begin());
+      }
+      parked.push_back(ev);
+      return;
+    }
+    deliver_parked(*ev);
+  }
+
   // A read of a message this instance has not released yet waits for it, so that the
   // message's badge (count up) comes before the read's (count down), as they happened.
+  // Delivered events wait the same way, in one queue with the reads of their room.
   static constexpr std::size_t kMaxParkedReads = 1000;  // per room; beyond, the oldest go at once
   std::unordered_map<Id, std::vector<chat::EventPtr>> parked_reads;
   void release_parked(Id room) {
@@ -228,9 +281,8 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
     chat::Seq next = sequencer.next(room);
     std::vector<chat::EventPtr> keep;
     for (auto& ev : it->second) {
-      const auto& r = std::get<chat::MessageRead>(*ev);
-      if (next == 0 || r.last_seq < next)
-        deliver_read(r);
+      if (next == 0 || parked_last_seq(*ev) < next)
+        deliver_parked(*ev);
       else
         keep.push_back(std::move(ev));
     }
@@ -310,18 +362,8 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
                      }
                      sequencer.offer(room, e.message.seq, ev, Clock::now(), released);
                    },
-                   [&](const chat::MessageRead& e) {
-                     if (sequencer.anchored(e.room) && e.last_seq >= sequencer.next(e.room)) {
-                       auto& parked = parked_reads[e.room];
-                       if (parked.size() >= kMaxParkedReads) {
-                         deliver_read(std::get<chat::MessageRead>(*parked.front()));
-                         parked.erase(parked.begin());
-                       }
-                       parked.push_back(ev);
-                       return;
-                     }
-                     deliver_read(e);
-                   },
+                   [&](const chat::MessageRead& e) { park_or_deliver(e.room, e.last_seq, ev); },
+                   [&](const chat::MessageDelivered& e) { park_or_deliver(e.room, e.last_seq, ev); },
                    [&](const chat::MemberJoined& e) {
                      auto it = users.find(e.user);
                      if (it == users.end()) return;

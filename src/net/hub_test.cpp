@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "auth/jwt.h"
+#include "common/time.h"
 #include "storage/sqlite/fault_vfs_test.h"
 #include "storage/sqlite/sqlite_store.h"
 
@@ -497,6 +498,55 @@ TEST(HubResync, ARefusedResyncIsTriedAgainUntilStorageAnswers) {
   }
   faultvfs::control().clear();
   std::filesystem::remove_all(dir);
+}
+
+TEST_F(HubTest, DeliveredGoesToEveryMembersConnectionsAfterItsMessagesAndNeverBackwards) {
+  Id other = chat.create_group(alice, "o", {bob}).room.id;
+  auto a = sidebar(alice, "a1");
+  auto ar = std::make_shared<FakeConn>("a2");
+  hub->add(alice, room, ar);
+  auto ao = std::make_shared<FakeConn>("a3");  // a chatroom socket of another room
+  hub->add(alice, other, ao);
+  hub->anchor(room, 0);
+  auto b = sidebar(bob, "b1");
+  auto m1 = chat.send(alice, room, "1", {}).message;
+  auto m2 = chat.send(alice, room, "2", {}).message;
+  auto delivered = [&](chat::Seq up_to, chat::Seq last_seq) {
+    return std::make_shared<const chat::Event>(
+        chat::MessageDelivered{room, bob, up_to, 1795000000000 + up_to, {alice, bob}, last_seq});
+  };
+  hub->on_event(created(m1));
+  ASSERT_TRUE(until([&] { return b->seqs().size() == 1; }));
+  // Delivered up to 2 before message 2 is out here: it waits for it.
+  hub->on_event(delivered(2, 2));
+  settle();
+  EXPECT_TRUE(b->of("message_delivered").empty());
+  hub->on_event(created(m2));
+  ASSERT_TRUE(until([&] { return a->of("message_delivered").size() == 1 && ar->of("message_delivered").size() == 1 &&
+                                 b->of("message_delivered").size() == 1; }));
+  auto d = ar->of("message_delivered")[0];
+  EXPECT_EQ(d.at("room_id").as_string(), format_id(room));
+  EXPECT_EQ(d.at("user_id").as_string(), format_id(bob));
+  EXPECT_EQ(d.at("up_to_seq").as_int64(), 2);
+  EXPECT_EQ(d.at("delivered_at").as_string(), format_rfc3339(1795000000002));
+  // On bob's sidebar, message 2 came before the delivered event that covers it.
+  {
+    std::lock_guard g(b->mu);
+    std::size_t msg2 = 0, del = 0;
+    for (std::size_t i = 0; i < b->got.size(); ++i) {
+      const auto& o = b->got[i];
+      if (o.at("type").as_string() == "new_message" && o.at("data").at("seq").as_int64() == 2) msg2 = i;
+      if (o.at("type").as_string() == "message_delivered") del = i;
+    }
+    EXPECT_LT(msg2, del);
+  }
+  // A late (older or equal) watermark goes nowhere.
+  hub->on_event(delivered(1, 1));
+  hub->on_event(delivered(2, 2));
+  settle();
+  EXPECT_EQ(a->of("message_delivered").size(), 1u);
+  EXPECT_EQ(b->of("message_delivered").size(), 1u);
+  EXPECT_TRUE(ao->of("message_delivered").empty());  // not its room
 }
 
 // Typing through the hub: the typer's frames checked against the tracker, coalesced and

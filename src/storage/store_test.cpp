@@ -93,6 +93,67 @@ TEST_P(StoreTest, ReopenKeepsDataAndSchemaVersion) {
   EXPECT_EQ(db->query_int("SELECT count(*) FROM schema_version"), 1);
 }
 
+// Delivered (grey double ticks): the delivered watermark's moves by `delivered` frames, and
+// the per-message time derived from them and the read moves, on both backends; the step that
+// adds them migrates a database of the version before it.
+TEST_P(StoreTest, DeliveredMovesGiveEachMessageTheFirstTimeTheWatermarkPassedIt) {
+  {
+    auto store = db->open();
+    store->write([](chat::Tx& tx) {
+      tx.insert_delivered_move(5, 7, 2, 1000);
+      tx.insert_delivered_move(5, 7, 6, 2000);
+      tx.insert_delivered_move(5, 7, 6, 3000);  // a repeated move keeps the first time
+      tx.insert_delivered_move(5, 8, 9, 500);   // another user
+      tx.insert_delivered_move(4, 7, 9, 400);   // another room
+    });
+    store->read([](chat::Tx& tx) {
+      EXPECT_EQ(tx.first_delivered_move_at(5, 7, 1), 1000);
+      EXPECT_EQ(tx.first_delivered_move_at(5, 7, 2), 1000);
+      EXPECT_EQ(tx.first_delivered_move_at(5, 7, 3), 2000);
+      EXPECT_EQ(tx.first_delivered_move_at(5, 7, 6), 2000);
+      EXPECT_EQ(tx.first_delivered_move_at(5, 7, 7), std::nullopt);
+      EXPECT_EQ(tx.first_delivered_move_at(5, 9, 1), std::nullopt);
+    });
+  }
+  // Through the domain, after a reopen: members' watermarks and read-by-who's delivered_to.
+  auto store = db->open();
+  chat::ChatService chat(*store);
+  Id a = chat.create_user("alice", "h").id;
+  Id b = chat.create_user("bob", "h").id;
+  Id c = chat.create_user("carol", "h").id;
+  Id room = chat.create_group(a, "r", {b, c}).room.id;
+  auto m1 = chat.send(a, room, "1", {}).message;
+  auto m2 = chat.send(a, room, "2", {}).message;
+  chat.mark_delivered(b, room, 1);
+  chat.read_one(c, m2.id);  // a read implies delivered
+  chat.mark_delivered(b, room, 99);
+  store->read([&](chat::Tx& tx) {
+    auto mb = tx.member(room, b);
+    ASSERT_TRUE(mb);
+    EXPECT_EQ(mb->delivered_seq, 2);  // clamped to last_seq
+    EXPECT_EQ(mb->read_seq, 0);
+    auto mc = tx.member(room, c);
+    EXPECT_EQ(mc->delivered_seq, 2);
+    EXPECT_EQ(tx.first_delivered_move_at(room, c, 1), std::nullopt);  // carol's is a read move
+  });
+  auto w1 = chat.read_by_who(a, m1.id);
+  ASSERT_EQ(w1.delivered_to.size(), 2u);
+  auto w2 = chat.read_by_who(a, m2.id);
+  ASSERT_EQ(w2.delivered_to.size(), 2u);
+  EXPECT_LE(w1.delivered_to[0].delivered_at, w2.delivered_to[0].delivered_at);  // bob: 1 before 2
+  EXPECT_EQ(w1.delivered_to[1].delivered_at, w2.delivered_to[1].delivered_at);  // carol: one read
+}
+
+TEST_P(StoreTest, TheDeliveredStepMigratesADatabaseOfTheVersionBefore) {
+  { auto store = db->open(); }
+  db->exec("DROP TABLE delivered_moves");
+  db->exec("UPDATE schema_version SET version = " + std::to_string(schema_version() - 1));
+  auto store = db->open();
+  EXPECT_EQ(db->query_int("SELECT version FROM schema_version"), schema_version());
+  store->write([](chat::Tx& tx) { tx.insert_delivered_move(1, 2, 3, 4); });
+  EXPECT_EQ(db->query_int("SELECT count(*) FROM delivered_moves"), 1);
+}
+
 TEST_P(StoreTest, RefusesADatabaseFromANewerVersion) {
   { auto store = db->open(); }
   db->exec("UPDATE schema_version SET version = 999");

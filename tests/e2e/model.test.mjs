@@ -42,7 +42,19 @@
 //     unread_count) carries the model's unread count, and a last_seq no higher than the
 //     room's, with only the user's own messages above it (an update is sent when the count
 //     changes, and a user's own message, echo or not, leaves their count as it was);
-//   - `message_read` only for rooms the user has been in, never above the room's last_seq.
+//   - `message_read` only for rooms the user has been in, never above the room's last_seq;
+//   - `message_delivered` only for rooms the user has been in, per (room, user) strictly
+//     increasing on a connection, never above the room's last_seq nor the model's delivered
+//     watermark of that user.
+// Delivered (CONTRACT.md "Delivered"): between steps, from a PRNG stream of its own (so that
+// a seed's other operations stay as they were), a user sends `delivered` {room_id,
+// up_to_seq} on one of their sidebars, with an up_to_seq at, below or above the room's
+// last_seq. The model's delivered watermark of (room, user) is max(every `delivered`, clamped
+// to last_seq at that moment; the read watermark): a read, a send and a join raise it with
+// the read one. A move must come back as `message_delivered` on that socket; a non-member
+// gets `error` `forbidden`. read-by-who's `delivered_to` must list exactly the members but
+// the sender whose delivered watermark is at or past the message, each `delivered_at` fixed
+// once seen, not before the message, not after that member's `read_at`.
 // A few times during the run (between steps, from a separate PRNG stream so that the REST
 // operations of a seed stay as they were) one of a user's sidebars is closed and reopened,
 // and the snapshot right after `connected` must be exactly one update per room of the user

@@ -10,6 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -106,6 +107,48 @@ test('a message sent via A reaches sidebar and chatroom sockets on B in seq orde
   assert.equal(read.data.up_to_seq, 10, 'message_read on A from a read on B');
   assert.equal(await unreadOf(bob.a, room.id), 20, 'REST on A agrees');
   assert.equal(badge(carolSide, room.id).unread_count, 30, "bob's read does not touch carol's badge");
+});
+
+// How many connections Redis has subscribed to `channel` (PUBSUB NUMSUB over RESP).
+function numsub(channel) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(redisPort, '127.0.0.1', () => {
+      const args = ['PUBSUB', 'NUMSUB', channel];
+      s.write(`*${args.length}\r\n` + args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join(''));
+    });
+    let buf = '';
+    s.on('data', (d) => {
+      buf += d;
+      const m = buf.match(/^\*2\r\n\$\d+\r\n[^\r]*\r\n:(\d+)\r\n/);
+      if (m) { s.end(); resolve(Number(m[1])); }
+    });
+    s.on('error', reject);
+  });
+}
+async function waitSubscribers(channel, n) {
+  while (await numsub(channel) < n) await sleep(20);
+}
+
+test('delivered on B reaches the sender on A (message_delivered across instances), and read-by-who on A lists it', { skip: !REDIS && 'redis-server is not installed' }, async () => {
+  const alice = await user('dva');
+  const bob = await user('dvb');
+  const room = await group(alice, [bob], 'ticks across');
+  const aliceSide = await sidebar(A, alice);
+  const bobSide = await sidebar(B, bob);
+  // Watermark events are not caught up from storage: both instances must follow the room first.
+  await waitSubscribers(`parley:r:${room.id}`, 2);
+  const m = await send(alice.a, room.id, 'hello');
+  const got = await bobSide.next((e) => e.type === 'new_message' && e.data.id === m.id, 5000);
+  bobSide.send({ type: 'delivered', data: { room_id: room.id, up_to_seq: got.data.seq } });
+  const isMine = (e) => e.type === 'message_delivered' && e.data.room_id === room.id;
+  const onA = await aliceSide.next(isMine, 5000);
+  const onB = await bobSide.next(isMine, 5000);
+  assert.deepEqual(onA.data, onB.data, 'the same event on both instances');
+  assert.equal(onA.data.user_id, bob.user.id);
+  assert.equal(onA.data.up_to_seq, 1);
+  const w = await alice.a.get(`/api/messages/${m.id}/read-by-who`);
+  assertStatus(w, 200, 'read-by-who on A');
+  assert.deepEqual(w.body.delivered_to, [{ user_id: bob.user.id, username: bob.user.username, delivered_at: onA.data.delivered_at }]);
 });
 
 test('logout on A closes the user\'s sockets on B with 1008 token revoked within 2 s', { skip: !REDIS && 'redis-server is not installed' }, async () => {

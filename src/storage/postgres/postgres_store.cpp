@@ -87,6 +87,16 @@ CREATE TABLE database_identity(
   singleton integer PRIMARY KEY CHECK(singleton = 1) DEFAULT 1);
 INSERT INTO database_identity(id) VALUES(current_setting('parley.new_database_id'));
 )sql",
+    // Delivered (grey double ticks): the moves of the delivered watermark made by `delivered`
+    // frames (those made by reads are the read_moves rows), behind delivered_at.
+    R"sql(
+CREATE TABLE delivered_moves(
+  room_id bigint NOT NULL,
+  user_id bigint NOT NULL,
+  up_to_seq bigint NOT NULL,
+  at bigint NOT NULL,
+  PRIMARY KEY(room_id, user_id, up_to_seq));
+)sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
@@ -587,6 +597,17 @@ class PgTx final : public chat::Tx {
     // A re-join can land on a watermark reached before: the first time is the one kept.
     c_.defer("INSERT INTO read_moves(room_id, user_id, up_to_seq, at) VALUES($1,$2,$3,$4) ON CONFLICT DO NOTHING",
              Params(room, user, up_to_seq, at));
+  }
+  void insert_delivered_move(Id room, Id user, Seq up_to_seq, TimeMs at) override {
+    c_.defer(
+        "INSERT INTO delivered_moves(room_id, user_id, up_to_seq, at) VALUES($1,$2,$3,$4) ON CONFLICT DO NOTHING",
+        Params(room, user, up_to_seq, at));
+  }
+  std::optional<TimeMs> first_delivered_move_at(Id room, Id user, Seq seq) override {
+    auto r = c_.query(
+        "SELECT at FROM delivered_moves WHERE room_id=$1 AND user_id=$2 AND up_to_seq>=$3 ORDER BY up_to_seq LIMIT 1",
+        Params(room, user, seq));
+    return first_row(r, int_row);
   }
   std::optional<TimeMs> first_read_at(Id room, Id user, Seq seq) override {
     auto r = c_.query(

@@ -85,6 +85,16 @@ CREATE TABLE database_identity(
   singleton INTEGER PRIMARY KEY CHECK(singleton = 1) DEFAULT 1);
 INSERT INTO database_identity(id) VALUES(parley_random_hex(16));
 )sql",
+    // Delivered (grey double ticks): the moves of the delivered watermark made by `delivered`
+    // frames (those made by reads are the read_moves rows), behind delivered_at.
+    R"sql(
+CREATE TABLE delivered_moves(
+  room_id INTEGER NOT NULL,
+  user_id INTEGER NOT NULL,
+  up_to_seq INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY(room_id, user_id, up_to_seq)) WITHOUT ROWID;
+)sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
@@ -532,6 +542,24 @@ class SqliteTx final : public chat::Tx {
   TimeMs now() override {
     last_now_ = std::max(last_now_, now_ms());
     return last_now_;
+  }
+
+  void insert_delivered_move(Id room, Id user, Seq up_to_seq, TimeMs at) override {
+    c_.prepare(
+          "INSERT INTO delivered_moves(room_id, user_id, up_to_seq, at) VALUES(?,?,?,?) "
+          "ON CONFLICT DO NOTHING")
+        .bind(1, room)
+        .bind(2, user)
+        .bind(3, up_to_seq)
+        .bind(4, at)
+        .exec();
+  }
+  std::optional<TimeMs> first_delivered_move_at(Id room, Id user, Seq seq) override {
+    auto s = c_.prepare(
+        "SELECT at FROM delivered_moves WHERE room_id=? AND user_id=? AND up_to_seq>=? "
+        "ORDER BY up_to_seq LIMIT 1");
+    s.bind(1, room).bind(2, user).bind(3, seq);
+    return first_row(s, int_row);
   }
 
   std::optional<TimeMs> first_read_at(Id room, Id user, Seq seq) override {

@@ -48,13 +48,13 @@ const sortedIds = (xs) => [...xs].map(String).sort();
 // The reference model.
 export class Model {
   constructor() {
-    this.rooms = new Map(); // id → {id, type, createdBy, members:Set, msgs:[], wm:Map, cmids:Map}
+    this.rooms = new Map(); // id → {id, type, createdBy, members:Set, msgs:[], wm:Map, dlv:Map, cmids:Map}
     this.msgs = new Map(); // id → {id, roomId, seq, sender, content, cmid, createdAt, recipients}
     this.order = []; // every message, in the order the model learnt of them
   }
 
   addRoom(id, type, createdBy, memberIds) {
-    const room = { id, type, createdBy, members: new Set(memberIds), msgs: [], wm: new Map(), cmids: new Map() };
+    const room = { id, type, createdBy, members: new Set(memberIds), msgs: [], wm: new Map(), dlv: new Map(), cmids: new Map() };
     for (const u of memberIds) room.wm.set(u, 0);
     this.rooms.set(id, room);
     return room;
@@ -63,6 +63,13 @@ export class Model {
   isMember(roomId, u) { return this.rooms.get(roomId).members.has(u); }
   wm(roomId, u) { return this.rooms.get(roomId).wm.get(u) ?? 0; }
   lastSeq(roomId) { return this.rooms.get(roomId).msgs.length; }
+  // The delivered watermark: the highest `delivered` (clamped when it came), raised by the
+  // read watermark (a read implies delivered; sends and joins move the read one too).
+  dwm(roomId, u) { return Math.max(this.rooms.get(roomId).dlv.get(u) ?? 0, this.wm(roomId, u)); }
+  delivered(roomId, u, upTo) {
+    const room = this.rooms.get(roomId);
+    room.dlv.set(u, Math.max(room.dlv.get(u) ?? 0, Math.min(upTo, room.msgs.length)));
+  }
   roomsOf(u) { return [...this.rooms.values()].filter((r) => r.members.has(u)); }
 
   // The contract's rule, literally: messages above the watermark not sent by the user.
@@ -186,6 +193,9 @@ export async function runModel(t, { caseName, nUsers: N_USERS, steps: STEPS, ser
       pending: new Map(), // id → message due on this connection and not arrived yet
       toValidate: [], // new_message events not yet compared with the model
       reads: [], // message_read events not yet checked
+      delivs: [], // message_delivered events not yet checked
+      lastDeliv: new Map(), // `${room}|${user}` → the highest up_to_seq of message_delivered so far
+      acks: [], // heartbeat_ack waiters (fences)
       waiters: [], // WS sends awaiting their ack or error: {cmid, resolve}
     };
   }
@@ -224,6 +234,18 @@ export async function runModel(t, { caseName, nUsers: N_USERS, steps: STEPS, ser
       s.toValidate.push({ d, step: curStep, conn: conn.n });
     } else if (type === 'message_read') {
       s.reads.push({ d, step: curStep, conn: conn.n });
+    } else if (type === 'message_delivered') {
+      const key = `${d.room_id}|${d.user_id}`;
+      const prev = s.lastDeliv.get(key);
+      if (prev !== undefined && !(d.up_to_seq > prev)) {
+        problem(u, `conn #${conn.n}: message_delivered ${rlabel(d.room_id)} of ${label(d.user_id)} up_to_seq ${d.up_to_seq} after ${prev}: not a move forward`);
+      }
+      if (!TIME_RE.test(d.delivered_at ?? '')) problem(u, `conn #${conn.n}: message_delivered without a delivered_at: ${JSON.stringify(d)}`);
+      s.lastDeliv.set(key, Math.max(prev ?? 0, d.up_to_seq));
+      s.delivs.push({ d, step: curStep, conn: conn.n });
+    } else if (type === 'heartbeat_ack') {
+      const w = s.acks.shift();
+      if (w) w();
     } else if (type === 'ack' || type === 'error') {
       // The answer to a WS send on this connection: by client_msg_id, or (an error that names
       // none) the oldest one waiting, so that a wrong answer fails that send at once.
@@ -293,6 +315,14 @@ export async function runModel(t, { caseName, nUsers: N_USERS, steps: STEPS, ser
         if (!room || !room.wm.has(u.id)) problem(u, `${shown}: a room ${u.label} has never been in`);
         else if (!isCount(d.up_to_seq) || d.up_to_seq > room.msgs.length) problem(u, `${shown}: beyond last_seq ${room.msgs.length}`);
         else if (!byId.has(d.reader_id) || !room.wm.has(d.reader_id)) problem(u, `${shown}: the reader has never been in the room`);
+      }
+      for (const { d, step } of s.delivs.splice(0)) {
+        const room = model.rooms.get(d.room_id);
+        const shown = `message_delivered ${rlabel(d.room_id)} of ${label(d.user_id)} up_to_seq ${d.up_to_seq} (conn #${conn.n}, arrived in step ${step})`;
+        if (!room || !room.wm.has(u.id)) problem(u, `${shown}: a room ${u.label} has never been in`);
+        else if (!byId.has(d.user_id) || !room.wm.has(d.user_id)) problem(u, `${shown}: that user has never been in the room`);
+        else if (!Number.isInteger(d.up_to_seq) || d.up_to_seq < 1 || d.up_to_seq > room.msgs.length) problem(u, `${shown}: not within 1..last_seq ${room.msgs.length}`);
+        else if (d.up_to_seq > model.dwm(d.room_id, d.user_id)) problem(u, `${shown}: above the model's delivered watermark ${model.dwm(d.room_id, d.user_id)}`);
       }
     }
   }
@@ -423,6 +453,7 @@ export async function runModel(t, { caseName, nUsers: N_USERS, steps: STEPS, ser
 
   // ---- checks ----
   const readAtSeen = new Map(); // `${msgId}|${userId}` → read_at first observed
+  const deliveredAtSeen = new Map(); // `${msgId}|${userId}` → delivered_at first observed
 
   async function checkUnreadCounts(u) {
     const res = await u.api.get('/api/messages/unread-counts');
@@ -460,6 +491,7 @@ export async function runModel(t, { caseName, nUsers: N_USERS, steps: STEPS, ser
     const others = [...room.members].filter((x) => x !== m.sender);
     const readBy = others.filter((x) => model.wm(m.roomId, x) >= m.seq);
     const unreadBy = others.filter((x) => model.wm(m.roomId, x) < m.seq);
+    const deliveredTo = others.filter((x) => model.dwm(m.roomId, x) >= m.seq);
     const b = res.body;
     assert.equal(b.message_id, m.id, `${what}: message_id`);
     assert.equal(b.room_id, m.roomId, `${what}: room_id`);
@@ -474,6 +506,22 @@ export async function runModel(t, { caseName, nUsers: N_USERS, steps: STEPS, ser
     assert.equal(b.member_count, others.length, `${what}: member_count`);
     for (const x of [...b.read_by, ...b.unread_by]) {
       assert.equal(x.username, byId.get(x.user_id).user.username, `${what}: username of ${label(x.user_id)}`);
+    }
+    assert.ok(Array.isArray(b.delivered_to), `${what}: delivered_to ${show(res)}`);
+    const gotDelivered = b.delivered_to.map((x) => x.user_id);
+    assert.deepEqual(sortedIds(gotDelivered), sortedIds(deliveredTo),
+      `${what}: delivered_to got [${lbl(gotDelivered)}], model [${lbl(deliveredTo)}]`);
+    const readAtOf = new Map(b.read_by.map((x) => [x.user_id, x.read_at]));
+    for (const x of b.delivered_to) {
+      assert.equal(x.username, byId.get(x.user_id).user.username, `${what}: delivered_to username of ${label(x.user_id)}`);
+      assert.match(x.delivered_at, TIME_RE, `${what}: delivered_at of ${label(x.user_id)}`);
+      assert.ok(x.delivered_at >= m.createdAt, `${what}: delivered_at ${x.delivered_at} of ${label(x.user_id)} before created_at ${m.createdAt}`);
+      const readAt = readAtOf.get(x.user_id);
+      if (readAt !== undefined) assert.ok(x.delivered_at <= readAt, `${what}: delivered_at ${x.delivered_at} of ${label(x.user_id)} after its read_at ${readAt}`);
+      const key = `${m.id}|${x.user_id}`;
+      const seen = deliveredAtSeen.get(key);
+      if (seen === undefined) deliveredAtSeen.set(key, x.delivered_at);
+      else assert.equal(x.delivered_at, seen, `${what}: delivered_at of ${label(x.user_id)} changed`);
     }
     for (const x of b.read_by) {
       assert.match(x.read_at, TIME_RE, `${what}: read_at of ${label(x.user_id)}`);
@@ -872,6 +920,62 @@ export async function runModel(t, { caseName, nUsers: N_USERS, steps: STEPS, ser
     return 'send';
   }
 
+  // `delivered` on one of u's sidebars (its own PRNG stream). Resolves once the server has
+  // handled it: a move → its message_delivered on that socket; a refusal → the error; no move
+  // → the answer to a heartbeat sent after it (a connection handles its frames in order).
+  const delRnd = prng((SEED ^ 0x27d4eb2f) >>> 0);
+  function deliveredOp() {
+    const u = delRnd.pick(users);
+    const conn = delRnd.pick(sb.get(u.id).live);
+    const mine = model.roomsOf(u.id).map((r) => r.id);
+    const roomId = mine.length && delRnd.chance(0.9) ? delRnd.pick(mine) : delRnd.pick(roomIds);
+    const last = model.lastSeq(roomId);
+    const dwm = model.isMember(roomId, u.id) ? model.dwm(roomId, u.id) : 0;
+    const c = delRnd.next();
+    // Mostly a move (above the delivered watermark), else at or below it, sometimes past last_seq.
+    const upTo = c < 0.1 ? last + 1 + delRnd.int(1000)
+      : c < 0.6 && dwm < last ? dwm + 1 + delRnd.int(last - dwm) : delRnd.int(last + 1);
+    const desc = `delivered ${u.label} ${rlabel(roomId)} up_to_seq ${upTo} on conn #${conn.n} (dwm ${model.dwm(roomId, u.id)}, wm ${model.wm(roomId, u.id)}, last_seq ${last})`;
+    return [desc, async () => {
+      const s = conn.st;
+      const member = model.isMember(roomId, u.id);
+      const before = model.dwm(roomId, u.id);
+      const after = Math.max(before, Math.min(upTo, last));
+      // An error (no client_msg_id) is written before the heartbeat's answer; a server that
+      // sheds load answers `overloaded` and stores nothing: sent again after a while.
+      let error;
+      for (let attempt = 0; ; attempt++) {
+        error = undefined;
+        const w = { cmid: undefined, resolve: (ev) => { error = ev; } };
+        s.waiters.push(w);
+        const fence = new Promise((resolve) => s.acks.push(resolve));
+        conn.ws.send(JSON.stringify({ type: 'delivered', data: { room_id: roomId, up_to_seq: upTo } }));
+        conn.ws.send(JSON.stringify({ type: 'heartbeat', data: { timestamp: 1 } }));
+        await fence;
+        const i = s.waiters.indexOf(w);
+        if (i >= 0) s.waiters.splice(i, 1);
+        if (error?.data?.code !== 'overloaded' || attempt >= 50) break;
+        outcome('delivered overloaded (sent again)');
+        await sleep(200);
+      }
+      if (!member) {
+        assert.ok(error, 'non-member delivered: no error before the heartbeat answer');
+        assert.equal(error.type, 'error', `non-member delivered: ${JSON.stringify(error)}`);
+        assert.equal(error.data.code, 'forbidden', `non-member delivered: ${JSON.stringify(error)}`);
+        outcome('delivered 403');
+        return;
+      }
+      assert.equal(error, undefined, `member delivered answered ${JSON.stringify(error)}`);
+      model.delivered(roomId, u.id, upTo);
+      assert.equal(model.dwm(roomId, u.id), after, 'delivered: the model moved as computed');
+      if (after === before) { outcome('delivered no move'); return; }
+      const key = `${roomId}|${u.id}`;
+      await waitUntil(() => (s.lastDeliv.get(key) ?? 0) >= after, SETTLE_MS);
+      assert.equal(s.lastDeliv.get(key), after, `delivered: message_delivered up_to_seq on the sending socket (moved ${before} → ${after})`);
+      outcome(upTo > last ? 'delivered clamped' : 'delivered forward');
+    }];
+  }
+
   const history = [];
   const counts = {};
   // checks: run checkStep (and, every WS_EVERY steps, checkSidebars) after fn.
@@ -915,6 +1019,12 @@ export async function runModel(t, { caseName, nUsers: N_USERS, steps: STEPS, ser
     counts[name] = (counts[name] ?? 0) + 1;
     history.push(`${step}: ${desc}`);
     await runStep(step, desc, fn, step % FULL_EVERY === 0 || step === STEPS);
+    if (delRnd.chance(0.3)) {
+      const [ddesc, dfn] = deliveredOp();
+      counts.delivered = (counts.delivered ?? 0) + 1;
+      history.push(`${step}+: ${ddesc}`);
+      await runStep(step, ddesc, dfn, false, false);
+    }
     if (reconnectAt.has(step) && !inOutage(step)) {
       // Mostly a user with two sidebars (one of them goes), sometimes anyone.
       const u = wsRnd.chance(0.5) ? wsRnd.pick(users.slice(0, N_TWO_SIDEBARS)) : wsRnd.pick(users);
@@ -984,7 +1094,7 @@ export async function runModel(t, { caseName, nUsers: N_USERS, steps: STEPS, ser
   const msgs = [...model.rooms.values()].reduce((s, r) => s + r.msgs.length, 0);
   t.diagnostic(`seed=${SEED} users=${N_USERS} (registered in ${regMs} ms; ${N_TWO_SIDEBARS} with two sidebars) steps=${STEPS} ops=${JSON.stringify(counts)} messages=${msgs} ` +
     `(stored over REST ${wsStats.restSends}, over WebSocket ${wsStats.wsSends}; echoes received ${wsStats.echoes})`);
-  t.diagnostic(`outcomes=${JSON.stringify(outcomes)} read_at observed=${readAtSeen.size}`);
+  t.diagnostic(`outcomes=${JSON.stringify(outcomes)} read_at observed=${readAtSeen.size} delivered_at observed=${deliveredAtSeen.size}`);
   t.diagnostic(`sidebar: frames=${JSON.stringify(wsStats.frames)} reconnects=${wsStats.reconnects} (at steps ${[...reconnectAt].sort((a, b) => a - b)}, ` +
     `${wsStats.snapshotRooms} snapshot rooms) final newest update last_seq = room's ${wsStats.finalExactLastSeq}, below it (own messages only) ${wsStats.finalOwnTail}`);
 }
