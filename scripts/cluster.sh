@@ -32,11 +32,14 @@ stop() {
 trap 'stop; exit 0' INT TERM
 trap stop EXIT
 
-# A port nothing listens on now (bash's /dev/tcp; a race with another process is possible).
+# A port nothing listens on now (bash's /dev/tcp; a race with another process is possible),
+# below the kernel's range of ephemeral ports, which outgoing connections take without
+# listening (a probe would find them free and the bind would fail).
+ephemeral_low=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 free_port() {
-  local p
+  local p span=$((ephemeral_low > 12000 ? ephemeral_low - 10000 : 20000))
   for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((10000 + RANDOM % span))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
   done
   echo "cluster.sh: no free port" >&2
@@ -58,11 +61,23 @@ psql_url="postgres://parley@/postgres?host=$work/pg"
 db_url="postgres://parley@/parley?host=$work/pg"
 /usr/lib/postgresql/15/bin/psql "$psql_url" -qc 'CREATE DATABASE parley' >/dev/null
 
-redis_port=$(free_port)
-redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no --daemonize no \
-  >"$work/redis.log" 2>&1 &
-pids+=($!)
-wait_for "$work/redis.log" 'Ready to accept connections' >/dev/null
+# Another port when the chosen one was taken meanwhile (redis-server then exits at once).
+for try in 1 2 3 4 5; do
+  redis_port=$(free_port)
+  redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no --daemonize no \
+    >"$work/redis.log" 2>&1 &
+  redis_pid=$!
+  for _ in $(seq 1 300); do
+    grep -q 'Ready to accept connections' "$work/redis.log" && break
+    kill -0 "$redis_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if grep -q 'Ready to accept connections' "$work/redis.log"; then break; fi
+  kill "$redis_pid" 2>/dev/null || true
+  wait "$redis_pid" 2>/dev/null || true
+  [[ $try -lt 5 ]] || { echo "cluster.sh: redis-server did not start:" >&2; cat "$work/redis.log" >&2; exit 1; }
+done
+pids+=("$redis_pid")
 
 head -c 48 /dev/urandom | base64 | tr -d '\n' >"$work/jwt.key"
 chmod 600 "$work/jwt.key"
