@@ -17,6 +17,7 @@
 #include <unordered_set>
 
 #include "bus/channels.h"
+#include "bus/hiredis_util.h"
 #include "bus/event_codec.h"
 #include "common/bounded_lru.h"
 
@@ -56,18 +57,9 @@ std::optional<RedisOptions> parse_redis_url(std::string_view url, std::string* e
 
 namespace {
 
-struct CtxFree {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-using Ctx = std::unique_ptr<redisContext, CtxFree>;
-struct ReplyFree {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using Reply = std::unique_ptr<redisReply, ReplyFree>;
-
-timeval to_tv(std::chrono::milliseconds ms) {
-  return timeval{static_cast<time_t>(ms.count() / 1000), static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
-}
+using hiredis::Ctx;
+using hiredis::Reply;
+using hiredis::to_tv;
 
 struct Tag {
   std::uint64_t instance, number;

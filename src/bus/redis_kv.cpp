@@ -8,22 +8,15 @@
 #include <mutex>
 #include <vector>
 
+#include "bus/hiredis_util.h"
+
 namespace parley::bus {
 
 namespace {
 
-struct CtxFree {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-using Ctx = std::unique_ptr<redisContext, CtxFree>;
-struct ReplyFree {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using Reply = std::unique_ptr<redisReply, ReplyFree>;
-
-timeval to_tv(std::chrono::milliseconds ms) {
-  return timeval{static_cast<time_t>(ms.count() / 1000), static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
-}
+using hiredis::Ctx;
+using hiredis::Reply;
+using hiredis::to_tv;
 
 }  // namespace
 
