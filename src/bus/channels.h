@@ -1,6 +1,6 @@
 // Which Redis channels carry an event. Room events (MessageCreated, MessageRead,
-// MessageDelivered, Typing) go to one
-// channel per room, subscribed by every instance with a member of the room online (Hub →
+// MessageDelivered, Typing) go to one channel per room, subscribed by every instance with a
+// member of the room online (Hub →
 // Bus::watch_room), so a message costs one PUBLISH and one copy per such instance whatever
 // the room's size. Membership events go to the user's channel, subscribed by the instances
 // where the user is connected (Hub → Bus::watch_user): that is how an instance learns that
