@@ -530,14 +530,8 @@ class SqliteTx final : public chat::Tx {
 
   void insert_read_move(Id room, Id user, Seq up_to_seq, TimeMs at) override {
     // A re-join can land on a watermark reached before: the first time is the one kept.
-    c_.prepare(
-          "INSERT INTO read_moves(room_id, user_id, up_to_seq, at) VALUES(?,?,?,?) "
-          "ON CONFLICT DO NOTHING")
-        .bind(1, room)
-        .bind(2, user)
-        .bind(3, up_to_seq)
-        .bind(4, at)
-        .exec();
+    insert_move("INSERT INTO read_moves(room_id, user_id, up_to_seq, at) VALUES(?,?,?,?) ON CONFLICT DO NOTHING", room,
+                user, up_to_seq, at);
   }
   TimeMs now() override {
     last_now_ = std::max(last_now_, now_ms());
@@ -545,32 +539,33 @@ class SqliteTx final : public chat::Tx {
   }
 
   void insert_delivered_move(Id room, Id user, Seq up_to_seq, TimeMs at) override {
-    c_.prepare(
-          "INSERT INTO delivered_moves(room_id, user_id, up_to_seq, at) VALUES(?,?,?,?) "
-          "ON CONFLICT DO NOTHING")
-        .bind(1, room)
-        .bind(2, user)
-        .bind(3, up_to_seq)
-        .bind(4, at)
-        .exec();
+    insert_move("INSERT INTO delivered_moves(room_id, user_id, up_to_seq, at) VALUES(?,?,?,?) ON CONFLICT DO NOTHING",
+                room, user, up_to_seq, at);
   }
   std::optional<TimeMs> first_delivered_move_at(Id room, Id user, Seq seq) override {
-    auto s = c_.prepare(
-        "SELECT at FROM delivered_moves WHERE room_id=? AND user_id=? AND up_to_seq>=? "
-        "ORDER BY up_to_seq LIMIT 1");
-    s.bind(1, room).bind(2, user).bind(3, seq);
-    return first_row(s, int_row);
+    return first_move_at(
+        "SELECT at FROM delivered_moves WHERE room_id=? AND user_id=? AND up_to_seq>=? ORDER BY up_to_seq LIMIT 1", room,
+        user, seq);
   }
 
   std::optional<TimeMs> first_read_at(Id room, Id user, Seq seq) override {
-    auto s = c_.prepare(
-        "SELECT at FROM read_moves WHERE room_id=? AND user_id=? AND up_to_seq>=? "
-        "ORDER BY up_to_seq LIMIT 1");
+    return first_move_at(
+        "SELECT at FROM read_moves WHERE room_id=? AND user_id=? AND up_to_seq>=? ORDER BY up_to_seq LIMIT 1", room,
+        user, seq);
+  }
+
+ private:
+  // A watermark's move history (read_moves, delivered_moves): sql inserts (room, user,
+  // up_to_seq, at), or selects the time of the first move of (room, user) reaching seq.
+  void insert_move(const char* sql, Id room, Id user, Seq up_to_seq, TimeMs at) {
+    c_.prepare(sql).bind(1, room).bind(2, user).bind(3, up_to_seq).bind(4, at).exec();
+  }
+  std::optional<TimeMs> first_move_at(const char* sql, Id room, Id user, Seq seq) {
+    auto s = c_.prepare(sql);
     s.bind(1, room).bind(2, user).bind(3, seq);
     return first_row(s, int_row);
   }
 
- private:
   // sql: the messages of one room with after < seq < before, in some order, at most limit.
   std::vector<Message> messages_between(const char* sql, Id room, Seq after, Seq before, int limit) {
     auto s = c_.prepare(sql);
