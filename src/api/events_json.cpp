@@ -100,6 +100,22 @@ OutEventPtr typing_event(Id room, Id user, bool start) {
   return ev;
 }
 
+OutEventPtr presence_event(const chat::Presence& e) {
+  auto ev = std::make_shared<OutEvent>();
+  ev->cls = EventClass::Message;  // state, not ephemeral: a dropped one would leave a wrong dot
+  ev->payload = frame("presence", presence_json(e.user, e.online, e.last_seen));
+  return ev;
+}
+
+json::object presence_json(Id user, bool online, std::optional<TimeMs> last_seen) {
+  json::object d{{"user_id", format_id(user)}, {"status", online ? "online" : "offline"}};
+  if (last_seen)
+    d["last_seen"] = format_rfc3339(*last_seen);
+  else
+    d["last_seen"] = nullptr;
+  return d;
+}
+
 std::string connected_frame(Id user, std::string_view connection_id, std::optional<Id> room) {
   json::object d{{"user_id", format_id(user)}, {"connection_id", connection_id}};
   if (room) d["room_id"] = format_id(*room);

@@ -1,4 +1,5 @@
 #pragma once
+#include <boost/json/object.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,6 +20,9 @@ OutEventPtr badge_event(const chat::Badge& b);
 OutEventPtr room_updated_event(const chat::RoomUpdated& e);
 OutEventPtr room_left_event(Id room);
 OutEventPtr typing_event(Id room, Id user, bool start);  // Ephemeral: dropped first under back-pressure
+// presence {user_id, status, last_seen}: the event, and the same object for REST.
+OutEventPtr presence_event(const chat::Presence& e);
+boost::json::object presence_json(Id user, bool online, std::optional<TimeMs> last_seen);
 
 // Frames of one connection.
 std::string new_message_frame(const chat::Message& m);

@@ -8,6 +8,7 @@
 #include <cctype>
 #include <chrono>
 
+#include "api/events_json.h"
 #include "api/json_render.h"
 #include "api/known_users.h"
 #include "api/router.h"
@@ -163,6 +164,7 @@ struct RestApi::Impl {
   RateLimiter& limiter;
   Metrics& metrics;
   std::vector<std::function<std::string()>> readiness;  // add_readiness_check
+  std::function<bool(Id)> presence_online;               // attach_presence
   const LoadGauge* load;
   LoginGuard* login_guard;
   Router<RouteInfo> router;
@@ -232,6 +234,7 @@ struct RestApi::Impl {
     api("POST", "/api/auth/password", &Impl::change_password);
     api("GET", "/api/me", &Impl::me);
     api("GET", "/api/users", &Impl::search_users);
+    api("GET", "/api/users/:id/presence", &Impl::user_presence);
 
     api("POST", "/api/chatrooms", &Impl::create_room);
     api("GET", "/api/chatrooms", &Impl::list_rooms);
@@ -339,6 +342,12 @@ struct RestApi::Impl {
     int limit = c.query_int("limit", chat::kDefaultUserSearchLimit, 1, chat::kMaxUserSearchLimit);
     auto users = chat.search_users(c.query("query").value_or(""), limit);
     return json_response(200, json::object{{"users", to_json(users)}});
+  }
+  Response user_presence(Ctx& c) {
+    Id user = c.param_id(0);
+    auto last_seen = chat.presence_of(c.user, user);  // 404 / 403 first
+    bool online = presence_online && presence_online(user);
+    return json_response(200, presence_json(user, online, last_seen));
   }
 
   // Rooms and members.
@@ -460,6 +469,8 @@ RestApi::RestApi(chat::ChatService& chat, chat::Store& store, const auth::JwtCod
 RestApi::~RestApi() = default;
 
 std::optional<Id> RestApi::authenticate(std::string_view token) const { return impl_->authenticate(token); }
+
+void RestApi::attach_presence(std::function<bool(Id)> online) { impl_->presence_online = std::move(online); }
 
 void RestApi::add_readiness_check(std::function<std::string()> problem) {
   impl_->readiness.push_back(std::move(problem));

@@ -30,6 +30,9 @@ class RestApi {
   // Another condition of /readyz (the bus): problem() returns why the instance is not ready,
   // "" while it is. Call before serving; problem() must not block.
   void add_readiness_check(std::function<std::string()> problem);
+  // Where GET /api/users/:id/presence reads the status announced (chat::PresenceLedger::online;
+  // may block). Without it every user is offline. Call before serving.
+  void attach_presence(std::function<bool(Id)> online);
 
   // Counts a request the HTTP layer refused before it could be routed (malformed, body or
   // headers too large) under the route label "unparsed".

@@ -132,6 +132,10 @@ ParseOutcome parse_config(int argc, char** argv, Config& c) {
   serve->add_option("--ws-handshake-timeout-ms", c.ws_handshake_timeout_ms, "WebSocket upgrade and close handshakes")
       ->envname(env("WS_HANDSHAKE_TIMEOUT_MS"))
       ->check(CLI::Range(100, 60000));
+  serve->add_option("--presence-grace-ms", c.presence_grace_ms,
+                    "how long a user stays online after their last connection closed")
+      ->envname(env("PRESENCE_GRACE_MS"))
+      ->check(CLI::Range(100, 600000));
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

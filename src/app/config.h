@@ -47,6 +47,7 @@ struct Config {
   int http_header_timeout_ms = 10000;     // 100 .. 3,600,000 (first byte to the end of the header)
   int ws_max_frame_bytes = 64 * 1024;     // 1 KiB .. 64 KiB
   int ws_handshake_timeout_ms = 10000;    // 100 .. 60,000 (upgrade and close handshakes)
+  int presence_grace_ms = 5000;           // 100 .. 600,000 (online this long after the last close)
 };
 
 enum class ParseOutcome { Run, ExitOk, ExitUsage };

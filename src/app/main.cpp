@@ -33,9 +33,11 @@
 #include "bus/open_bus.h"
 #include "bus/redis_bus.h"
 #include "bus/redis_kv.h"
+#include "bus/redis_presence.h"
 #include "chat/service.h"
 #include "net/http_server.h"
 #include "net/hub.h"
+#include "net/presence_keeper.h"
 #include "net/ws_options.h"
 #include "storage/open_store.h"
 
@@ -233,6 +235,30 @@ int serve(const app::Config& cfg) {
   // Typing events of this instance's sockets go out on the bus (back to this hub, and to
   // the instances that follow the room).
   hub_opts.publish = [&bus](chat::EventPtr e) { bus.publish(std::move(e)); };
+  // Presence: with --bus, the count of each user's connections is shared in Redis (a lease per
+  // instance, this instance's own ledger while Redis is away); alone, this instance's ledger.
+  std::unique_ptr<bus::RedisKv> presence_kv;
+  std::unique_ptr<chat::PresenceLedger> ledger;
+  net::PresenceOptions po;
+  po.grace = std::chrono::milliseconds(cfg.presence_grace_ms);
+  if (!cfg.bus_url.empty()) {
+    auto ro = bus::parse_redis_url(cfg.bus_url, nullptr);  // open_bus accepted it
+    bus::RedisKvOptions ko;
+    ko.host = ro->host;
+    ko.port = ro->port;
+    ko.prefix = ro->prefix;
+    presence_kv = std::make_unique<bus::RedisKv>(ko);
+    bus::RedisPresenceOptions rp;
+    rp.instance = auth::random_key_hex(8);
+    rp.grace = po.grace;
+    ledger = std::make_unique<bus::RedisPresenceLedger>(*presence_kv, rp);
+    po.sweep_every = rp.lease / 3;
+  } else {
+    ledger = std::make_unique<chat::LocalPresenceLedger>();
+  }
+  net::PresenceKeeper presence(pool, *ledger, chat, [&bus](chat::EventPtr e) { bus.publish(std::move(e)); }, po);
+  hub_opts.presence = [&presence](Id user, bool here) { presence.connection(user, here); };
+  rest.attach_presence([&l = *ledger](Id user) { return l.online(user); });
   net::Hub hub(ioc, pool, ws_service, hub_opts);
   ws_service.attach_typing(hub);
   // The version cache learns of a revocation before the hub closes the sockets: a socket
@@ -331,11 +357,13 @@ int serve(const app::Config& cfg) {
                cfg.bus_url.empty() ? "local" : cfg.bus_url, io_threads, cfg.storage_threads);
 
   bus.start();
+  presence.start();
   std::vector<std::thread> threads;
   for (int i = 1; i < io_threads; ++i) threads.emplace_back([&] { ioc.run(); });
   ioc.run();
   for (auto& t : threads) t.join();
   hub.shutdown();
+  presence.stop();  // its timers end, so the pool's threads can
   pool.join();
   bus.stop();  // sends what the last writes published (at most 1 s more), then ends its threads
   // Connections still open after the deadline: cut them and let their coroutines unwind

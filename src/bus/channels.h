@@ -12,6 +12,7 @@
 // instance (the subscriber drops copies by tag). RoomUpdated of a new room goes to the
 // broadcast channel: nobody follows the room yet, and one PUBLISH with one copy per instance
 // is cheaper than one per first member (up to 1,000) of a payload that lists them all.
+// Presence goes to the broadcast channel for the same reason (its audience: up to 10,000).
 #pragma once
 #include <string>
 #include <string_view>
@@ -39,7 +40,7 @@ inline std::string channel_for(const chat::Event& e, std::string_view prefix) {
   if (const auto* l = std::get_if<chat::MemberLeft>(&e)) return user_channel(prefix, l->user);
   if (const auto* t = std::get_if<chat::Typing>(&e)) return room_channel(prefix, t->room);
   if (const auto* u = std::get_if<chat::RoomUpdated>(&e); u && !u->created) return room_channel(prefix, u->room);
-  return broadcast_channel(prefix);  // TokensRevoked, a new room's RoomUpdated
+  return broadcast_channel(prefix);  // TokensRevoked, a new room's RoomUpdated, Presence
 }
 
 // Every channel to publish e on, the same payload on each: channel_for's, and for the

@@ -92,6 +92,14 @@ json::object body(const Event& e, const char*& tag) {
             tag = "ty";
             return json::object{{"room", x.room}, {"user", x.user}, {"start", x.start}, {"ttl", x.ttl_ms}};
           },
+          [&](const Presence& x) {
+            tag = "pr";
+            json::array audience;
+            for (Id u : x.audience) audience.push_back(u);
+            json::object o{{"user", x.user}, {"online", x.online}, {"at", x.at}, {"audience", std::move(audience)}};
+            if (x.last_seen) o["seen"] = *x.last_seen;
+            return o;
+          },
       },
       e);
 }
@@ -248,6 +256,18 @@ Event event_of(std::string_view tag, const json::object& b) {
   if (tag == "ty") {
     Typing x{id_at(b, "room"), id_at(b, "user"), bool_at(b, "start"), count_at(b, "ttl")};
     if (x.ttl_ms > kMaxTypingTtlMs) throw Bad("\"ttl\" is out of range");
+    return x;
+  }
+  if (tag == "pr") {
+    Presence x{id_at(b, "user"), bool_at(b, "online"), std::nullopt, count_at(b, "at"), {}};
+    if (b.contains("seen")) x.last_seen = count_at(b, "seen");
+    const auto& audience = array_at(b, "audience");
+    if (audience.size() > Presence::kMaxPresenceAudience) throw Bad("\"audience\" is too long");
+    for (const auto& v : audience) {
+      std::int64_t u = int_of(v, "audience");
+      if (u <= 0) throw Bad("an audience member is not an id");
+      x.audience.push_back(u);
+    }
     return x;
   }
   throw Bad("unknown event type \"" + std::string(tag) + "\"");

@@ -237,3 +237,28 @@ TEST(Channels, RoomEventsGoToTheRoomMembershipToTheUserRevocationsToAll) {
   EXPECT_EQ(bus::parse_channel("parley:r:", p), C{});
   EXPECT_EQ(bus::parse_channel("parley:x:9", p), C{});
 }
+
+TEST(EventCodec, PresenceRoundTripsEveryFieldAndGoesToEveryInstance) {
+  auto on = std::get<Presence>(round_trip(Presence{9, true, std::nullopt, 1700000000000, {3, 7}}));
+  EXPECT_EQ(on.user, 9);
+  EXPECT_TRUE(on.online);
+  EXPECT_FALSE(on.last_seen);
+  EXPECT_EQ(on.at, 1700000000000);
+  EXPECT_EQ(on.audience, (std::vector<Id>{3, 7}));
+  auto off = std::get<Presence>(round_trip(Presence{9, false, 1699999999000, 1700000005000, {}}));
+  EXPECT_FALSE(off.online);
+  EXPECT_EQ(off.last_seen, 1699999999000);
+  EXPECT_TRUE(off.audience.empty());
+  EXPECT_EQ(bus::channel_for(Presence{9, true, std::nullopt, 1, {3}}, "parley:"), "parley:all");
+  const char* bad[] = {
+      "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"pr\",\"e\":{\"user\":9,\"online\":1,\"at\":1,\"audience\":[]}}",  // not a bool
+      "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"pr\",\"e\":{\"user\":9,\"online\":true,\"at\":1}}",  // no audience
+      "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"pr\",\"e\":{\"user\":9,\"online\":true,\"at\":1,\"audience\":[0]}}",  // not an id
+      "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"pr\",\"e\":{\"user\":9,\"online\":true,\"at\":1,\"seen\":-1,\"audience\":[]}}",
+  };
+  for (const char* e : bad) {
+    std::string err;
+    EXPECT_FALSE(bus::decode(e, &err)) << e;
+    EXPECT_FALSE(err.empty()) << e;
+  }
+}

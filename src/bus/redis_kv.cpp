@@ -68,6 +68,8 @@ struct RedisKv::Impl {
     return c;
   }
 
+  hiredis::Reply command(int argc, const char** argv, const std::size_t* lens, std::string* problem);
+
   // Gives a connection back (nullptr: it was dropped).
   void release(Ctx c) {
     {
@@ -86,42 +88,76 @@ RedisKv::~RedisKv() = default;
 
 std::string RedisKv::where() const { return impl_->where(); }
 
+const std::string& RedisKv::prefix() const { return impl_->opts.prefix; }
+
+// One command with a retry on a fresh connection: a connection that sat idle may have been
+// closed by a Redis that restarted since. nullptr (reason in *problem) when no answer came.
+Reply RedisKv::Impl::command(int argc, const char** argv, const std::size_t* lens, std::string* problem) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    bool reused = false;
+    Ctx c = acquire(reused, problem);
+    if (!c) return nullptr;
+    Reply r(static_cast<redisReply*>(redisCommandArgv(c.get(), argc, argv, lens)));
+    if (!r) {
+      if (problem) *problem = where() + ": " + (c->err ? c->errstr : "no answer");
+      // Closed under it (EOF, reset): worth the fresh connection; a timeout is not.
+      bool closed = c->err == REDIS_ERR_EOF ||
+                    (c->err == REDIS_ERR_IO && std::strcmp(c->errstr, std::strerror(EAGAIN)) != 0);
+      release(nullptr);
+      if (reused && closed) continue;
+      return nullptr;
+    }
+    release(std::move(c));  // the link is fine, whatever Redis answered
+    return r;
+  }
+  return nullptr;
+}
+
 RedisKv::SetResult RedisKv::set_if_absent(std::string_view key, std::chrono::milliseconds ttl, std::string* problem) {
   std::string full = impl_->opts.prefix + std::string(key);
   std::string px = std::to_string(std::max<long long>(1, ttl.count()));
   const char* argv[] = {"SET", full.c_str(), "1", "PX", px.c_str(), "NX"};
   std::size_t lens[] = {3, full.size(), 1, 2, px.size(), 2};
-  // A connection that sat idle may have been closed by a Redis that restarted since: one more
-  // try on a fresh connection before calling it a failure.
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    bool reused = false;
-    Ctx c = impl_->acquire(reused, problem);
-    if (!c) return SetResult::Failed;
-    Reply r(static_cast<redisReply*>(redisCommandArgv(c.get(), 6, argv, lens)));
-    if (!r) {
-      if (problem) *problem = impl_->where() + ": " + (c->err ? c->errstr : "no answer");
-      // Closed under it (EOF, reset): worth the fresh connection; a timeout is not.
-      bool closed = c->err == REDIS_ERR_EOF ||
-                    (c->err == REDIS_ERR_IO && std::strcmp(c->errstr, std::strerror(EAGAIN)) != 0);
-      impl_->release(nullptr);
-      if (reused && closed) continue;
-      return SetResult::Failed;
-    }
-    if (r->type == REDIS_REPLY_STATUS) {
-      impl_->release(std::move(c));
-      return SetResult::Set;
-    }
-    if (r->type == REDIS_REPLY_NIL) {
-      impl_->release(std::move(c));
-      return SetResult::Exists;
-    }
-    if (problem)
-      *problem = impl_->where() + ": " +
-                 (r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : std::string("unexpected reply to SET"));
-    impl_->release(std::move(c));  // the link is fine; Redis refused (OOM, READONLY…)
-    return SetResult::Failed;
-  }
+  Reply r = impl_->command(6, argv, lens, problem);
+  if (!r) return SetResult::Failed;
+  if (r->type == REDIS_REPLY_STATUS) return SetResult::Set;
+  if (r->type == REDIS_REPLY_NIL) return SetResult::Exists;
+  if (problem)  // Redis refused (OOM, READONLY…)
+    *problem = impl_->where() + ": " +
+               (r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : std::string("unexpected reply to SET"));
   return SetResult::Failed;
+}
+
+std::optional<std::vector<std::int64_t>> RedisKv::eval(std::string_view script, const std::vector<std::string>& keys,
+                                                       const std::vector<std::string>& args, std::string* problem) {
+  std::string nkeys = std::to_string(keys.size());
+  std::vector<const char*> argv{"EVAL", script.data(), nkeys.c_str()};
+  std::vector<std::size_t> lens{4, script.size(), nkeys.size()};
+  for (const auto* v : {&keys, &args})
+    for (const auto& a : *v) {
+      argv.push_back(a.c_str());
+      lens.push_back(a.size());
+    }
+  Reply r = impl_->command(static_cast<int>(argv.size()), argv.data(), lens.data(), problem);
+  if (!r) return std::nullopt;
+  std::vector<std::int64_t> out;
+  if (r->type == REDIS_REPLY_INTEGER) {
+    out.push_back(r->integer);
+    return out;
+  }
+  if (r->type == REDIS_REPLY_NIL) return out;
+  if (r->type == REDIS_REPLY_ARRAY) {
+    bool ints = true;
+    for (std::size_t i = 0; i < r->elements; ++i) {
+      if (r->element[i]->type != REDIS_REPLY_INTEGER) ints = false;
+      else out.push_back(r->element[i]->integer);
+    }
+    if (ints) return out;
+  }
+  if (problem)
+    *problem = impl_->where() + ": " +
+               (r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : std::string("unexpected reply to EVAL"));
+  return std::nullopt;
 }
 
 }  // namespace parley::bus

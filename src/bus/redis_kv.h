@@ -1,5 +1,5 @@
 // Short key-value commands on the Redis of `--bus redis://HOST:PORT` for state every instance
-// must share (the connect cooldown). hiredis stays inside redis_kv.cpp; this header needs only
+// must share (the connect cooldown, presence). hiredis stays inside redis_kv.cpp; this header needs only
 // the standard library.
 //
 // A small bounded pool of blocking connections with short timeouts: a caller (a storage-pool
@@ -10,9 +10,12 @@
 // a new one. What to do while Redis is away is the caller's decision (api::SharedCooldown).
 #pragma once
 #include <chrono>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace parley::bus {
 
@@ -36,6 +39,13 @@ class RedisKv {
   // SET <prefix><key> 1 PX <ttl> NX: Set when the key was absent (it now expires after ttl),
   // Exists when it is held, Failed (reason in *problem) when Redis did not answer either.
   SetResult set_if_absent(std::string_view key, std::chrono::milliseconds ttl, std::string* problem);
+  // EVAL script with keys and args (the script adds the prefix itself: where() and prefix()
+  // name it). The reply's integers: one for an integer reply, each element of an array of
+  // integers, none for nil. nullopt (reason in *problem) when Redis did not answer, answered an
+  // error, or answered anything else.
+  std::optional<std::vector<std::int64_t>> eval(std::string_view script, const std::vector<std::string>& keys,
+                                                const std::vector<std::string>& args, std::string* problem);
+  const std::string& prefix() const;
   std::string where() const;
 
  private:

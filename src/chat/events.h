@@ -110,8 +110,21 @@ struct Typing {
   std::int64_t ttl_ms = 0;  // starts only
 };
 
+// user's presence changed (chat/presence.h): online (a first connection anywhere) or offline
+// (the grace after the last one passed). audience: who shared a room with user when it was
+// decided (user excluded; at most kMaxPresenceAudience), the only ones told. at: when it was
+// decided (receivers drop one older than what they sent). On the broadcast channel.
+struct Presence {
+  static constexpr std::size_t kMaxPresenceAudience = 10000;
+  Id user = 0;
+  bool online = false;
+  std::optional<TimeMs> last_seen;
+  TimeMs at = 0;
+  std::vector<Id> audience;
+};
+
 using Event = std::variant<MessageCreated, MessageRead, MessageDelivered, MemberJoined, MemberLeft, RoomUpdated,
-                           TokensRevoked, Typing>;
+                           TokensRevoked, Typing, Presence>;
 using EventPtr = std::shared_ptr<const Event>;
 
 // Where the domain hands its committed events (bus/ implements it). publish() is called

@@ -582,6 +582,33 @@ DeliveredResult ChatService::mark_delivered(Id caller, Id room_id, Seq up_to_seq
   return r;
 }
 
+std::optional<TimeMs> ChatService::presence_of(Id caller, Id user) {
+  std::optional<TimeMs> seen;
+  store_.read([&](Tx& tx) {
+    require_caller(tx, caller);
+    if (!tx.user_by_id(user)) not_found("user not found");
+    if (user != caller && !tx.share_room(caller, user)) forbidden("you share no room with this user");
+    seen = tx.last_seen(user);
+  });
+  return seen;
+}
+
+std::vector<Id> ChatService::co_member_ids(Id user, int limit) {
+  std::vector<Id> out;
+  store_.read([&](Tx& tx) { out = tx.co_member_ids(user, limit); });
+  return out;
+}
+
+std::optional<TimeMs> ChatService::last_seen(Id user) {
+  std::optional<TimeMs> seen;
+  store_.read([&](Tx& tx) { seen = tx.last_seen(user); });
+  return seen;
+}
+
+void ChatService::set_last_seen(Id user, TimeMs at) {
+  store_.write([&](Tx& tx) { tx.set_last_seen(user, at); });
+}
+
 bool ChatService::user_exists(Id user) {
   bool found = false;
   store_.read([&](Tx& tx) { found = tx.user_by_id(user).has_value(); });

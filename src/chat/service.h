@@ -143,6 +143,14 @@ class ChatService {
   std::vector<Id> active_member_ids(Id room);
   std::vector<Message> messages_between(Id room, Seq after, Seq before, int limit);
 
+  // Presence (chat/presence.h). The user's last_seen as caller may see it: 404 for an unknown
+  // user, 403 when they share no room (the caller themselves may). For the announcements: the
+  // users who share a room with user (at most limit), and recording when the last one closed.
+  std::optional<TimeMs> presence_of(Id caller, Id user);
+  std::vector<Id> co_member_ids(Id user, int limit);
+  std::optional<TimeMs> last_seen(Id user);
+  void set_last_seen(Id user, TimeMs at);
+
  private:
   void publish(std::vector<EventPtr>& events);
   Store& store_;

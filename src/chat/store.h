@@ -43,6 +43,13 @@ class Tx {
   virtual void upsert_member(const MemberRow& m) = 0;
   virtual std::vector<MemberUser> active_members(Id room) = 0;  // ordered by user id
   virtual std::vector<UserRoom> rooms_of_user(Id user) = 0;     // newest activity first
+  // Presence: whether a and b are active members of one room; the users who share an active
+  // room with user (user excluded), ascending, `limit` of them; when user's last connection
+  // closed (nullopt: never yet), and setting it.
+  virtual bool share_room(Id a, Id b) = 0;
+  virtual std::vector<Id> co_member_ids(Id user, int limit) = 0;
+  virtual std::optional<TimeMs> last_seen(Id user) = 0;
+  virtual void set_last_seen(Id user, TimeMs at) = 0;
 
   // Messages
   virtual Id insert_message(const Message& m) = 0;  // m.id is ignored; returns the new id

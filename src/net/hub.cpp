@@ -306,6 +306,32 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
     }
   }
 
+  // presence to every connection here of the users in the audience. Events of one user come
+  // from any instance in any order: one older than the newest seen for the user, or of the
+  // status sent last, goes nowhere (never the same status twice in a row; the newest wins).
+  struct PresenceSent {
+    TimeMs at = -1;
+    bool online = false;
+  };
+  static constexpr std::size_t kMaxPresenceSent = 65536;  // users; beyond, the oldest forgotten
+  BoundedLru<Id, PresenceSent> presence_sent{kMaxPresenceSent};
+  void deliver_presence(const chat::Presence& e) {
+    bool inserted = false;
+    PresenceSent& last = presence_sent.get_or_insert(e.user, [] { return PresenceSent{}; }, &inserted);
+    bool stale = !inserted && (e.at < last.at || e.online == last.online);
+    last.at = std::max(last.at, e.at);
+    if (stale) return;
+    last.online = e.online;
+    api::OutEventPtr frame;
+    for (Id m : e.audience) {
+      auto it = users.find(m);
+      if (it == users.end() || m == e.user) continue;
+      if (!frame) frame = api::presence_event(e);
+      for (const auto& c : it->second.sidebars) c->deliver(frame);
+      for (const auto& [r, c] : it->second.chatrooms) c->deliver(frame);
+    }
+  }
+
   static chat::EventPtr typing_of(const chat::TypingSignal& s) {
     return std::make_shared<const chat::Event>(chat::Typing{s.room, s.user, s.start, s.ttl.count()});
   }
@@ -418,6 +444,7 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
                      if (show) deliver_typing(e.room, e.user, e.start);
                      arm_typing();
                    },
+                   [&](const chat::Presence& e) { deliver_presence(e); },
                    [&](const chat::TokensRevoked& e) {
                      // The user's sockets opened with a token older than the new version (a
                      // socket of a fresh login, after it, stays: events may come late).
@@ -728,6 +755,7 @@ bool Hub::add(Id user, Id room, const std::shared_ptr<WsConnection>& c) {
   if (fresh) {
     u.generation = ++im.generations;
     if (im.opts.interest) im.opts.interest(user, true);
+    if (im.opts.presence) im.opts.presence(user, true);
   }
   if (room == 0) {
     u.sidebars.push_back(c);
@@ -781,6 +809,7 @@ void Hub::Impl::remove(Id user, Id room, const WsConnection* c, std::vector<chat
     for (Id r : u.followed) im.unfollow(r, user);
     im.users.erase(it);
     if (im.opts.interest) im.opts.interest(user, false);
+    if (im.opts.presence) im.opts.presence(user, false);
   } else if (room != 0) {
     im.follow(user, u);
   }

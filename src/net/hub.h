@@ -60,6 +60,10 @@ struct HubOptions {
   // table and the board of who is shown typing.
   std::function<void(chat::EventPtr)> publish;
   chat::TypingLimits typing;
+  // Presence (net/presence_keeper.h): told, in order, when the first connection of a user
+  // opens here (true) and the last one closes (false). Called under the hub's lock: it must
+  // only hand off.
+  std::function<void(Id user, bool here)> presence;
 };
 
 // The instance's receiver and connection registry. It takes committed events from the bus
@@ -78,6 +82,10 @@ struct HubOptions {
 // user's rooms as the tracker knows them and coalesced (chat::TypingCoalescer), then
 // published; the Typing events received, local or remote, are shown to the room's other
 // members here until a stop or their expiry (chat::TypingBoard). One timer serves both.
+//
+// Presence: every connection here of a user in a Presence event's audience gets `presence`
+// (the user's own connections are not in it); one older than, or of the same status as, the
+// last one sent for that user is not sent.
 class Hub final : public api::TypingDesk {
  public:
   Hub(boost::asio::io_context& ioc, boost::asio::thread_pool& pool, api::WsService& service, HubOptions opts = {});

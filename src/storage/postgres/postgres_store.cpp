@@ -97,6 +97,10 @@ CREATE TABLE delivered_moves(
   at bigint NOT NULL,
   PRIMARY KEY(room_id, user_id, up_to_seq));
 )sql",
+    // Presence: when the user's last connection closed (NULL until the first one did).
+    R"sql(
+ALTER TABLE users ADD COLUMN last_seen bigint;
+)sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
@@ -559,6 +563,29 @@ class PgTx final : public chat::Tx {
                       "WHERE m.user_id=$1 AND m.active ORDER BY r.last_activity DESC, r.id DESC",
                       Params(user));
     return all_rows(r, [](const Result& s, int i) { return chat::UserRoom{room_from(s, i), s.i64(i, 7)}; });
+  }
+
+  bool share_room(Id a, Id b) override {
+    auto r = c_.query(
+        "SELECT 1 FROM members x JOIN members y ON y.room_id = x.room_id AND y.user_id=$2 AND y.active "
+        "WHERE x.user_id=$1 AND x.active LIMIT 1",
+        Params(a, b));
+    return r.rows() > 0;
+  }
+  std::vector<Id> co_member_ids(Id user, int limit) override {
+    auto r = c_.query(
+        "SELECT DISTINCT y.user_id FROM members x JOIN members y ON y.room_id = x.room_id AND y.active "
+        "WHERE x.user_id=$1 AND x.active AND y.user_id<>$1 ORDER BY y.user_id LIMIT $2",
+        Params(user, limit));
+    return all_rows(r, [](const Result& s, int i) { return s.i64(i, 0); });
+  }
+  std::optional<TimeMs> last_seen(Id user) override {
+    auto r = c_.query("SELECT last_seen FROM users WHERE id=$1 AND last_seen IS NOT NULL", Params(user));
+    if (r.rows() == 0) return std::nullopt;
+    return r.i64(0, 0);
+  }
+  void set_last_seen(Id user, TimeMs at) override {
+    c_.query("UPDATE users SET last_seen=$1 WHERE id=$2", Params(at, user));
   }
 
   Id insert_message(const Message& m) override {

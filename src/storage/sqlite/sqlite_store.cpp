@@ -95,6 +95,10 @@ CREATE TABLE delivered_moves(
   at INTEGER NOT NULL,
   PRIMARY KEY(room_id, user_id, up_to_seq)) WITHOUT ROWID;
 )sql",
+    // Presence: when the user's last connection closed (NULL until the first one did).
+    R"sql(
+ALTER TABLE users ADD COLUMN last_seen INTEGER;
+)sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
@@ -492,6 +496,29 @@ class SqliteTx final : public chat::Tx {
                         "WHERE m.user_id=? AND m.active=1 ORDER BY r.last_activity DESC, r.id DESC");
     s.bind(1, user);
     return all_rows(s, [](const Stmt& r) { return chat::UserRoom{room_from(r), r.i64(7)}; });
+  }
+
+  bool share_room(Id a, Id b) override {
+    auto s = c_.prepare(
+        "SELECT 1 FROM members x JOIN members y ON y.room_id = x.room_id AND y.user_id=?2 AND y.active=1 "
+        "WHERE x.user_id=?1 AND x.active=1 LIMIT 1");
+    s.bind(1, a).bind(2, b);
+    return first_row(s, int_row).has_value();
+  }
+  std::vector<Id> co_member_ids(Id user, int limit) override {
+    auto s = c_.prepare(
+        "SELECT DISTINCT y.user_id FROM members x JOIN members y ON y.room_id = x.room_id AND y.active=1 "
+        "WHERE x.user_id=?1 AND x.active=1 AND y.user_id<>?1 ORDER BY y.user_id LIMIT ?2");
+    s.bind(1, user).bind(2, limit);
+    return all_rows(s, int_row);
+  }
+  std::optional<TimeMs> last_seen(Id user) override {
+    auto s = c_.prepare("SELECT last_seen FROM users WHERE id=? AND last_seen IS NOT NULL");
+    s.bind(1, user);
+    return first_row(s, int_row);
+  }
+  void set_last_seen(Id user, TimeMs at) override {
+    c_.prepare("UPDATE users SET last_seen=? WHERE id=?").bind(1, at).bind(2, user).exec();
   }
 
   Id insert_message(const Message& m) override {

@@ -1,0 +1,170 @@
+#include "bus/redis_presence.h"
+
+#include <spdlog/spdlog.h>
+
+namespace parley::bus {
+
+namespace {
+
+constexpr std::int64_t kKeepOfflineMs = 24 * 3600 * 1000;
+
+// Every script: ARGV[1] the key prefix; the keys are built inside (one Redis, not a cluster).
+// alive(p, h): whether an instance with a live lease holds a connection of the user of hash h
+// (fields of instances whose lease expired are removed on the way).
+#define PRESENCE_ALIVE                                                              \
+  "local function alive(p, h)\n"                                                    \
+  "  local f = redis.call('HKEYS', h)\n"                                            \
+  "  local any = false\n"                                                           \
+  "  for _, k in ipairs(f) do\n"                                                    \
+  "    if string.sub(k, 1, 2) == 'i:' then\n"                                       \
+  "      if redis.call('EXISTS', p .. 'pr:lease:' .. string.sub(k, 3)) == 1 then\n" \
+  "        any = true\n"                                                            \
+  "      else\n"                                                                    \
+  "        redis.call('HDEL', h, k)\n"                                              \
+  "      end\n"                                                                     \
+  "    end\n"                                                                       \
+  "  end\n"                                                                         \
+  "  return any\n"                                                                  \
+  "end\n"
+
+// ARGV: prefix, instance, user, lease ms. 1: announce online.
+const char* const kHere =
+    "local p, inst, user = ARGV[1], ARGV[2], ARGV[3]\n"
+    "local lease = p .. 'pr:lease:' .. inst\n"
+    "if redis.call('EXISTS', lease) == 0 then\n"
+    "  redis.call('SET', lease, 1, 'PX', ARGV[4])\n"
+    "  redis.call('SADD', p .. 'pr:instances', inst)\n"
+    "end\n"
+    "local h = p .. 'pr:u:' .. user\n"
+    "redis.call('HSET', h, 'i:' .. inst, 1)\n"
+    "redis.call('HINCRBY', h, 'g', 1)\n"
+    "redis.call('PERSIST', h)\n"
+    "redis.call('SADD', p .. 'pr:i:' .. inst, user)\n"
+    "redis.call('ZREM', p .. 'pr:pending', user)\n"
+    "if redis.call('HGET', h, 's') == '1' then return 0 end\n"
+    "redis.call('HSET', h, 's', '1')\n"
+    "return 1\n";
+
+// ARGV: prefix, instance, user, now, when a sweep may settle the grace. The mark, or -1 while
+// another instance holds a connection.
+const char* const kGone = PRESENCE_ALIVE
+    "local p, inst, user = ARGV[1], ARGV[2], ARGV[3]\n"
+    "local h = p .. 'pr:u:' .. user\n"
+    "redis.call('HDEL', h, 'i:' .. inst)\n"
+    "redis.call('SREM', p .. 'pr:i:' .. inst, user)\n"
+    "if alive(p, h) then return -1 end\n"
+    "local g = redis.call('HINCRBY', h, 'g', 1)\n"
+    "redis.call('HSET', h, 'z', ARGV[4])\n"
+    "redis.call('ZADD', p .. 'pr:pending', ARGV[5], user)\n"
+    "return g\n";
+
+// ARGV: prefix, user, mark, keep ms. 1: announce offline.
+const char* const kSettle =
+    "local p, user = ARGV[1], ARGV[2]\n"
+    "local h = p .. 'pr:u:' .. user\n"
+    "if tonumber(redis.call('HGET', h, 'g') or '0') ~= tonumber(ARGV[3]) then return 0 end\n"
+    "redis.call('ZREM', p .. 'pr:pending', user)\n"
+    "redis.call('PEXPIRE', h, ARGV[4])\n"
+    "if redis.call('HGET', h, 's') ~= '1' then return 0 end\n"
+    "redis.call('HSET', h, 's', '0')\n"
+    "return 1\n";
+
+// ARGV: prefix, user.
+const char* const kOnline = "return redis.call('HGET', ARGV[1] .. 'pr:u:' .. ARGV[2], 's') == '1' and 1 or 0\n";
+
+// ARGV: prefix, instance, now, lease ms, grace ms, keep ms, limit. [user, last_seen]… to
+// announce offline.
+const char* const kSweep = PRESENCE_ALIVE
+    "local p, inst, now = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
+    "local pending = p .. 'pr:pending'\n"
+    "redis.call('SET', p .. 'pr:lease:' .. inst, 1, 'PX', ARGV[4])\n"
+    "redis.call('SADD', p .. 'pr:instances', inst)\n"
+    "for _, x in ipairs(redis.call('SMEMBERS', p .. 'pr:instances')) do\n"
+    "  if redis.call('EXISTS', p .. 'pr:lease:' .. x) == 0 then\n"
+    "    local set = p .. 'pr:i:' .. x\n"
+    "    for _, user in ipairs(redis.call('SMEMBERS', set)) do\n"
+    "      local h = p .. 'pr:u:' .. user\n"
+    "      redis.call('HDEL', h, 'i:' .. x)\n"
+    "      if not alive(p, h) then\n"
+    "        redis.call('HINCRBY', h, 'g', 1)\n"
+    "        redis.call('HSET', h, 'z', now)\n"
+    "        redis.call('ZADD', pending, now + tonumber(ARGV[5]), user)\n"
+    "      end\n"
+    "    end\n"
+    "    redis.call('DEL', set)\n"
+    "    redis.call('SREM', p .. 'pr:instances', x)\n"
+    "  end\n"
+    "end\n"
+    "local out = {}\n"
+    "for _, user in ipairs(redis.call('ZRANGEBYSCORE', pending, '-inf', now, 'LIMIT', 0, tonumber(ARGV[7]))) do\n"
+    "  redis.call('ZREM', pending, user)\n"
+    "  local h = p .. 'pr:u:' .. user\n"
+    "  if redis.call('HGET', h, 's') == '1' then\n"
+    "    redis.call('HSET', h, 's', '0')\n"
+    "    redis.call('PEXPIRE', h, ARGV[6])\n"
+    "    table.insert(out, tonumber(user))\n"
+    "    table.insert(out, tonumber(redis.call('HGET', h, 'z') or now))\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+}  // namespace
+
+RedisPresenceLedger::RedisPresenceLedger(RedisKv& kv, RedisPresenceOptions opts) : kv_(kv), opts_(std::move(opts)) {}
+
+std::optional<std::vector<std::int64_t>> RedisPresenceLedger::run(const char* script, std::vector<std::string> args) {
+  args.insert(args.begin(), kv_.prefix());
+  std::string problem;
+  auto r = kv_.eval(script, {}, args, &problem);
+  if (r) {
+    if (down_.exchange(false)) spdlog::info("presence: {} answers again; presence is shared again", kv_.where());
+    return r;
+  }
+  if (!down_.exchange(true))
+    spdlog::warn("presence: {}; each instance decides from its own connections until it is back", problem);
+  return std::nullopt;
+}
+
+bool RedisPresenceLedger::here(Id user, TimeMs now) {
+  if (auto r = run(kHere, {opts_.instance, std::to_string(user), std::to_string(opts_.lease.count())}); r && !r->empty())
+    return r->front() == 1;
+  return local_.here(user, now);
+}
+
+std::optional<chat::PresenceMark> RedisPresenceLedger::gone(Id user, TimeMs now) {
+  auto due = now + opts_.grace.count() + opts_.slack.count();
+  if (auto r = run(kGone, {opts_.instance, std::to_string(user), std::to_string(now), std::to_string(due)});
+      r && !r->empty()) {
+    // A user connected here while Redis was away (in the local ledger only): forgotten there too.
+    if (auto m = local_.gone(user, now)) local_.settle(user, *m);
+    if (r->front() < 0) return std::nullopt;
+    return r->front();
+  }
+  if (auto m = local_.gone(user, now)) return -*m;
+  return std::nullopt;
+}
+
+bool RedisPresenceLedger::settle(Id user, chat::PresenceMark mark) {
+  if (mark < 0) return local_.settle(user, -mark);
+  if (auto r = run(kSettle, {std::to_string(user), std::to_string(mark), std::to_string(kKeepOfflineMs)});
+      r && !r->empty())
+    return r->front() == 1;
+  return false;  // Redis away: a later sweep settles it (the pending entry is still there)
+}
+
+bool RedisPresenceLedger::online(Id user) {
+  if (auto r = run(kOnline, {std::to_string(user)}); r && !r->empty()) return r->front() == 1;
+  return local_.online(user);
+}
+
+std::vector<std::pair<Id, TimeMs>> RedisPresenceLedger::sweep(TimeMs now) {
+  std::vector<std::pair<Id, TimeMs>> out;
+  auto r = run(kSweep, {opts_.instance, std::to_string(now), std::to_string(opts_.lease.count()),
+                        std::to_string(opts_.grace.count()), std::to_string(kKeepOfflineMs),
+                        std::to_string(opts_.sweep_limit)});
+  if (!r) return out;
+  for (std::size_t i = 0; i + 1 < r->size(); i += 2) out.emplace_back((*r)[i], (*r)[i + 1]);
+  return out;
+}
+
+}  // namespace parley::bus
