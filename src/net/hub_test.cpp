@@ -618,3 +618,44 @@ TEST_F(HubTest, TypingReachesTheOtherMembersNotTheTypersConnectionsAndEndsByItse
   EXPECT_EQ(stops(), 1);
   ASSERT_TRUE(until([&] { return b1->of("typing").back().at("state") == "stop"; }));
 }
+
+TEST_F(HubTest, PresenceReachesEveryConnectionOfTheAudienceOnlyOnceAndNeverBackwards) {
+  // What the hub tells the keeper: the first connection of a user here and the last close.
+  std::mutex mu;
+  std::vector<std::pair<Id, bool>> told;
+  net::HubOptions o = opts;
+  o.presence = [&](Id user, bool here) {
+    std::lock_guard g(mu);
+    told.emplace_back(user, here);
+  };
+  hub->shutdown();
+  hub = std::make_unique<net::Hub>(ioc, pool, svc, o);
+  Id carol = chat.create_user("carol", "h").id;  // not in the audience
+  auto a1 = sidebar(alice, "a1");
+  auto a2 = std::make_shared<FakeConn>("a2");  // alice's socket of room
+  hub->add(alice, room, a2);
+  auto b1 = sidebar(bob, "b1");
+  auto c1 = sidebar(carol, "c1");
+  auto presence = [&](bool online, TimeMs at, std::vector<Id> audience) {
+    hub->on_event(std::make_shared<const chat::Event>(chat::Presence{bob, online, std::nullopt, at, std::move(audience)}));
+  };
+  presence(true, 100, {alice, bob});   // bob in his own audience: still not told
+  presence(true, 101, {alice});        // the same status again: not sent
+  presence(false, 90, {alice});        // older than what was sent: not sent
+  presence(false, 200, {alice});
+  hub->on_event(std::make_shared<const chat::Event>(chat::Presence{carol, true, 5, 300, {alice}}));  // marker
+  ASSERT_TRUE(until([&] { return a1->of("presence").size() == 3 && a2->of("presence").size() == 3; }));
+  for (auto* c : {a1.get(), a2.get()}) {
+    auto got = c->of("presence");
+    EXPECT_EQ(got[0], (json::object{{"user_id", std::to_string(bob)}, {"status", "online"}, {"last_seen", nullptr}}));
+    EXPECT_EQ(got[1].at("status"), "offline");
+    EXPECT_EQ(got[2].at("user_id"), json::value(std::to_string(carol)));
+    EXPECT_EQ(got[2].at("last_seen"), "1970-01-01T00:00:00.005Z");
+  }
+  EXPECT_TRUE(b1->of("presence").empty());
+  EXPECT_TRUE(c1->of("presence").empty());
+  hub->remove(alice, 0, a1.get());  // alice still has a2: nothing to tell
+  hub->remove(alice, room, a2.get());
+  std::lock_guard g(mu);
+  EXPECT_EQ(told, (std::vector<std::pair<Id, bool>>{{alice, true}, {bob, true}, {carol, true}, {alice, false}}));
+}

@@ -146,12 +146,77 @@ TEST_P(StoreTest, DeliveredMovesGiveEachMessageTheFirstTimeTheWatermarkPassedIt)
 
 TEST_P(StoreTest, TheDeliveredStepMigratesADatabaseOfTheVersionBefore) {
   { auto store = db->open(); }
+  // Back to version 2 (before the delivered step), the later steps undone too.
   db->exec("DROP TABLE delivered_moves");
-  db->exec("UPDATE schema_version SET version = " + std::to_string(schema_version() - 1));
+  db->exec("ALTER TABLE users DROP COLUMN last_seen");
+  db->exec("UPDATE schema_version SET version = 2");
   auto store = db->open();
   EXPECT_EQ(db->query_int("SELECT version FROM schema_version"), schema_version());
   store->write([](chat::Tx& tx) { tx.insert_delivered_move(1, 2, 3, 4); });
   EXPECT_EQ(db->query_int("SELECT count(*) FROM delivered_moves"), 1);
+}
+
+// Presence: who shares an active room with whom (a left member does not), and last_seen,
+// null until set, kept across a reopen; the step that adds it migrates the version before.
+TEST_P(StoreTest, PresenceCoMembersAndLastSeen) {
+  Id a = 0, d = 0;
+  {
+    auto store = db->open();
+    chat::ChatService chat(*store);
+    a = chat.create_user("alice", "h").id;
+    Id b = chat.create_user("bob", "h").id;
+    Id c = chat.create_user("carol", "h").id;
+    d = chat.create_user("dave", "h").id;
+    Id r1 = chat.create_group(a, "r1", {b, c}).room.id;
+    chat.create_group(a, "r2", {b}).room.id;  // bob twice: once in the list
+    chat.create_direct(c, d);
+    chat.remove_member(a, r1, c);  // carol left alice's rooms
+    EXPECT_EQ(chat.co_member_ids(a, 100), (std::vector<Id>{b}));
+    EXPECT_EQ(chat.co_member_ids(b, 100), (std::vector<Id>{a}));
+    EXPECT_EQ(chat.co_member_ids(c, 100), (std::vector<Id>{d}));
+    EXPECT_EQ(chat.co_member_ids(c, 0), (std::vector<Id>{}));
+    store->read([&](chat::Tx& tx) {
+      EXPECT_TRUE(tx.share_room(a, b));
+      EXPECT_TRUE(tx.share_room(b, a));
+      EXPECT_FALSE(tx.share_room(a, c));
+      EXPECT_FALSE(tx.share_room(a, d));
+      EXPECT_TRUE(tx.share_room(c, d));
+    });
+    EXPECT_EQ(chat.presence_of(a, a), std::nullopt);  // never closed a connection
+    EXPECT_EQ(chat.presence_of(a, b), std::nullopt);
+    chat.set_last_seen(b, 1234);
+    EXPECT_EQ(chat.presence_of(a, b), 1234);
+    try {
+      chat.presence_of(a, c);
+      ADD_FAILURE() << "no shared room: 403";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::Forbidden);
+    }
+    try {
+      chat.presence_of(a, 999999);
+      ADD_FAILURE() << "unknown user: 404";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::NotFound);
+    }
+    chat.set_last_seen(d, 99);
+  }
+  auto store = db->open();
+  chat::ChatService chat(*store);
+  EXPECT_EQ(chat.last_seen(d), 99);
+  EXPECT_EQ(chat.last_seen(a), std::nullopt);
+}
+
+TEST_P(StoreTest, ThePresenceStepMigratesADatabaseOfTheVersionBefore) {
+  { auto store = db->open(); }
+  db->exec("ALTER TABLE users DROP COLUMN last_seen");
+  db->exec("UPDATE schema_version SET version = " + std::to_string(schema_version() - 1));  // the last step
+  auto store = db->open();
+  EXPECT_EQ(db->query_int("SELECT version FROM schema_version"), schema_version());
+  chat::ChatService chat(*store);
+  Id a = chat.create_user("alice", "h").id;
+  EXPECT_EQ(chat.last_seen(a), std::nullopt);
+  chat.set_last_seen(a, 5);
+  EXPECT_EQ(chat.last_seen(a), 5);
 }
 
 TEST_P(StoreTest, RefusesADatabaseFromANewerVersion) {

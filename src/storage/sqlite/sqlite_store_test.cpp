@@ -93,6 +93,10 @@ TEST(SqliteStore, EveryQueryUsesAnIndex) {
   chat.caller_auth(b);
   chat.revoke_tokens(b);
   chat.change_password(c, "h", "h2");
+  chat.co_member_ids(a, 100);
+  chat.set_last_seen(a, 5);
+  chat.last_seen(a);
+  chat.presence_of(b, a);
   chat.remove_member(a, room, c);
   chat.remove_member(b, room, b);
   EXPECT_EQ(store.full_scan_steps(), 0u);
