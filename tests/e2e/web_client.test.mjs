@@ -8,7 +8,7 @@ import { mkdirSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { startServer } from './lib/server.mjs';
+import { startServer, newUser } from './lib/server.mjs';
 
 const WEB_DIR = fileURLToPath(new URL('../../web', import.meta.url));
 const ARTIFACTS = process.env.PARLEY_ARTIFACTS_DIR ?? fileURLToPath(new URL('../artifacts/web', import.meta.url));
@@ -210,6 +210,7 @@ test('two users: a direct room, chat both ways, ticks, badges, typing, reactions
   await send(b.page, 'welcome back');
   await messages(a.page).filter({ hasText: 'welcome back' }).waitFor(WAIT);
   for (const p of [a.page, b.page]) {
+    await p.locator('#messages [data-seq="5"]').waitFor(WAIT);  // the sender's copy once acknowledged
     assert.deepEqual(await seqsOf(p), [1, 2, 3, 4, 5]);
     assert.equal(await messages(p).count(), 5, 'no pending copy or duplicate left');
   }
@@ -290,4 +291,64 @@ test('keyboard only: register, create a group room and send, every control label
   await messages(page).filter({ hasText: 'typed with the keyboard' }).and(page.locator('[data-seq="1"]')).waitFor(WAIT);
   assert.deepEqual(errors, []);
   await context.close();
+});
+
+async function login(page, name) {
+  await page.getByTestId('username').fill(name);
+  await page.getByTestId('password').fill('password123');
+  await page.getByTestId('login').click();
+  await page.getByTestId('connection-state').filter({ hasText: /^online$/ }).waitFor(WAIT);
+}
+
+test('long history: infinite scroll up, jump to the first unread, a second tab in sync', async () => {
+  const a = await newUser(server, 'hista');
+  const b = await newUser(server, 'histb');
+  const room = (await a.api.post('/api/chatrooms', { name: 'long history', member_ids: [b.user.id] })).body;
+  const N = 130;
+  for (let i = 1; i <= N; i++) assert.equal((await a.api.post(`/api/chatrooms/${room.id}/messages`, { content: `line ${i}` })).status, 201);
+  const all = Array.from({ length: N }, (_, i) => i + 1);
+
+  // b has 130 unread: the room opens at the newest page with a jump button; the jump pages
+  // back to seq 1 and shows every message once, in order.
+  const pb = await newPage();
+  await login(pb.page, b.user.username);
+  const item = pb.page.locator(`[data-testid="room-item"][data-room-id="${room.id}"]`);
+  await item.getByTestId('unread-badge').filter({ hasText: new RegExp(`^${N}$`) }).waitFor(WAIT);
+  await item.click();
+  await messages(pb.page).filter({ hasText: `line ${N}` }).waitFor(WAIT);
+  await tid(pb.page, 'jump-unread').waitFor({ state: 'visible', ...WAIT });
+  await tid(pb.page, 'jump-unread').click();
+  await pb.page.locator('#messages [data-seq="1"]').waitFor(WAIT);
+  await pb.page.waitForFunction(() => document.activeElement?.dataset.seq === '1', null, WAIT);
+  assert.deepEqual(await seqsOf(pb.page), all);
+  await item.getByTestId('unread-badge').filter({ hasText: /^$/ }).waitFor({ state: 'attached', ...WAIT });
+
+  // a (nothing unread) opens at the newest 50 and scrolls up to the start.
+  const pa = await newPage();
+  await login(pa.page, a.user.username);
+  await pa.page.locator(`[data-testid="room-item"][data-room-id="${room.id}"]`).click();
+  await messages(pa.page).filter({ hasText: `line ${N}` }).waitFor(WAIT);
+  assert.equal((await seqsOf(pa.page))[0], N - 49);
+  for (let i = 0; i < 20 && (await seqsOf(pa.page))[0] !== 1; i++) {
+    await pa.page.locator('#messages').evaluate((el) => { el.scrollTop = 0; el.dispatchEvent(new Event('scroll')); });
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  assert.deepEqual(await seqsOf(pa.page), all);
+
+  // a second tab of a: what one tab sends shows in the other as a's own message (echo), once.
+  const pa2 = await newPage();
+  await login(pa2.page, a.user.username);
+  await pa2.page.locator(`[data-testid="room-item"][data-room-id="${room.id}"]`).click();
+  await messages(pa2.page).filter({ hasText: `line ${N}` }).waitFor(WAIT);
+  await send(pa.page, 'from the first tab');
+  const echoed = pa2.page.locator(`#messages [data-testid="message"].mine[data-seq="${N + 1}"]`);
+  await echoed.filter({ hasText: 'from the first tab' }).waitFor(WAIT);
+  assert.equal(await echoed.locator('[data-testid="tick"]').count(), 1);
+  await messages(pb.page).filter({ hasText: 'from the first tab' }).waitFor(WAIT);
+  assert.equal(await messages(pa.page).filter({ hasText: 'from the first tab' }).count(), 1);
+  assert.equal(await messages(pa2.page).filter({ hasText: 'from the first tab' }).count(), 1);
+  for (const p of [pa, pa2, pb]) {
+    assert.deepEqual(p.errors, []);
+    await p.context.close();
+  }
 });

@@ -281,7 +281,15 @@ async function openRoom(id) {
     if (state.chat === chat) $('chat-title').textContent = `${roomTitle(room)} — ${e.message}`;
   }
   if (state.chat !== chat) return;
-  scrollToBottom();
+  // Opened at the first unread message when it is in the first page (marked as where the new
+  // messages begin), else at the newest with a button to jump back to it.
+  const first = chat.firstUnread && chat.els.get(chat.firstUnread);
+  if (first) {
+    first.classList.add('first-unread');
+    first.scrollIntoView({ block: 'start' });
+  } else {
+    scrollToBottom();
+  }
   updateJumpButton();
   const url = () => `/api/ws?token=${encodeURIComponent(api.token)}&room_id=${encodeURIComponent(id)}&after_seq=${chat.newest}`;
   chat.socket = new Socket(url, {
@@ -584,7 +592,6 @@ async function markVisibleRead() {
     const r = await api.markRead(best.id);
     chat.readSent = Math.max(chat.readSent, r.up_to_seq);
     const room = state.rooms.get(chat.id);
-    if (room && r.up_to_seq >= (chat.firstUnread ?? Infinity)) chat.firstUnread = null;
     if (room) { room.unread_count = r.unread_count; renderRooms(); }
     updateJumpButton();
   } catch { /* retried on the next scroll or message */ } finally {
@@ -595,7 +602,7 @@ async function markVisibleRead() {
 function updateJumpButton() {
   const chat = state.chat;
   const seq = chat?.firstUnread;
-  let hidden = !seq;
+  let hidden = !seq || chat.jumped;
   if (seq) {
     const el = chat.els.get(seq);
     if (el) {
@@ -613,7 +620,8 @@ async function jumpToUnread() {
   const seq = chat.firstUnread;
   while (state.chat === chat && !chat.els.has(seq) && chat.hasMore) await loadOlder(200);
   const el = chat.els.get(seq);
-  if (el) { el.scrollIntoView({ block: 'start' }); el.focus(); }
+  if (el) { el.classList.add('first-unread'); el.scrollIntoView({ block: 'start' }); el.focus(); }
+  chat.jumped = true;
   $('jump-unread').hidden = true;
   markVisibleRead();
 }
