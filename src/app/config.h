@@ -48,6 +48,9 @@ struct Config {
   int ws_max_frame_bytes = 64 * 1024;     // 1 KiB .. 64 KiB
   int ws_handshake_timeout_ms = 10000;    // 100 .. 60,000 (upgrade and close handshakes)
   int presence_grace_ms = 5000;           // 100 .. 600,000 (online this long after the last close)
+  // The built-in web client's directory, served at / (empty: none). parse_config's default is
+  // the source tree's web/ (compiled in), when it exists.
+  std::string web_dir;
 };
 
 enum class ParseOutcome { Run, ExitOk, ExitUsage };
