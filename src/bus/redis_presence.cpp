@@ -58,14 +58,15 @@ const char* const kGone = PRESENCE_ALIVE
     "redis.call('ZADD', p .. 'pr:pending', ARGV[5], user)\n"
     "return g\n";
 
-// ARGV: prefix, user, mark, keep ms. 1: announce offline.
+// ARGV: prefix, user, mark, keep ms. 1: announce offline (unless offline was announced last:
+// a status Redis lost, by a restart, counts as online, and receivers drop a repeat).
 const char* const kSettle =
     "local p, user = ARGV[1], ARGV[2]\n"
     "local h = p .. 'pr:u:' .. user\n"
     "if tonumber(redis.call('HGET', h, 'g') or '0') ~= tonumber(ARGV[3]) then return 0 end\n"
     "redis.call('ZREM', p .. 'pr:pending', user)\n"
     "redis.call('PEXPIRE', h, ARGV[4])\n"
-    "if redis.call('HGET', h, 's') ~= '1' then return 0 end\n"
+    "if redis.call('HGET', h, 's') == '0' then return 0 end\n"
     "redis.call('HSET', h, 's', '0')\n"
     "return 1\n";
 
@@ -99,7 +100,7 @@ const char* const kSweep = PRESENCE_ALIVE
     "for _, user in ipairs(redis.call('ZRANGEBYSCORE', pending, '-inf', now, 'LIMIT', 0, tonumber(ARGV[7]))) do\n"
     "  redis.call('ZREM', pending, user)\n"
     "  local h = p .. 'pr:u:' .. user\n"
-    "  if redis.call('HGET', h, 's') == '1' then\n"
+    "  if redis.call('HGET', h, 's') ~= '0' then\n"
     "    redis.call('HSET', h, 's', '0')\n"
     "    redis.call('PEXPIRE', h, ARGV[6])\n"
     "    table.insert(out, tonumber(user))\n"
@@ -126,22 +127,36 @@ std::optional<std::vector<std::int64_t>> RedisPresenceLedger::run(const char* sc
 }
 
 bool RedisPresenceLedger::here(Id user, TimeMs now) {
-  if (auto r = run(kHere, {opts_.instance, std::to_string(user), std::to_string(opts_.lease.count())}); r && !r->empty())
+  {
+    std::lock_guard g(owed_mu_);
+    owed_.erase(user);  // connected here again: what Redis holds of it here is true again
+  }
+  if (auto r = run(kHere, {opts_.instance, std::to_string(user), std::to_string(opts_.lease.count())}); r && !r->empty()) {
+    local_.forget(user);  // what an outage left here of the user is over
     return r->front() == 1;
+  }
   return local_.here(user, now);
 }
 
 std::optional<chat::PresenceMark> RedisPresenceLedger::gone(Id user, TimeMs now) {
+  // Connected here while Redis was away: it ends as it began, and Redis is told later.
+  if (auto m = local_.gone(user, now)) {
+    owe(user, now);
+    return -*m;
+  }
   auto due = now + opts_.grace.count() + opts_.slack.count();
   if (auto r = run(kGone, {opts_.instance, std::to_string(user), std::to_string(now), std::to_string(due)});
       r && !r->empty()) {
-    // A user connected here while Redis was away (in the local ledger only): forgotten there too.
-    if (auto m = local_.gone(user, now)) local_.settle(user, *m);
     if (r->front() < 0) return std::nullopt;
     return r->front();
   }
-  if (auto m = local_.gone(user, now)) return -*m;
+  owe(user, now);  // Redis away: told by the first sweep it answers
   return std::nullopt;
+}
+
+void RedisPresenceLedger::owe(Id user, TimeMs at) {
+  std::lock_guard g(owed_mu_);
+  owed_[user] = at;
 }
 
 bool RedisPresenceLedger::settle(Id user, chat::PresenceMark mark) {
@@ -164,6 +179,27 @@ std::vector<std::pair<Id, TimeMs>> RedisPresenceLedger::sweep(TimeMs now) {
                         std::to_string(opts_.sweep_limit)});
   if (!r) return out;
   for (std::size_t i = 0; i + 1 < r->size(); i += 2) out.emplace_back((*r)[i], (*r)[i + 1]);
+  // Last connections here that closed while Redis was away: their grace has passed by now
+  // (an outage outlasts it, or nearly), so gone and settle at once.
+  std::unordered_map<Id, TimeMs> owed;
+  {
+    std::lock_guard g(owed_mu_);
+    owed.swap(owed_);
+  }
+  for (auto it = owed.begin(); it != owed.end();) {
+    auto [user, at] = *it;
+    auto g = run(kGone, {opts_.instance, std::to_string(user), std::to_string(at), std::to_string(now)});
+    if (!g || g->empty()) break;  // away again: the rest stay owed
+    if (g->front() > 0) {
+      auto st = run(kSettle, {std::to_string(user), std::to_string(g->front()), std::to_string(kKeepOfflineMs)});
+      if (st && !st->empty() && st->front() == 1) out.emplace_back(user, at);
+    }
+    it = owed.erase(it);
+  }
+  if (!owed.empty()) {
+    std::lock_guard g(owed_mu_);
+    for (const auto& [user, at] : owed) owed_.try_emplace(user, at);
+  }
   return out;
 }
 

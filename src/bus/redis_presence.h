@@ -5,7 +5,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "bus/redis_kv.h"
 #include "chat/presence.h"
@@ -56,8 +58,14 @@ class RedisPresenceLedger final : public chat::PresenceLedger {
 
   RedisKv& kv_;
   RedisPresenceOptions opts_;
+  void owe(Id user, TimeMs at);
+
   chat::LocalPresenceLedger local_;  // while Redis is away; its marks are negated
   std::atomic<bool> down_{false};
+  // Users whose last connection here closed while Redis was away: Redis still counts this
+  // instance's connection until a sweep tells it (at most the users connected here).
+  std::mutex owed_mu_;
+  std::unordered_map<Id, TimeMs> owed_;
 };
 
 }  // namespace parley::bus

@@ -116,3 +116,32 @@ TEST(RedisPresence, WhileRedisIsAwayTheInstanceDecidesAlone) {
   EXPECT_TRUE(a.ledger.settle(7, *m));
   EXPECT_FALSE(a.ledger.online(7));
 }
+
+TEST(RedisPresence, ALastCloseWhileRedisWasAwayIsToldToItByTheNextSweep) {
+  if (!redis_installed()) GTEST_SKIP() << "no redis-server";
+  RedisServer redis;
+  Node a(redis.port, "a"), b(redis.port, "b");
+  ASSERT_TRUE(a.ledger.here(7, 1000));
+  redis.stop();
+  EXPECT_FALSE(a.ledger.gone(7, 2000));  // Redis away: nothing to settle here
+  EXPECT_FALSE(a.ledger.shared());
+  redis.start();  // empty: what it knew is lost too
+  auto out = a.ledger.sweep(3000);
+  EXPECT_EQ(out, (std::vector<std::pair<Id, TimeMs>>{{7, 2000}}));  // offline, last seen at the close
+  EXPECT_TRUE(a.ledger.shared());
+  EXPECT_FALSE(b.ledger.online(7));
+  EXPECT_TRUE(a.ledger.sweep(4000).empty());  // once
+}
+
+TEST(RedisPresence, AConnectionOpenedWhileRedisWasAwayEndsInTheInstancesOwnLedger) {
+  if (!redis_installed()) GTEST_SKIP() << "no redis-server";
+  RedisServer redis;
+  Node a(redis.port, "a");
+  redis.stop();
+  EXPECT_TRUE(a.ledger.here(7, 1000));  // decided here
+  redis.start();
+  auto m = a.ledger.gone(7, 2000);
+  ASSERT_TRUE(m);
+  EXPECT_TRUE(a.ledger.settle(7, *m));  // offline from the ledger that said online
+  EXPECT_FALSE(a.ledger.online(7));
+}

@@ -36,6 +36,11 @@ bool LocalPresenceLedger::online(Id user) {
   return it != entries_.end() && it->second.announced_online;
 }
 
+void LocalPresenceLedger::forget(Id user) {
+  std::lock_guard g(mu_);
+  entries_.erase(user);
+}
+
 std::size_t LocalPresenceLedger::size() const {
   std::lock_guard g(mu_);
   return entries_.size();

@@ -56,6 +56,8 @@ class LocalPresenceLedger final : public PresenceLedger {
   std::optional<PresenceMark> gone(Id user, TimeMs now) override;
   bool settle(Id user, PresenceMark mark) override;
   bool online(Id user) override;
+  // Forgets user (the shared ledger took over from this one).
+  void forget(Id user);
   std::size_t size() const;
 
  private:

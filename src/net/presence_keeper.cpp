@@ -6,6 +6,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <atomic>
 
 #include "common/time.h"
 
@@ -36,6 +37,7 @@ struct PresenceKeeper::Impl : std::enable_shared_from_this<PresenceKeeper::Impl>
   bool armed = false;
   Clock::time_point armed_at{};
   bool stopped = false;
+  std::atomic<bool> closed{false};  // stop() was called: nothing more is posted
 
   void announce(Id user, bool online, std::optional<TimeMs> last_seen, TimeMs at) {
     chat::Presence p{user, online, last_seen, at, {}};
@@ -105,9 +107,10 @@ PresenceKeeper::PresenceKeeper(asio::thread_pool& pool, chat::PresenceLedger& le
                                std::function<void(chat::EventPtr)> publish, PresenceOptions opts)
     : impl_(std::make_shared<Impl>(pool, ledger, chat, std::move(publish), opts)) {}
 
-PresenceKeeper::~PresenceKeeper() { stop(); }
+PresenceKeeper::~PresenceKeeper() = default;  // after stop() and the pool's join
 
 void PresenceKeeper::connection(Id user, bool here) {
+  if (impl_->closed.load()) return;  // shutting down: the ledger's lease and sweeps cover it
   asio::post(impl_->strand, [self = impl_, user, here] {
     self->guarded(here ? "online" : "offline", [&] {
       if (here)
@@ -124,6 +127,7 @@ void PresenceKeeper::start() {
 }
 
 void PresenceKeeper::stop() {
+  if (impl_->closed.exchange(true)) return;
   // On the strand, so that no handler re-arms a timer after it (join the pool afterwards).
   asio::post(impl_->strand, [self = impl_] {
     self->stopped = true;

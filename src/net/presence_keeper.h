@@ -36,7 +36,8 @@ class PresenceKeeper {
   // Never blocks: hands off to the strand.
   void connection(Id user, bool here);
   // Starts the sweeps (when sweep_every > 0); stop() cancels every timer (graces running are
-  // left to the ledger: another instance's sweep settles them), so the pool can be joined.
+  // left to the ledger: another instance's sweep settles them) and takes no more connection
+  // news, so the pool can be joined. Call stop() before the pool's join.
   void start();
   void stop();
 
