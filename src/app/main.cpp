@@ -252,7 +252,12 @@ int serve(const app::Config& cfg) {
     bus::RedisPresenceOptions rp;
     rp.instance = auth::random_key_hex(8);
     rp.grace = po.grace;
-    ledger = std::make_unique<bus::RedisPresenceLedger>(*presence_kv, rp);
+    auto shared = std::make_unique<bus::RedisPresenceLedger>(*presence_kv, rp);
+    metrics.declare("parley_presence_shared", "gauge",
+                    "1 while presence is decided in Redis (shared by every instance), 0 while Redis is away and each "
+                    "instance decides from its own connections.");
+    metrics.add_collector([&l = *shared](api::Metrics& m) { m.set("parley_presence_shared", l.shared() ? 1 : 0); });
+    ledger = std::move(shared);
     po.sweep_every = rp.lease / 3;
   } else {
     ledger = std::make_unique<chat::LocalPresenceLedger>();

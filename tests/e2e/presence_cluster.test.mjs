@@ -69,6 +69,12 @@ const presenceOf = (u, status) => where(`presence ${status} of ${u.id}`,
   (e) => e.type === 'presence' && e.data.user_id === u.id && (!status || e.data.status === status));
 const statuses = (c, u) => c.all.filter((e) => e.type === 'presence' && e.data.user_id === u.id).map((e) => e.data.status);
 
+async function metric(srv, series) {
+  const text = await (await fetch(`${srv.url}/metrics`)).text();
+  for (const line of text.split('\n')) if (line.startsWith(series + ' ')) return Number(line.slice(series.length + 1));
+  return null;
+}
+
 async function samePresence(viewer, u) {
   const [ra, rb] = await Promise.all([viewer.a.get(`/api/users/${u.id}/presence`), viewer.b.get(`/api/users/${u.id}/presence`)]);
   assertStatus(ra, 200, 'presence on A');
@@ -103,6 +109,7 @@ test('online while connected on either instance; offline once the last connectio
   await sleep(200);
   for (const c of [bobB, carolA]) assert.deepEqual(statuses(c, alice), ['online', 'offline'], 'one transition each way');
   assert.deepEqual(statuses(daveA, alice), [], 'no room shared: nothing');
+  for (const srv of [A, B]) assert.equal(await metric(srv, 'parley_presence_shared'), 1, 'decided in Redis');
 });
 
 test('closing on A and reopening on B within the grace sends nothing', { skip }, async () => {
