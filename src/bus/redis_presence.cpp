@@ -131,7 +131,8 @@ bool RedisPresenceLedger::here(Id user, TimeMs now) {
     std::lock_guard g(owed_mu_);
     owed_.erase(user);  // connected here again: what Redis holds of it here is true again
   }
-  if (auto r = run(kHere, {opts_.instance, std::to_string(user), std::to_string(opts_.lease.count())}); r && !r->empty()) {
+  if (auto r = run(kHere, {opts_.instance, std::to_string(user), std::to_string(opts_.lease.count())});
+      r && !r->empty()) {
     local_.forget(user);  // what an outage left here of the user is over
     return r->front() == 1;
   }
@@ -174,9 +175,9 @@ bool RedisPresenceLedger::online(Id user) {
 
 std::vector<std::pair<Id, TimeMs>> RedisPresenceLedger::sweep(TimeMs now) {
   std::vector<std::pair<Id, TimeMs>> out;
-  auto r = run(kSweep, {opts_.instance, std::to_string(now), std::to_string(opts_.lease.count()),
-                        std::to_string(opts_.grace.count()), std::to_string(kKeepOfflineMs),
-                        std::to_string(opts_.sweep_limit)});
+  auto r = run(
+      kSweep, {opts_.instance, std::to_string(now), std::to_string(opts_.lease.count()),
+               std::to_string(opts_.grace.count()), std::to_string(kKeepOfflineMs), std::to_string(opts_.sweep_limit)});
   if (!r) return out;
   for (std::size_t i = 0; i + 1 < r->size(); i += 2) out.emplace_back((*r)[i], (*r)[i + 1]);
   // Last connections here that closed while Redis was away: their grace has passed by now

@@ -15,7 +15,7 @@
 namespace parley::bus {
 
 struct RedisPresenceOptions {
-  std::string instance;                  // this process's id, unique among the instances
+  std::string instance;                   // this process's id, unique among the instances
   std::chrono::milliseconds lease{6000};  // an instance not heard of for this long is gone
   std::chrono::milliseconds grace{5000};
   // A grace that its instance did not settle this long after its end is settled by a sweep

@@ -14,8 +14,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-using bus::testing::RedisServer;
 using bus::testing::redis_installed;
+using bus::testing::RedisServer;
 
 struct Node {
   bus::RedisKv kv;
@@ -80,7 +80,7 @@ TEST(RedisPresence, AnInstanceWhoseLeaseExpiredIsUndoneByASweep) {
   ASSERT_TRUE(a.ledger.here(7, 1000));  // a "dies" now: it sweeps no more
   ASSERT_TRUE(b.ledger.here(8, 1000));
   ASSERT_TRUE(b.ledger.gone(8, 1000));  // and b "forgets" to settle 8's grace
-  std::this_thread::sleep_for(300ms);  // a's lease expires
+  std::this_thread::sleep_for(300ms);   // a's lease expires
   TimeMs now = 5000;
   // 8's grace is past its slack: settled by the sweep. a undone: 7's grace starts now.
   EXPECT_EQ(b.ledger.sweep(now), (std::vector<std::pair<Id, TimeMs>>{{8, 1000}}));

@@ -46,7 +46,7 @@ TEST(PresenceLedger, FirstConnectionAnnouncesOnlineOnceAndOfflineOnlyThroughTheG
   EXPECT_TRUE(l.settle(7, *m));
   EXPECT_FALSE(l.online(7));
   EXPECT_FALSE(l.settle(7, *m));  // once
-  EXPECT_EQ(l.size(), 0u);       // offline users are not remembered
+  EXPECT_EQ(l.size(), 0u);        // offline users are not remembered
 }
 
 TEST(PresenceLedger, AReconnectInTheGraceMakesItsSettleDoNothing) {
