@@ -55,9 +55,9 @@ struct PresenceKeeper::Impl : std::enable_shared_from_this<PresenceKeeper::Impl>
     TimeMs now = now_ms();
     auto mark = ledger.gone(user, now);
     if (!mark) return;  // still connected on another instance
-    chat.set_last_seen(user, now);
-    graces.start(user, *mark, now, Clock::now());
+    graces.start(user, *mark, now, Clock::now());  // first: a storage fault must not keep them online
     arm();
+    chat.set_last_seen(user, now);
   }
 
   void arm() {
@@ -69,10 +69,10 @@ struct PresenceKeeper::Impl : std::enable_shared_from_this<PresenceKeeper::Impl>
     grace_timer.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
       if (ec == asio::error::operation_aborted) return;
       self->armed = false;
-      self->guarded("grace", [&] {
-        for (const auto& due : self->graces.due(Clock::now()))
+      for (const auto& due : self->graces.due(Clock::now()))
+        self->guarded("grace", [&] {
           if (self->ledger.settle(due.user, due.mark)) self->announce(due.user, false, due.closed_at, now_ms());
-      });
+        });
       self->arm();
     });
   }
@@ -83,16 +83,18 @@ struct PresenceKeeper::Impl : std::enable_shared_from_this<PresenceKeeper::Impl>
     sweep_timer.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
       if (ec == asio::error::operation_aborted) return;
       self->guarded("sweep", [&] {
-        for (const auto& [user, seen] : self->ledger.sweep(now_ms())) {
-          self->chat.set_last_seen(user, seen);
-          self->announce(user, false, seen, now_ms());
-        }
+        for (const auto& [user, seen] : self->ledger.sweep(now_ms()))
+          self->guarded("offline", [&] {
+            self->chat.set_last_seen(user, seen);
+            self->announce(user, false, seen, now_ms());
+          });
       });
       self->sweep();
     });
   }
 
-  // Storage or the ledger failing costs that one announcement (logged), never the strand.
+  // Storage or the ledger failing costs that one announcement or last_seen (logged), never the
+  // strand.
   template <class F>
   void guarded(const char* what, F&& f) {
     try {
