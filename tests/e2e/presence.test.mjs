@@ -152,7 +152,7 @@ test('GET /api/users/:id/presence: self and co-members 200 (last_seen null until
   assert.deepEqual(seen(bobSide, alice), [], 'a removed member hears nothing');
 });
 
-test('last_seen is stored: it survives a restart (the user is offline after it)', async (t) => {
+test('last_seen is stored: it survives a restart, also for a connection closed by the shutdown (everyone offline after it)', async (t) => {
   let srv = await startServer({ args: ARGS });
   const dir = srv.dir;
   t.after(async () => {
@@ -170,10 +170,18 @@ test('last_seen is stored: it survives a restart (the user is offline after it)'
   assertStatus(before, 200);
   assert.equal(before.body.status, 'offline');
   assert.match(before.body.last_seen, TIME_RE);
+  // Bob still connected when the server stops: his connection's close at shutdown is stored.
+  const b = await open(srv.url, `/ws?token=${bob.token}`);
+  assert.equal((await alice.api.get(`/api/users/${bob.user.id}/presence`)).body.last_seen, null);
+  const stoppedAt = Date.now();
   await srv.stop();
+  await b.closed;
   srv = await startServer({ dir, args: ARGS });
   const bobApi = client(srv.url, bob.token);
   const after = await bobApi.get(`/api/users/${alice.user.id}/presence`);
   assertStatus(after, 200, 'after the restart');
   assert.deepEqual(after.body, before.body, 'the same last_seen after the restart');
+  const bobNow = await client(srv.url, alice.token).get(`/api/users/${bob.user.id}/presence`);
+  assert.equal(bobNow.body.status, 'offline', 'nobody is online after a restart until they connect');
+  assert.ok(Math.abs(Date.parse(bobNow.body.last_seen) - stoppedAt) < 2000, `bob's last_seen ${bobNow.body.last_seen} is the shutdown`);
 });
