@@ -261,4 +261,12 @@ TEST(EventCodec, PresenceRoundTripsEveryFieldAndGoesToEveryInstance) {
     EXPECT_FALSE(bus::decode(e, &err)) << e;
     EXPECT_FALSE(err.empty()) << e;
   }
+  // The audience's bound: 10,000 users pass, one more was not written by encode().
+  Presence big{9, true, std::nullopt, 1, {}};
+  for (Id u = 1; u <= static_cast<Id>(Presence::kMaxPresenceAudience); ++u) big.audience.push_back(u);
+  EXPECT_EQ(std::get<Presence>(round_trip(big)).audience.size(), Presence::kMaxPresenceAudience);
+  big.audience.push_back(10001);
+  std::string err;
+  EXPECT_FALSE(bus::decode(bus::encode(big, 5, 1), &err));
+  EXPECT_NE(err.find("too long"), std::string::npos) << err;
 }
