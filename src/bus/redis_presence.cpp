@@ -73,21 +73,25 @@ const char* const kSettle =
 // ARGV: prefix, user.
 const char* const kOnline = "return redis.call('HGET', ARGV[1] .. 'pr:u:' .. ARGV[2], 's') == '1' and 1 or 0\n";
 
-// ARGV: prefix, instance, now, lease ms, grace ms, keep ms, limit. [user, last_seen]… to
-// announce offline.
+// ARGV: prefix, instance, now, lease ms, grace + slack ms, keep ms, limit. [own lease held
+// (0/1), n, then n/2 (user, mark) of the graces started for a gone instance's users, then
+// (user, last_seen) of the users to announce offline].
 const char* const kSweep = PRESENCE_ALIVE
     "local p, inst, now = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
     "local pending = p .. 'pr:pending'\n"
+    "local mine = redis.call('EXISTS', p .. 'pr:lease:' .. inst)\n"
     "redis.call('SET', p .. 'pr:lease:' .. inst, 1, 'PX', ARGV[4])\n"
     "redis.call('SADD', p .. 'pr:instances', inst)\n"
-    "for _, x in ipairs(redis.call('SMEMBERS', p .. 'pr:instances')) do\n"
+    "local started = {}\n"
+    "for _, x in ipairs(mine == 1 and redis.call('SMEMBERS', p .. 'pr:instances') or {}) do\n"
     "  if redis.call('EXISTS', p .. 'pr:lease:' .. x) == 0 then\n"
     "    local set = p .. 'pr:i:' .. x\n"
     "    for _, user in ipairs(redis.call('SMEMBERS', set)) do\n"
     "      local h = p .. 'pr:u:' .. user\n"
     "      redis.call('HDEL', h, 'i:' .. x)\n"
     "      if not alive(p, h) then\n"
-    "        redis.call('HINCRBY', h, 'g', 1)\n"
+    "        table.insert(started, tonumber(user))\n"
+    "        table.insert(started, redis.call('HINCRBY', h, 'g', 1))\n"
     "        redis.call('HSET', h, 'z', now)\n"
     "        redis.call('ZADD', pending, now + tonumber(ARGV[5]), user)\n"
     "      end\n"
@@ -96,7 +100,8 @@ const char* const kSweep = PRESENCE_ALIVE
     "    redis.call('SREM', p .. 'pr:instances', x)\n"
     "  end\n"
     "end\n"
-    "local out = {}\n"
+    "local out = {mine, #started}\n"
+    "for _, v in ipairs(started) do table.insert(out, v) end\n"
     "for _, user in ipairs(redis.call('ZRANGEBYSCORE', pending, '-inf', now, 'LIMIT', 0, tonumber(ARGV[7]))) do\n"
     "  redis.call('ZREM', pending, user)\n"
     "  local h = p .. 'pr:u:' .. user\n"
@@ -128,7 +133,8 @@ std::optional<std::vector<std::int64_t>> RedisPresenceLedger::run(const char* sc
 
 bool RedisPresenceLedger::here(Id user, TimeMs now) {
   {
-    std::lock_guard g(owed_mu_);
+    std::lock_guard g(mu_);
+    here_.insert(user);
     owed_.erase(user);  // connected here again: what Redis holds of it here is true again
   }
   if (auto r = run(kHere, {opts_.instance, std::to_string(user), std::to_string(opts_.lease.count())});
@@ -140,6 +146,10 @@ bool RedisPresenceLedger::here(Id user, TimeMs now) {
 }
 
 std::optional<chat::PresenceMark> RedisPresenceLedger::gone(Id user, TimeMs now) {
+  {
+    std::lock_guard g(mu_);
+    here_.erase(user);
+  }
   // Connected here while Redis was away: it ends as it began, and Redis is told later.
   if (auto m = local_.gone(user, now)) {
     owe(user, now);
@@ -156,7 +166,7 @@ std::optional<chat::PresenceMark> RedisPresenceLedger::gone(Id user, TimeMs now)
 }
 
 void RedisPresenceLedger::owe(Id user, TimeMs at) {
-  std::lock_guard g(owed_mu_);
+  std::lock_guard g(mu_);
   owed_[user] = at;
 }
 
@@ -173,19 +183,27 @@ bool RedisPresenceLedger::online(Id user) {
   return local_.online(user);
 }
 
-std::vector<std::pair<Id, TimeMs>> RedisPresenceLedger::sweep(TimeMs now) {
-  std::vector<std::pair<Id, TimeMs>> out;
+chat::PresenceLedger::Sweep RedisPresenceLedger::sweep(TimeMs now) {
+  Sweep out;
+  bool recovering = down_.load();
   auto r = run(
       kSweep, {opts_.instance, std::to_string(now), std::to_string(opts_.lease.count()),
-               std::to_string(opts_.grace.count()), std::to_string(kKeepOfflineMs), std::to_string(opts_.sweep_limit)});
-  if (!r) return out;
-  for (std::size_t i = 0; i + 1 < r->size(); i += 2) out.emplace_back((*r)[i], (*r)[i + 1]);
+               std::to_string((opts_.grace + opts_.slack).count()), std::to_string(kKeepOfflineMs),
+               std::to_string(opts_.sweep_limit)});
+  if (!r || r->empty()) return out;
+  bool lease_held = r->front() == 1;
+  std::size_t n = r->size() > 1 ? static_cast<std::size_t>((*r)[1]) : 0;
+  std::size_t i = 2;
+  for (; i + 1 < r->size() && i < 2 + n; i += 2) out.graces.emplace_back((*r)[i], (*r)[i + 1]);
+  for (; i + 1 < r->size(); i += 2) out.offline.emplace_back((*r)[i], (*r)[i + 1]);
   // Last connections here that closed while Redis was away: their grace has passed by now
   // (an outage outlasts it, or nearly), so gone and settle at once.
   std::unordered_map<Id, TimeMs> owed;
+  std::vector<Id> here;
   {
-    std::lock_guard g(owed_mu_);
+    std::lock_guard g(mu_);
     owed.swap(owed_);
+    if (recovering || !lease_held) here.assign(here_.begin(), here_.end());
   }
   for (auto it = owed.begin(); it != owed.end();) {
     auto [user, at] = *it;
@@ -193,13 +211,22 @@ std::vector<std::pair<Id, TimeMs>> RedisPresenceLedger::sweep(TimeMs now) {
     if (!g || g->empty()) break;  // away again: the rest stay owed
     if (g->front() > 0) {
       auto st = run(kSettle, {std::to_string(user), std::to_string(g->front()), std::to_string(kKeepOfflineMs)});
-      if (st && !st->empty() && st->front() == 1) out.emplace_back(user, at);
+      if (st && !st->empty() && st->front() == 1) out.offline.emplace_back(user, at);
     }
     it = owed.erase(it);
   }
   if (!owed.empty()) {
-    std::lock_guard g(owed_mu_);
+    std::lock_guard g(mu_);
     for (const auto& [user, at] : owed) owed_.try_emplace(user, at);
+  }
+  // After an outage, or once this instance's lease had expired (others may have undone its
+  // users meanwhile): its users are counted in Redis again, and announced online where Redis
+  // lost or dropped their status (receivers drop a repeat).
+  for (Id user : here) {
+    auto h = run(kHere, {opts_.instance, std::to_string(user), std::to_string(opts_.lease.count())});
+    if (!h || h->empty()) break;
+    local_.forget(user);
+    if (h->front() == 1) out.online.push_back(user);
   }
   return out;
 }

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "bus/redis_kv.h"
 #include "chat/presence.h"
@@ -47,8 +48,10 @@ class RedisPresenceLedger final : public chat::PresenceLedger {
   bool online(Id user) override;
   // Refreshes this instance's lease, undoes the instances whose lease expired (their users
   // with no connection elsewhere start their grace now) and settles the graces past their
-  // slack. Every lease/3.
-  std::vector<std::pair<Id, TimeMs>> sweep(TimeMs now) override;
+  // slack. Every lease/3. When this instance's own lease had expired too (Redis was away or
+  // restarted: every lease may have), it undoes nobody this time (the others renew theirs
+  // within one sweep) and counts its own users in Redis again, as after an outage.
+  Sweep sweep(TimeMs now) override;
   // False while Redis is away and this instance's own ledger decides.
   bool shared() const { return !down_.load(); }
 
@@ -62,9 +65,11 @@ class RedisPresenceLedger final : public chat::PresenceLedger {
 
   chat::LocalPresenceLedger local_;  // while Redis is away; its marks are negated
   std::atomic<bool> down_{false};
-  // Users whose last connection here closed while Redis was away: Redis still counts this
-  // instance's connection until a sweep tells it (at most the users connected here).
-  std::mutex owed_mu_;
+  // Under mu_. here_: the users with a connection here (counted again after an outage).
+  // owed_: users whose last connection here closed while Redis was away: Redis still counts
+  // this instance's connection until a sweep tells it. Each at most the users connected here.
+  std::mutex mu_;
+  std::unordered_set<Id> here_;
   std::unordered_map<Id, TimeMs> owed_;
 };
 

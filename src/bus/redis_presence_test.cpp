@@ -80,15 +80,39 @@ TEST(RedisPresence, AnInstanceWhoseLeaseExpiredIsUndoneByASweep) {
   ASSERT_TRUE(a.ledger.here(7, 1000));  // a "dies" now: it sweeps no more
   ASSERT_TRUE(b.ledger.here(8, 1000));
   ASSERT_TRUE(b.ledger.gone(8, 1000));  // and b "forgets" to settle 8's grace
-  std::this_thread::sleep_for(300ms);   // a's lease expires
+  ASSERT_TRUE(b.ledger.here(9, 1000));  // b's own user, connected all along
+  std::this_thread::sleep_for(300ms);   // every lease expires, b's too (it slept)
   TimeMs now = 5000;
-  // 8's grace is past its slack: settled by the sweep. a undone: 7's grace starts now.
-  EXPECT_EQ(b.ledger.sweep(now), (std::vector<std::pair<Id, TimeMs>>{{8, 1000}}));
+  using Offline = std::vector<std::pair<Id, TimeMs>>;
+  // b's own lease had expired: it undoes nobody yet (a may only be slow), counts its user 9
+  // again (still online: nothing to announce), and settles 8's grace, past its slack.
+  auto first = b.ledger.sweep(now);
+  EXPECT_EQ(first.offline, (Offline{{8, 1000}}));
+  EXPECT_TRUE(first.online.empty());
   EXPECT_TRUE(b.ledger.online(7));
-  EXPECT_TRUE(b.ledger.sweep(now + 99).empty());
-  EXPECT_EQ(b.ledger.sweep(now + 100), (std::vector<std::pair<Id, TimeMs>>{{7, now}}));  // the grace passed
+  // a did not renew its lease within a sweep: undone, 7's grace starts now, on b; 9 stays.
+  auto second = b.ledger.sweep(now + 1);
+  EXPECT_TRUE(second.offline.empty());
+  ASSERT_EQ(second.graces.size(), 1u);
+  EXPECT_EQ(second.graces[0].first, 7);
+  EXPECT_TRUE(b.ledger.online(7));
+  EXPECT_TRUE(b.ledger.sweep(now + 200).offline.empty());  // b runs that grace: not the sweep before its slack
+  EXPECT_TRUE(b.ledger.settle(7, second.graces[0].second));  // its end, on b
   EXPECT_FALSE(b.ledger.online(7));
-  EXPECT_TRUE(b.ledger.sweep(now + 1000).empty());  // once
+  EXPECT_TRUE(b.ledger.online(9));
+  EXPECT_TRUE(b.ledger.sweep(now + 1000).offline.empty());  // once
+}
+
+TEST(RedisPresence, AGraceOfAGoneInstanceThatNobodyRanIsSettledByASweep) {
+  if (!redis_installed()) GTEST_SKIP() << "no redis-server";
+  RedisServer redis;
+  Node a(redis.port, "a", 200ms), b(redis.port, "b", 200ms), c(redis.port, "c", 200ms);
+  ASSERT_TRUE(a.ledger.here(7, 1000));
+  std::this_thread::sleep_for(300ms);
+  b.ledger.sweep(5000);                               // b's own lease renewed
+  EXPECT_EQ(b.ledger.sweep(5001).graces.size(), 1u);  // a undone; b "dies" before the grace ends
+  EXPECT_TRUE(c.ledger.sweep(5200).offline.empty());  // not before the grace and its slack
+  EXPECT_EQ(c.ledger.sweep(5201).offline, (std::vector<std::pair<Id, TimeMs>>{{7, 5001}}));
 }
 
 TEST(RedisPresence, ASweepLeavesAGraceToItsInstanceUntilTheSlack) {
@@ -98,9 +122,9 @@ TEST(RedisPresence, ASweepLeavesAGraceToItsInstanceUntilTheSlack) {
   ASSERT_TRUE(a.ledger.here(7, 1000));
   auto m = a.ledger.gone(7, 1000);
   ASSERT_TRUE(m);
-  EXPECT_TRUE(b.ledger.sweep(1150).empty());  // grace 100 + slack 100: not before 1200
+  EXPECT_TRUE(b.ledger.sweep(1150).offline.empty());  // grace 100 + slack 100: not before 1200
   EXPECT_TRUE(a.ledger.settle(7, *m));
-  EXPECT_TRUE(b.ledger.sweep(2000).empty());  // settled: nothing left
+  EXPECT_TRUE(b.ledger.sweep(2000).offline.empty());  // settled: nothing left
 }
 
 TEST(RedisPresence, WhileRedisIsAwayTheInstanceDecidesAlone) {
@@ -127,10 +151,10 @@ TEST(RedisPresence, ALastCloseWhileRedisWasAwayIsToldToItByTheNextSweep) {
   EXPECT_FALSE(a.ledger.shared());
   redis.start();  // empty: what it knew is lost too
   auto out = a.ledger.sweep(3000);
-  EXPECT_EQ(out, (std::vector<std::pair<Id, TimeMs>>{{7, 2000}}));  // offline, last seen at the close
+  EXPECT_EQ(out.offline, (std::vector<std::pair<Id, TimeMs>>{{7, 2000}}));  // offline, last seen at the close
   EXPECT_TRUE(a.ledger.shared());
   EXPECT_FALSE(b.ledger.online(7));
-  EXPECT_TRUE(a.ledger.sweep(4000).empty());  // once
+  EXPECT_TRUE(a.ledger.sweep(4000).offline.empty());  // once
 }
 
 TEST(RedisPresence, AConnectionOpenedWhileRedisWasAwayEndsInTheInstancesOwnLedger) {
@@ -144,4 +168,22 @@ TEST(RedisPresence, AConnectionOpenedWhileRedisWasAwayEndsInTheInstancesOwnLedge
   ASSERT_TRUE(m);
   EXPECT_TRUE(a.ledger.settle(7, *m));  // offline from the ledger that said online
   EXPECT_FALSE(a.ledger.online(7));
+}
+
+TEST(RedisPresence, AfterARedisRestartTheUsersConnectedHereAreCountedAgain) {
+  if (!redis_installed()) GTEST_SKIP() << "no redis-server";
+  RedisServer redis;
+  Node a(redis.port, "a"), b(redis.port, "b");
+  ASSERT_TRUE(a.ledger.here(7, 1000));
+  redis.stop();
+  redis.start();  // empty
+  EXPECT_FALSE(b.ledger.online(7));
+  auto sw = a.ledger.sweep(2000);  // a's lease is gone: 7 counted again, announced again
+  EXPECT_EQ(sw.online, (std::vector<Id>{7}));
+  EXPECT_TRUE(b.ledger.online(7));
+  EXPECT_FALSE(b.ledger.gone(7, 2100));  // b never had 7: a still holds it
+  EXPECT_TRUE(a.ledger.sweep(2200).online.empty());  // once
+  auto m = a.ledger.gone(7, 2300);
+  ASSERT_TRUE(m);
+  EXPECT_TRUE(a.ledger.settle(7, *m));
 }

@@ -41,10 +41,18 @@ class PresenceLedger {
   virtual bool settle(Id user, PresenceMark mark) = 0;
   // The status announced last (false: offline, or never announced).
   virtual bool online(Id user) = 0;
-  // Users to announce offline whose graces nobody else will settle (the instance that held
-  // their connections, or that ran their grace, is gone): (user, when their last connection
-  // was seen). Called every few seconds; the local ledger has none.
-  virtual std::vector<std::pair<Id, TimeMs>> sweep(TimeMs /*now*/) { return {}; }
+  // Called every few seconds (the local ledger has nothing to do). offline: users whose graces
+  // nobody else will settle (the instance that held their connections, or that ran their
+  // grace, is gone), with when their last connection was seen. online: users connected here
+  // whose status the shared ledger had lost (it was away or restarted) and now announces.
+  // graces: users whose last connection was on an instance found gone: their grace starts
+  // now, under the mark given, on the instance that found it.
+  struct Sweep {
+    std::vector<std::pair<Id, TimeMs>> offline;
+    std::vector<Id> online;
+    std::vector<std::pair<Id, PresenceMark>> graces;
+  };
+  virtual Sweep sweep(TimeMs /*now*/) { return {}; }
 };
 
 // The ledger of a single instance (and the fallback of the shared one while Redis is away).

@@ -83,11 +83,20 @@ struct PresenceKeeper::Impl : std::enable_shared_from_this<PresenceKeeper::Impl>
     sweep_timer.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
       if (ec == asio::error::operation_aborted) return;
       self->guarded("sweep", [&] {
-        for (const auto& [user, seen] : self->ledger.sweep(now_ms()))
+        TimeMs now = now_ms();
+        auto sw = self->ledger.sweep(now);
+        for (const auto& [user, mark] : sw.graces) {
+          self->graces.start(user, mark, now, Clock::now());  // closed_at: when its instance was found gone
+          self->guarded("offline", [&] { self->chat.set_last_seen(user, now); });
+        }
+        self->arm();
+        for (const auto& [user, seen] : sw.offline)
           self->guarded("offline", [&] {
             self->chat.set_last_seen(user, seen);
             self->announce(user, false, seen, now_ms());
           });
+        for (Id user : sw.online)
+          self->guarded("online", [&] { self->announce(user, true, self->chat.last_seen(user), now_ms()); });
       });
       self->sweep();
     });
