@@ -8,7 +8,7 @@
 //  2. closing on A and reopening on B within the grace: no event at all;
 //  3. GET /api/users/:id/presence answers the same on both instances (online, offline);
 //  4. an instance killed (SIGKILL) with a user's only connection: the user goes offline on the
-//     other instance after its lease (6 s) and the grace, with no connection left anywhere.
+//     other instance after its lease (6 s), one sweep (2 s) and the grace.
 // Run: cd build/test && ctest -R 'postgres_start|e2e_pg_presence_cluster|postgres_stop'
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
