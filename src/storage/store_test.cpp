@@ -358,7 +358,7 @@ TEST_F(PostgresStoreTest, RoundTripsPerSend) {
   before = pg(*store).round_trips();
   auto again = chat.send(a, room, "y", std::string("k1"));
   EXPECT_FALSE(again.created);
-  EXPECT_EQ(pg(*store).round_trips() - before, 4u);  // lock, member, look-up, commit
+  EXPECT_EQ(pg(*store).round_trips() - before, 5u);  // lock, member, look-up, its reactions, commit
 }
 
 TEST_F(PostgresStoreTest, ThePoolNeverOpensMoreThanItsBound) {
