@@ -1,5 +1,8 @@
 #include "app/config.h"
 
+#include <cstdlib>
+#include <filesystem>
+
 #include <CLI/CLI.hpp>
 #include <iostream>
 
@@ -132,6 +135,9 @@ ParseOutcome parse_config(int argc, char** argv, Config& c) {
   serve->add_option("--ws-handshake-timeout-ms", c.ws_handshake_timeout_ms, "WebSocket upgrade and close handshakes")
       ->envname(env("WS_HANDSHAKE_TIMEOUT_MS"))
       ->check(CLI::Range(100, 60000));
+  c.web_dir = PARLEY_DEFAULT_WEB_DIR;
+  auto* web_dir = serve->add_option("--web-dir", c.web_dir, "directory of the web client served at / (empty: none)")
+      ->envname(env("WEB_DIR"));
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -168,6 +174,11 @@ ParseOutcome parse_config(int argc, char** argv, Config& c) {
         return usage("--trusted-proxy must be an IP address or CIDR (at most " +
                      std::to_string(api::TrustedProxies::kMaxCidrs) + "), got \"" + p + "\"");
   }
+  // The compiled-in default only when it is there (a binary moved away from its source tree
+  // serves no web client); a directory given explicitly must load, or start-up fails.
+  std::error_code ec;
+  if (web_dir->count() == 0 && !std::getenv("PARLEY_WEB_DIR") && !std::filesystem::is_directory(c.web_dir, ec))
+    c.web_dir.clear();
   if (c.ws_idle_timeout_ms <= c.ws_ping_interval_ms)
     return usage("--ws-idle-timeout-ms must be larger than --ws-ping-interval-ms");
   return ParseOutcome::Run;

@@ -47,6 +47,9 @@ struct Config {
   int http_header_timeout_ms = 10000;     // 100 .. 3,600,000 (first byte to the end of the header)
   int ws_max_frame_bytes = 64 * 1024;     // 1 KiB .. 64 KiB
   int ws_handshake_timeout_ms = 10000;    // 100 .. 60,000 (upgrade and close handshakes)
+  // The built-in web client's directory, served at / (empty: none). parse_config's default is
+  // the source tree's web/ (compiled in), when it exists.
+  std::string web_dir;
 };
 
 enum class ParseOutcome { Run, ExitOk, ExitUsage };

@@ -35,6 +35,7 @@
 #include "bus/redis_kv.h"
 #include "chat/service.h"
 #include "net/http_server.h"
+#include "net/static_site.h"
 #include "net/hub.h"
 #include "net/ws_options.h"
 #include "storage/open_store.h"
@@ -299,6 +300,10 @@ int serve(const app::Config& cfg) {
   http_opts.header_timeout = std::chrono::milliseconds(cfg.http_header_timeout_ms);
   http_opts.max_connections_per_ip = static_cast<std::size_t>(cfg.max_connections_per_ip);
   for (const auto& p : cfg.trusted_proxies) http_opts.trusted_proxies.add(p);  // validated by parse_config
+  if (!cfg.web_dir.empty()) {
+    http_opts.site = net::StaticSite::load(cfg.web_dir);  // throws: start-up fails with the reason
+    spdlog::info("web client: {} files from {}", http_opts.site->size(), cfg.web_dir);
+  }
   net::HttpServer server(ioc, pool, rest, http_opts, &ws);
 
   // Shutdown: stop accepting, let requests in flight finish (at most 8 s), then stop.
@@ -326,6 +331,7 @@ int serve(const app::Config& cfg) {
   std::string bound = server.listen(cfg.listen_host, cfg.listen_port);
   server.start();
   std::printf("parley: listening on http://%s\n", bound.c_str());
+  if (http_opts.site) std::printf("parley: open http://%s/ in a browser to chat\n", bound.c_str());
   std::fflush(stdout);
   spdlog::info("listening on http://{} db={} bus={} io_threads={} storage_threads={}", bound, cfg.db_url,
                cfg.bus_url.empty() ? "local" : cfg.bus_url, io_threads, cfg.storage_threads);

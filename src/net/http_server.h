@@ -20,6 +20,7 @@ class RestApi;
 
 namespace parley::net {
 struct WsDeps;
+class StaticSite;
 
 // Defaults are those of `parley serve`; app/config.h states the bounds of each.
 struct HttpOptions {
@@ -33,6 +34,8 @@ struct HttpOptions {
   // connections (its requests share the proxy's connections).
   std::size_t max_connections_per_ip = 4096;
   api::TrustedProxies trusted_proxies;  // whose X-Forwarded-For names the client
+  // The built-in web client's files (GET/HEAD of a path it holds), or null: no static files.
+  std::shared_ptr<const StaticSite> site;
 };
 
 class HttpServer {
