@@ -92,7 +92,7 @@ test('a reaction made through A reaches the members on B (not a non-member there
   assert.ok(!dSide.all.some((e) => e.type === 'reaction'), 'the non-member on B heard nothing');
 });
 
-test('add/remove of one reaction alternating between the instances: every member ends on the stored state', { skip }, async () => {
+test('add/remove of one reaction alternating between the instances: every member ends on the stored state', { skip }, async (t) => {
   const a = await user('rsa'); const b = await user('rsb');
   const room = (await a.a.post('/api/chatrooms', { name: 'swap', member_ids: [b.id] })).body;
   const m = (await a.a.post(`/api/chatrooms/${room.id}/messages`, { content: 'x' })).body;
@@ -109,6 +109,7 @@ test('add/remove of one reaction alternating between the instances: every member
   const stored = (await b.b.get(`/api/messages/${m.id}`)).body.reactions;
   assert.deepEqual(stored, { '❤️': [a.id] });
   const last = (x) => x.all.filter((e) => e.type === 'reaction').at(-1)?.data.action;
+  const counts = [];
   for (const [i, x] of watchers.entries()) {
     const t0 = Date.now();
     while (last(x) !== 'add' && Date.now() - t0 < 5000) await sleep(20);
@@ -116,5 +117,7 @@ test('add/remove of one reaction alternating between the instances: every member
     const got = x.all.filter((e) => e.type === 'reaction');
     assert.equal(last(x), 'add', `watcher ${i}: last of ${got.map((e) => e.data.action).join(',')}`);
     assert.ok(got.length >= 1 && got.length <= N, `watcher ${i}: ${got.length} events for ${N} changes`);
+    counts.push(got.length);
   }
+  t.diagnostic(`reaction events per watcher for ${N} changes (fewer: older ones arrived late and were dropped): ${counts}`);
 });
