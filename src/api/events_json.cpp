@@ -100,6 +100,18 @@ OutEventPtr typing_event(Id room, Id user, bool start) {
   return ev;
 }
 
+OutEventPtr reaction_event(const chat::ReactionChanged& e) {
+  auto ev = std::make_shared<OutEvent>();
+  ev->cls = EventClass::Message;  // state, like a read: never dropped
+  ev->room = e.room;
+  ev->payload = frame("reaction", json::object{{"message_id", format_id(e.message)},
+                                               {"room_id", format_id(e.room)},
+                                               {"user_id", format_id(e.user)},
+                                               {"emoji", e.emoji},
+                                               {"action", e.add ? "add" : "remove"}});
+  return ev;
+}
+
 OutEventPtr presence_event(const chat::Presence& e) {
   auto ev = std::make_shared<OutEvent>();
   ev->cls = EventClass::Message;  // state, not ephemeral: a dropped one would leave a wrong dot

@@ -20,6 +20,7 @@ OutEventPtr badge_event(const chat::Badge& b);
 OutEventPtr room_updated_event(const chat::RoomUpdated& e);
 OutEventPtr room_left_event(Id room);
 OutEventPtr typing_event(Id room, Id user, bool start);  // Ephemeral: dropped first under back-pressure
+OutEventPtr reaction_event(const chat::ReactionChanged& e);  // Message class: state, never dropped
 // presence {user_id, status, last_seen}: the event, and the same object for REST.
 OutEventPtr presence_event(const chat::Presence& e);
 boost::json::object presence_json(Id user, bool online, std::optional<TimeMs> last_seen);

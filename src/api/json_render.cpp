@@ -16,6 +16,16 @@ json::array to_json(const std::vector<chat::User>& users) {
   return a;
 }
 
+json::object to_json(const chat::Reactions& r) {
+  json::object o;
+  for (const auto& [emoji, users] : r) {
+    json::array ids;
+    for (Id u : users) ids.push_back(json::string(format_id(u)));
+    o[emoji] = std::move(ids);
+  }
+  return o;
+}
+
 json::object to_json(const chat::Message& m) {
   json::object o{{"id", format_id(m.id)},
                  {"room_id", format_id(m.room_id)},
@@ -24,6 +34,7 @@ json::object to_json(const chat::Message& m) {
                  {"seq", m.seq},
                  {"created_at", format_rfc3339(m.created_at)}};
   if (m.client_msg_id) o["client_msg_id"] = *m.client_msg_id;
+  o["reactions"] = to_json(m.reactions);
   return o;
 }
 

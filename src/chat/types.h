@@ -3,6 +3,7 @@
 // Store interface declared here (store.h); api/ calls ChatService (service.h).
 #pragma once
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,6 +41,9 @@ struct RoomRow {
   TimeMs last_activity = 0;  // newest message's time, or creation time
 };
 
+// A message's reactions: emoji → the users who reacted with it, in the order they did.
+using Reactions = std::map<std::string, std::vector<Id>>;
+
 struct Message {
   Id id = 0;
   Id room_id = 0;
@@ -48,6 +52,7 @@ struct Message {
   Seq seq = 0;
   TimeMs created_at = 0;
   std::optional<std::string> client_msg_id;
+  Reactions reactions;  // filled by the service; empty for a new message; not carried by the bus
 };
 
 // One (room, user) membership. A removed member keeps the row (active = false) so that a
