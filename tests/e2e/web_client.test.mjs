@@ -181,14 +181,19 @@ test('two users: a direct room, chat both ways, ticks, badges, typing, reactions
   await tid(b.page, 'composer').dispatchEvent('input');
   await tid(a.page, 'typing').filter({ hasText: /^$/ }).waitFor({ state: 'attached', ...WAIT });
 
-  // Reactions (when the server has them): A reacts to B's message, both sides show the chip.
-  const reactionsBuilt = (await fetch(`${server.url}/api/messages/1/reactions/x`, { method: 'PUT' })).status !== 404;
-  if (reactionsBuilt) {
-    const theirs = messages(a.page).filter({ hasText: 'yes, here' });
-    await theirs.getByTestId('reaction-add').click();
-    await a.page.locator('#popover [data-emoji="👍"]').click();
-    await theirs.locator('[data-testid="reaction"][data-emoji="👍"]').filter({ hasText: /^1$/ }).waitFor(WAIT);
-    await messages(b.page).filter({ hasText: 'yes, here' }).locator('[data-testid="reaction"][data-emoji="👍"]')
+  // A reaction: A reacts to B's message, both sides show the chip with its count.
+  const theirs = messages(a.page).filter({ hasText: 'yes, here' });
+  await theirs.getByTestId('reaction-add').click();
+  await a.page.locator('#popover [data-emoji="👍"]').click();
+  await theirs.locator('[data-testid="reaction"][data-emoji="👍"]').filter({ hasText: /^1$/ }).waitFor(WAIT);
+  await messages(b.page).filter({ hasText: 'yes, here' }).locator('[data-testid="reaction"][data-emoji="👍"]')
+    .filter({ hasText: /^1$/ }).waitFor(WAIT);
+  // B adds the same one from its side (2), then A takes its own back (1 on both).
+  await messages(b.page).filter({ hasText: 'yes, here' }).locator('[data-testid="reaction"][data-emoji="👍"]').click();
+  await theirs.locator('[data-testid="reaction"][data-emoji="👍"]').filter({ hasText: /^2$/ }).waitFor(WAIT);
+  await theirs.locator('[data-testid="reaction"][data-emoji="👍"]').click();
+  for (const p of [a.page, b.page]) {
+    await messages(p).filter({ hasText: 'yes, here' }).locator('[data-testid="reaction"][data-emoji="👍"]')
       .filter({ hasText: /^1$/ }).waitFor(WAIT);
   }
 
