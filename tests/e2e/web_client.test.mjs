@@ -17,7 +17,7 @@ const WAIT = { timeout: 15000 };
 
 let server;
 let browser;
-const serverArgs = ['--web-dir', WEB_DIR, '--ws-cooldown-ms', '0'];
+const serverArgs = ['--web-dir', WEB_DIR, '--ws-cooldown-ms', '0', '--presence-grace-ms', '1000'];
 
 before(async () => {
   server = await startServer({ args: serverArgs });
@@ -384,6 +384,34 @@ test('add people to a group room by username search: the new member sees the roo
   await onB.getByTestId('unread-badge').filter({ hasText: /^$/ }).waitFor({ state: 'attached', ...WAIT });
   await send(a.page, 'after b joined');
   await onB.getByTestId('unread-badge').filter({ hasText: /^1$/ }).waitFor(WAIT);
+  assert.deepEqual(a.errors, []);
+  assert.deepEqual(b.errors, []);
+  await a.context.close();
+  await b.context.close();
+});
+
+test('presence dots: online while the other is connected, offline after the grace, right after a reconnect', async () => {
+  const a = await newPage();
+  let b = await newPage();
+  const nameB = username('prb');
+  await register(a.page, username('pra'));
+  await register(b.page, nameB);
+  const idB = await b.page.evaluate(() => fetch('/api/me', { headers: { Authorization: `Bearer ${sessionStorage.getItem('parley.token')}` } }).then((r) => r.json()).then((u) => u.id));
+  await tid(a.page, 'new-room').click();
+  await tid(a.page, 'member-search').fill(nameB);
+  await a.page.locator(`[data-testid="member-result"][data-user-id="${idB}"]`).click();
+  await tid(a.page, 'create-room').click();
+  const item = a.page.locator('[data-testid="room-item"][aria-current="true"]');
+  await item.waitFor(WAIT);
+  const dot = (status) => item.locator(`[data-testid="presence"][data-status="${status}"]`);
+  await dot('online').waitFor(WAIT);
+  // b closes its tab: offline once the grace (1 s here) has passed.
+  await b.context.close();
+  await dot('offline').waitFor(WAIT);
+  // b comes back: online again, live.
+  b = await newPage();
+  await login(b.page, nameB);
+  await dot('online').waitFor(WAIT);
   assert.deepEqual(a.errors, []);
   assert.deepEqual(b.errors, []);
   await a.context.close();

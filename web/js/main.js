@@ -19,6 +19,7 @@ const state = {
   me: null,
   rooms: new Map(),     // id → room (REST shape)
   presence: new Map(),  // user id → 'online' | 'offline'
+  presenceEpoch: 0,     // counts presence events (a GET answer older than one loses)
   sidebar: null,        // Socket
   chat: null,           // the open room (see openRoom)
   delivered: new Map(), // room id → {seq, timer}
@@ -77,12 +78,12 @@ async function start(me) {
     onEvent: onSidebarEvent,
     onState: (open) => {
       renderConnection();
-      if (open) { loadRooms().catch(() => {}); }  // rooms made while the socket was away
+      // Rooms made and statuses changed while the socket was away.
+      if (open) loadRooms().then(() => lookUpPresence(true)).catch(() => {});
     },
     onFatal: (code, reason) => showAuth(reason === 'token revoked' ? 'You were logged out.' : `Disconnected: ${reason}`),
   });
   renderConnection();
-  lookUpPresence();
 }
 
 function closeSockets() {
@@ -159,14 +160,18 @@ async function fetchRoom(id) {
   }
 }
 
-async function lookUpPresence() {
+// The status of the other member of every direct room (GET; events keep it live after).
+// all: look up everyone again (after a reconnect: events may have been missed meanwhile).
+async function lookUpPresence(all = false) {
   const others = new Set();
   for (const r of state.rooms.values()) if (r.type === 'direct') others.add(otherMember(r)?.id);
   for (const id of [...others].slice(0, MAX_PRESENCE_LOOKUPS)) {
-    if (!id || state.presence.has(id)) continue;
+    if (!id || (!all && state.presence.has(id))) continue;
+    const asked = state.presenceEpoch;
     try {
       const p = await api.presence(id);
-      if (!state.presence.has(id)) state.presence.set(id, p.status);
+      // An event that came while the answer was on its way is newer: it wins.
+      if (state.presenceEpoch === asked || !state.presence.has(id)) state.presence.set(id, p.status);
     } catch { /* no presence known: shown offline */ }
   }
   renderRooms();
@@ -208,10 +213,6 @@ function onSidebarEvent(type, d) {
     case 'room_left':
       state.rooms.delete(d.room_id);
       if (state.chat?.id === d.room_id) closeChat();
-      renderRooms();
-      return;
-    case 'presence':
-      state.presence.set(d.user_id, d.status);
       renderRooms();
       return;
     default:
@@ -400,6 +401,7 @@ function onRoomEvent(type, d) {
       showUploadProgress(d.received, d.total);
       return;
     case 'presence':
+      state.presenceEpoch++;
       state.presence.set(d.user_id, d.status);
       renderRooms();
       return;
