@@ -11,6 +11,7 @@
 #include "api/json_render.h"
 #include "api/known_users.h"
 #include "api/router.h"
+#include "api/upload_transfers.h"
 #include "auth/password.h"
 #include "chat/validation.h"
 #include "common/error.h"
@@ -165,6 +166,7 @@ struct RestApi::Impl {
   std::vector<std::function<std::string()>> readiness;  // add_readiness_check
   const LoadGauge* load;
   LoginGuard* login_guard;
+  chat::UploadService* uploads = nullptr;
   Router<RouteInfo> router;
 
   Impl(chat::ChatService& c, chat::Store& s, const auth::JwtCodec& j, KnownUsers& k, RateLimiter& l, Metrics& m,
@@ -249,6 +251,7 @@ struct RestApi::Impl {
     api("POST", "/api/chatrooms/:id/mark-all-read", &Impl::mark_all_read);
     api("GET", "/api/chatrooms/:id/first-unread", &Impl::first_unread);
     api("GET", "/api/messages/:id/read-by-who", &Impl::read_by_who);
+    api("POST", "/api/uploads", &Impl::create_upload);
   }
   Handler bind(Response (Impl::*h)(Ctx&)) {
     return [this, h](Ctx& c) { return (this->*h)(c); };
@@ -386,7 +389,8 @@ struct RestApi::Impl {
     // The server is behind on fan-out: shed the new send here rather than let queues grow.
     if (load && load->overloaded())
       throw Error(ErrorKind::Unavailable, "unavailable", "the server is busy; retry shortly");
-    auto res = chat.send(c.user, room, content, cmid);
+    auto attachments = id_array(b, "attachment_ids", false);
+    auto res = chat.send(c.user, room, content, cmid, {}, attachments);
     if (res.created) metrics.message_stored();
     return json_response(res.created ? 201 : 200, to_json(res.message));
   }
@@ -397,6 +401,17 @@ struct RestApi::Impl {
     json::array msgs;
     for (const auto& m : page.messages) msgs.push_back(to_json(m));
     return json_response(200, json::object{{"messages", std::move(msgs)}, {"has_more", page.has_more}});
+  }
+  Response create_upload(Ctx& c) {
+    if (!uploads) not_found("uploads are not enabled");
+    auto b = c.body();
+    std::string filename = field_string(b, "filename");
+    std::string content_type = field_string(b, "content_type");
+    auto it = b.find("size");
+    if (it == b.end() || !(it->value().is_int64() || it->value().is_uint64())) bad_input("size must be an integer");
+    std::int64_t size = it->value().is_int64() ? it->value().get_int64() : INT64_MAX;
+    auto u = uploads->create(c.user, filename, content_type, size, UploadTransfers::new_file_key());
+    return json_response(201, to_json(u));
   }
   Response get_message(Ctx& c) { return json_response(200, to_json(chat.get_message(c.user, c.param_id(0)))); }
   Response latest(Ctx& c) {
@@ -460,6 +475,7 @@ RestApi::RestApi(chat::ChatService& chat, chat::Store& store, const auth::JwtCod
 RestApi::~RestApi() = default;
 
 std::optional<Id> RestApi::authenticate(std::string_view token) const { return impl_->authenticate(token); }
+void RestApi::set_uploads(chat::UploadService* uploads) { impl_->uploads = uploads; }
 
 void RestApi::add_readiness_check(std::function<std::string()> problem) {
   impl_->readiness.push_back(std::move(problem));

@@ -11,6 +11,7 @@
 #include "api/rate_limiter.h"
 #include "auth/jwt.h"
 #include "chat/service.h"
+#include "chat/uploads.h"
 
 namespace parley::api {
 
@@ -34,6 +35,9 @@ class RestApi {
   // Counts a request the HTTP layer refused before it could be routed (malformed, body or
   // headers too large) under the route label "unparsed".
   void observe_refused(int status);
+
+  // Enables POST /api/uploads (the other upload routes are streamed: api/upload_transfers.h).
+  void set_uploads(chat::UploadService* uploads);
 
   // The user id of a valid, unrevoked token of a user of this database, or nullopt.
   std::optional<Id> authenticate(std::string_view token) const;

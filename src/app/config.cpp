@@ -132,6 +132,11 @@ ParseOutcome parse_config(int argc, char** argv, Config& c) {
   serve->add_option("--ws-handshake-timeout-ms", c.ws_handshake_timeout_ms, "WebSocket upgrade and close handshakes")
       ->envname(env("WS_HANDSHAKE_TIMEOUT_MS"))
       ->check(CLI::Range(100, 60000));
+  serve->add_option("--uploads-dir", c.uploads_dir, "directory of attachment files (shared by every instance)")
+      ->envname(env("UPLOADS_DIR"));
+  serve->add_option("--upload-ttl-ms", c.upload_ttl_ms, "remove an unfinished upload this long after its creation")
+      ->envname(env("UPLOAD_TTL_MS"))
+      ->check(CLI::Range(static_cast<std::int64_t>(100), static_cast<std::int64_t>(7) * 24 * 3600 * 1000));
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -47,6 +47,11 @@ struct Config {
   int http_header_timeout_ms = 10000;     // 100 .. 3,600,000 (first byte to the end of the header)
   int ws_max_frame_bytes = 64 * 1024;     // 1 KiB .. 64 KiB
   int ws_handshake_timeout_ms = 10000;    // 100 .. 60,000 (upgrade and close handshakes)
+  // Attachments: where their files live (empty: <the SQLite file's directory>/uploads, or
+  // ./data/uploads without a SQLite file; with several instances, a directory they share) and
+  // how long an unfinished upload is kept.
+  std::string uploads_dir;
+  std::int64_t upload_ttl_ms = 3600 * 1000;  // 100 .. 7 days
 };
 
 enum class ParseOutcome { Run, ExitOk, ExitUsage };

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "chat/read_state.h"
+#include "chat/uploads.h"
 #include "chat/validation.h"
 #include "common/error.h"
 
@@ -338,8 +339,11 @@ void ChatService::remove_member(Id caller, Id room_id, Id user) {
 }
 
 SendResult ChatService::send(Id caller, Id room_id, std::string_view content,
-                             const std::optional<std::string>& client_msg_id, std::string_view origin) {
+                             const std::optional<std::string>& client_msg_id, std::string_view origin,
+                             const std::vector<Id>& attachments) {
   check_content(content);
+  if (attachments.size() > kMaxAttachmentsPerMessage)
+    bad_input("attachment_ids holds at most " + std::to_string(kMaxAttachmentsPerMessage) + " ids");
   if (client_msg_id) check_client_msg_id(*client_msg_id);
   SendResult out;
   Outbox events;
@@ -351,6 +355,9 @@ SendResult ChatService::send(Id caller, Id room_id, std::string_view content,
       if (auto prior = tx.message_by_client_id(room_id, caller, *client_msg_id)) {
         out.message = std::move(*prior);
         out.created = false;
+        std::vector<Message> one{std::move(out.message)};
+        fill_attachments(tx, one, upload_url_);
+        out.message = std::move(one[0]);
         return;
       }
     }
@@ -362,6 +369,9 @@ SendResult ChatService::send(Id caller, Id room_id, std::string_view content,
     m.created_at = now;
     m.client_msg_id = client_msg_id;
     m.id = tx.insert_message(m);
+    m.attachments = link_attachments(tx, caller, m.id, attachments);
+    for (auto& u : m.attachments)
+      if (upload_url_) u.url = upload_url_(u.id);
     tx.set_room_last_seq(room_id, m.seq, now);
     room.last_seq = m.seq;
     move_watermark(tx, room, me, m.seq, now);  // sending reads up to the own message
@@ -401,6 +411,7 @@ HistoryPage ChatService::history(Id caller, Id room_id, std::optional<Seq> after
       page.messages.pop_back();
     }
     if (!forward) std::reverse(page.messages.begin(), page.messages.end());
+    fill_attachments(tx, page.messages, upload_url_);
   });
   return page;
 }
@@ -411,6 +422,9 @@ Message ChatService::get_message(Id caller, Id message) {
     m = tx.message_by_id(message);
     if (!m) not_found("message not found");
     require_member(tx, m->room_id, caller);
+    std::vector<Message> one{std::move(*m)};
+    fill_attachments(tx, one, upload_url_);
+    m = std::move(one[0]);
   });
   return *m;
 }
@@ -602,6 +616,7 @@ std::vector<Message> ChatService::messages_after(Id user, Id room_id, Seq after,
   store_.read([&](Tx& tx) {
     require_member(tx, room_id, user);
     out = tx.messages_ascending(room_id, after, kNoUpperBound, limit);
+    fill_attachments(tx, out, upload_url_);
   });
   return out;
 }
@@ -624,7 +639,10 @@ std::vector<Id> ChatService::active_member_ids(Id room) {
 
 std::vector<Message> ChatService::messages_between(Id room, Seq after, Seq before, int limit) {
   std::vector<Message> out;
-  store_.read([&](Tx& tx) { out = tx.messages_ascending(room, after, before, limit); });
+  store_.read([&](Tx& tx) {
+    out = tx.messages_ascending(room, after, before, limit);
+    fill_attachments(tx, out, upload_url_);
+  });
   return out;
 }
 
