@@ -477,6 +477,18 @@ RestApi::~RestApi() = default;
 std::optional<Id> RestApi::authenticate(std::string_view token) const { return impl_->authenticate(token); }
 void RestApi::set_uploads(chat::UploadService* uploads) { impl_->uploads = uploads; }
 
+std::optional<Response> RestApi::rate_limit(const Request& head) {
+  std::string key = "ip:" + head.remote_ip;
+  if (auto token = bearer_token(head.authorization))
+    if (auto uid = impl_->authenticate(*token)) key = "u:" + format_id(*uid);
+  if (int wait = impl_->limiter.acquire(key)) return rate_limited("too many requests", wait);
+  return std::nullopt;
+}
+
+void RestApi::observe_streamed(const std::string& method, int status, double seconds) {
+  impl_->metrics.observe_request("/api/uploads/:id", method_label(method), status, seconds);
+}
+
 void RestApi::add_readiness_check(std::function<std::string()> problem) {
   impl_->readiness.push_back(std::move(problem));
 }

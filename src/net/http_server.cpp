@@ -275,7 +275,13 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     unsigned version = parser.get().version();
     bool keep_alive = parser.get().keep_alive();
     auto start = co_await asio::co_spawn(
-        pool, [this, &head, cl]() -> awaitable<api::UploadTransfers::PutStart> { co_return uploads->begin_put(head, cl); },
+        pool,
+        [this, &head, cl]() -> awaitable<api::UploadTransfers::PutStart> {
+          api::UploadTransfers::PutStart s;
+          s.refusal = api.rate_limit(head);
+          if (!s.refusal) s = uploads->begin_put(head, cl);
+          co_return s;
+        },
         use_awaitable);
     std::optional<api::Response> answer = std::move(start.refusal);
     bool read_all = false, dropped = false;
@@ -330,6 +336,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       co_await asio::co_spawn(
           pool, [&start]() -> awaitable<void> { start.sink.reset(); co_return; }, use_awaitable);  // unlink
     }
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    api.observe_streamed("PUT", dropped ? 408 : answer->status, secs);
     if (dropped) {
       spdlog::info("http PUT {} dropped: the body stopped ip={}", redact(head.target), remote_ip);
       beast::error_code ec;
@@ -354,8 +362,15 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   // is read (buffer_body), never whole in memory. Returns whether the connection may go on.
   awaitable<bool> upload_get(beast::tcp_stream& stream, const api::Request& r, unsigned version, bool keep_alive) {
     auto d = co_await asio::co_spawn(
-        pool, [this, &r]() -> awaitable<api::UploadTransfers::Download> { co_return uploads->begin_download(r); },
+        pool,
+        [this, &r]() -> awaitable<api::UploadTransfers::Download> {
+          api::UploadTransfers::Download dl;
+          dl.refusal = api.rate_limit(r);
+          if (!dl.refusal) dl = uploads->begin_download(r);
+          co_return dl;
+        },
         use_awaitable);
+    api.observe_streamed("GET", d.refusal ? d.refusal->status : 200, 0);
     if (d.refusal) {
       auto res = to_beast(*d.refusal, version, keep_alive);
       stream.expires_after(std::chrono::seconds(30));

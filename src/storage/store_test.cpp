@@ -147,12 +147,30 @@ TEST_P(StoreTest, DeliveredMovesGiveEachMessageTheFirstTimeTheWatermarkPassedIt)
 
 TEST_P(StoreTest, TheDeliveredStepMigratesADatabaseOfTheVersionBefore) {
   { auto store = db->open(); }
+  // The delivered step is the 3rd: back to version 2, without the tables of the later steps.
+  db->exec("DROP TABLE message_attachments");
+  db->exec("DROP TABLE uploads");
   db->exec("DROP TABLE delivered_moves");
-  db->exec("UPDATE schema_version SET version = " + std::to_string(schema_version() - 1));
+  db->exec("UPDATE schema_version SET version = 2");
   auto store = db->open();
   EXPECT_EQ(db->query_int("SELECT version FROM schema_version"), schema_version());
   store->write([](chat::Tx& tx) { tx.insert_delivered_move(1, 2, 3, 4); });
   EXPECT_EQ(db->query_int("SELECT count(*) FROM delivered_moves"), 1);
+}
+
+TEST_P(StoreTest, TheUploadsStepMigratesADatabaseOfTheVersionBefore) {
+  { auto store = db->open(); }
+  db->exec("DROP TABLE message_attachments");
+  db->exec("DROP TABLE uploads");
+  db->exec("UPDATE schema_version SET version = " + std::to_string(schema_version() - 1));
+  auto store = db->open();
+  EXPECT_EQ(db->query_int("SELECT version FROM schema_version"), schema_version());
+  chat::ChatService chat(*store);
+  Id a = chat.create_user("alice", "h").id;
+  chat::UploadService uploads(*store, chat::UploadLimits{});
+  auto u = uploads.create(a, "a.txt", "text/plain", 3, std::string(32, 'a'));
+  EXPECT_EQ(db->query_int("SELECT count(*) FROM uploads"), 1);
+  EXPECT_EQ(uploads.pending_for_put(a, u.id).size, 3);
 }
 
 TEST_P(StoreTest, RefusesADatabaseFromANewerVersion) {

@@ -322,6 +322,22 @@ test('unfinished uploads expire (row and partial file), and partial files left b
   assert.deepEqual(filesIn(E.uploadsDir).filter((f) => f.endsWith('.part')), []);
 });
 
+test('a body that stops arriving is cut after the request timeout and its partial file removed; the upload stays pending', async () => {
+  const T = await uploadServer(['--http-request-timeout-ms', '500']);
+  const u = await newUser(T, 'uj');
+  const up = await create(u, 100);
+  const t0 = Date.now();
+  const cut = await rawHttp(T.url, Buffer.from(`PUT /api/uploads/${up.id} HTTP/1.1\r\nHost: x\r\n` +
+    `Authorization: Bearer ${u.token}\r\nContent-Length: 100\r\n\r\n${'x'.repeat(40)}`), 5000, { untilClose: true });
+  const ms = Date.now() - t0;
+  assert.equal(cut.closed, true, 'the server closed the connection');
+  assert.equal(cut.status, null, 'without an answer');
+  assert.ok(ms >= 400 && ms < 3000, `cut after ${ms} ms`);
+  await sleep(100);
+  assert.deepEqual(filesIn(T.uploadsDir), [], 'the partial file is gone');
+  assertStatus(await put(T, u.token, up.id, Buffer.alloc(100, 1)), 200, 'a new PUT of the same upload');
+});
+
 // /proc/<pid>/status VmRSS in KiB.
 function rssKiB(pid) {
   const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/);
