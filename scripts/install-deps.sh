@@ -16,6 +16,9 @@ if [[ "${1:-}" == "--test" ]]; then
   PKGS+=(libgtest-dev libgmock-dev libbenchmark-dev curl procps nginx e2fsprogs redis-server postgresql-15)
   # The fuzz targets (scripts/fuzz.sh): clang with libFuzzer and the sanitizer runtimes.
   PKGS+=(clang-14 libclang-rt-14-dev)
+  # The web client's browser tests (tests/e2e/web_client.test.mjs): Debian's chromium, driven
+  # by playwright-core from npm (no downloaded browsers).
+  PKGS+=(chromium)
   # Node and npm: any installed build will do (some machines carry a nodejs that bundles npm
   # and conflicts with Debian's npm package); Debian's otherwise.
   command -v node >/dev/null 2>&1 || PKGS+=(nodejs)

@@ -364,7 +364,16 @@ struct RestApi::Impl {
     for (const auto& r : chat.list_rooms(c.user)) rooms.push_back(to_json(r));
     return json_response(200, json::object{{"chatrooms", std::move(rooms)}});
   }
-  Response get_room(Ctx& c) { return json_response(200, to_json(chat.get_room(c.user, c.param_id(0)))); }
+  // The room, and (here only) every member's read and delivered watermarks.
+  Response get_room(Ctx& c) {
+    chat::RoomView v = chat.get_room(c.user, c.param_id(0));
+    json::object o = to_json(v);
+    json::array marks;
+    for (const auto& m : v.watermarks)
+      marks.push_back(json::object{{"user_id", format_id(m.user)}, {"read_seq", m.read_seq}, {"delivered_seq", m.delivered_seq}});
+    o["watermarks"] = std::move(marks);
+    return json_response(200, o);
+  }
   Response add_member(Ctx& c) {
     Id room = c.param_id(0);
     auto b = c.body();

@@ -1,5 +1,8 @@
 #include "app/config.h"
 
+#include <cstdlib>
+#include <filesystem>
+
 #include <CLI/CLI.hpp>
 #include <iostream>
 
@@ -137,6 +140,9 @@ ParseOutcome parse_config(int argc, char** argv, Config& c) {
   serve->add_option("--upload-ttl-ms", c.upload_ttl_ms, "remove an unfinished upload this long after its creation")
       ->envname(env("UPLOAD_TTL_MS"))
       ->check(CLI::Range(static_cast<std::int64_t>(100), static_cast<std::int64_t>(7) * 24 * 3600 * 1000));
+  c.web_dir = PARLEY_DEFAULT_WEB_DIR;
+  auto* web_dir = serve->add_option("--web-dir", c.web_dir, "directory of the web client served at / (empty: none)")
+      ->envname(env("WEB_DIR"));
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -173,6 +179,11 @@ ParseOutcome parse_config(int argc, char** argv, Config& c) {
         return usage("--trusted-proxy must be an IP address or CIDR (at most " +
                      std::to_string(api::TrustedProxies::kMaxCidrs) + "), got \"" + p + "\"");
   }
+  // The compiled-in default only when it is there (a binary moved away from its source tree
+  // serves no web client); a directory given explicitly must load, or start-up fails.
+  std::error_code ec;
+  if (web_dir->count() == 0 && !std::getenv("PARLEY_WEB_DIR") && !std::filesystem::is_directory(c.web_dir, ec))
+    c.web_dir.clear();
   if (c.ws_idle_timeout_ms <= c.ws_ping_interval_ms)
     return usage("--ws-idle-timeout-ms must be larger than --ws-ping-interval-ms");
   return ParseOutcome::Run;

@@ -52,6 +52,9 @@ struct Config {
   // how long an unfinished upload is kept.
   std::string uploads_dir;
   std::int64_t upload_ttl_ms = 3600 * 1000;  // 100 .. 7 days
+  // The built-in web client's directory, served at / (empty: none). parse_config's default is
+  // the source tree's web/ (compiled in), when it exists.
+  std::string web_dir;
 };
 
 enum class ParseOutcome { Run, ExitOk, ExitUsage };

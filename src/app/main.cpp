@@ -42,6 +42,7 @@
 #include "chat/service.h"
 #include "chat/uploads.h"
 #include "net/http_server.h"
+#include "net/static_site.h"
 #include "net/hub.h"
 #include "net/ws_options.h"
 #include "storage/open_store.h"
@@ -325,6 +326,10 @@ int serve(const app::Config& cfg) {
   http_opts.header_timeout = std::chrono::milliseconds(cfg.http_header_timeout_ms);
   http_opts.max_connections_per_ip = static_cast<std::size_t>(cfg.max_connections_per_ip);
   for (const auto& p : cfg.trusted_proxies) http_opts.trusted_proxies.add(p);  // validated by parse_config
+  if (!cfg.web_dir.empty()) {
+    http_opts.site = net::StaticSite::load(cfg.web_dir);  // throws: start-up fails with the reason
+    spdlog::info("web client: {} files from {}", http_opts.site->size(), cfg.web_dir);
+  }
   net::HttpServer server(ioc, pool, rest, http_opts, &ws);
   server.set_uploads(transfers.get());
   // Expiry of unfinished uploads: a sweep on the pool every quarter of the TTL (50 ms .. 60 s).
@@ -373,6 +378,7 @@ int serve(const app::Config& cfg) {
   std::string bound = server.listen(cfg.listen_host, cfg.listen_port);
   server.start();
   std::printf("parley: listening on http://%s\n", bound.c_str());
+  if (http_opts.site) std::printf("parley: open http://%s/ in a browser to chat\n", bound.c_str());
   std::fflush(stdout);
   spdlog::info("listening on http://{} db={} bus={} io_threads={} storage_threads={}", bound, cfg.db_url,
                cfg.bus_url.empty() ? "local" : cfg.bus_url, io_threads, cfg.storage_threads);

@@ -36,7 +36,10 @@ MemberRow require_member(Tx& tx, Id room, Id user) {
 RoomView view_of(Tx& tx, const RoomRow& room, Seq read_seq) {
   RoomView v;
   v.room = room;
-  for (auto& m : tx.active_members(room.id)) v.members.push_back(std::move(m.user));
+  for (auto& m : tx.active_members(room.id)) {
+    v.watermarks.push_back({m.user.id, m.read_seq, raise_delivered(m.delivered_seq, m.read_seq)});
+    v.members.push_back(std::move(m.user));
+  }
   v.unread_count = unread_count(room.last_seq, read_seq);
   if (room.last_seq > 0) v.last_message = tx.message_by_seq(room.id, room.last_seq);
   return v;

@@ -90,6 +90,14 @@ struct RoomView {
   std::vector<User> members;
   Seq unread_count = 0;
   std::optional<Message> last_message;
+  // Every member's read and delivered watermarks, in members' order (GET /api/chatrooms/:id
+  // shows them, so that a client derives every message's ticks at once: chat::tick_of).
+  struct Marks {
+    Id user = 0;
+    Seq read_seq = 0;
+    Seq delivered_seq = 0;
+  };
+  std::vector<Marks> watermarks;
 };
 
 struct UserRoom {

@@ -21,6 +21,7 @@
 #include "api/upload_transfers.h"
 #include "api/ws_gate.h"
 #include "net/http_request.h"
+#include "net/static_site.h"
 #include "net/ws_session.h"
 
 namespace parley::net {
@@ -67,6 +68,38 @@ http::response<http::string_body> to_beast(const api::Response& r, unsigned vers
   res.keep_alive(keep_alive);
   res.prepare_payload();
   return res;
+}
+
+// A file of the built-in web client, from memory (net/static_site.h): 304 when the client's
+// copy is current, the body as a view of the shared file (no copy per request), nothing for HEAD.
+template <class Stream, class Request>
+awaitable<std::pair<beast::error_code, unsigned>> write_static(Stream& stream, const Request& req,
+                                                               const StaticSite::File& f, bool keep_alive) {
+  auto inm = req[http::field::if_none_match];
+  bool fresh = !inm.empty() && StaticSite::not_modified(std::string_view(inm.data(), inm.size()), f.etag);
+  bool head = req.method() == http::verb::head;
+  http::response<http::span_body<const char>> res{fresh ? http::status::not_modified : http::status::ok,
+                                                  req.version()};
+  res.set(http::field::server, "parley");
+  res.set(http::field::content_type, f.content_type);
+  res.set(http::field::etag, f.etag);
+  res.set(http::field::cache_control, StaticSite::kCacheControl);
+  res.set("Content-Security-Policy", StaticSite::kContentSecurityPolicy);
+  res.set("X-Content-Type-Options", "nosniff");
+  res.set("Referrer-Policy", "no-referrer");
+  res.set("X-Frame-Options", "DENY");
+  res.keep_alive(keep_alive);
+  if (!fresh && !head) res.body() = boost::beast::span<const char>(f.body.data(), f.body.size());
+  if (fresh) {
+    // 304 carries no body and no Content-Length of its own.
+  } else if (head) {
+    res.content_length(f.body.size());
+  } else {
+    res.prepare_payload();
+  }
+  stream.expires_after(std::chrono::seconds(30));
+  auto [ec, n] = co_await http::async_write(stream, res, tuple_awaitable);
+  co_return std::pair{ec, fresh ? 304u : 200u};
 }
 
 }  // namespace
@@ -540,6 +573,16 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       if (beast::websocket::is_upgrade(req)) {
         co_await upgrade(conn, parser.release(), remote_ip);
         co_return;
+      }
+      if (opts.site && (req.method() == http::verb::get || req.method() == http::verb::head)) {
+        std::string_view target(req.target().data(), req.target().size());
+        if (const StaticSite::File* f = opts.site->find(target.substr(0, target.find('?')))) {
+          bool keep_alive = req.keep_alive() && !stopping;
+          auto [wec, status] = co_await write_static(stream, req, *f, keep_alive);
+          spdlog::debug("http {} {} {} ip={}", std::string_view(req.method_string()), target, status, remote_ip);
+          if (wec || !keep_alive) break;
+          continue;
+        }
       }
       api::Request r = to_api_request(req, remote_ip);
       auto started = std::chrono::steady_clock::now();

@@ -21,6 +21,7 @@ class UploadTransfers;
 
 namespace parley::net {
 struct WsDeps;
+class StaticSite;
 
 // Defaults are those of `parley serve`; app/config.h states the bounds of each.
 struct HttpOptions {
@@ -37,6 +38,8 @@ struct HttpOptions {
   // PUT /api/uploads/:id (up to 25 MiB, streamed): the body must keep arriving — no read may
   // wait longer than request_timeout — and all of it must arrive within upload_timeout.
   std::chrono::milliseconds upload_timeout{600000};
+  // The built-in web client's files (GET/HEAD of a path it holds), or null: no static files.
+  std::shared_ptr<const StaticSite> site;
 };
 
 class HttpServer {

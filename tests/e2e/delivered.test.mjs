@@ -281,3 +281,31 @@ test('read-by-who delivered_to: the sender excluded, each recipient with the tim
   assert.equal((await x.api.get(`/api/messages/${m1.id}/read-by-who`)).status, 403);
   assert.equal((await a.api.get(`/api/messages/${UNKNOWN_ID}/read-by-who`)).status, 404);
 });
+
+test('GET /api/chatrooms/:id shows every member\'s read and delivered watermarks (ticks at once)', async () => {
+  const [a, b, c] = [await newUser(S, 'wma'), await newUser(S, 'wmb'), await newUser(S, 'wmc')];
+  const room = await group(a, [b, c], 'watermarks');
+  await send(a, room.id, 'one');
+  const two = await send(a, room.id, 'two');
+  const sb = await chatroom(b, room.id);
+  await settle(sb);
+  sb.send({ type: 'delivered', data: { up_to_seq: 2 } });
+  await sb.next(isDelivered);
+  assertStatus(await c.api.post(`/api/messages/${two.id}/read`), 200, 'c reads two');
+  const marks = async () => {
+    const r = await a.api.get(`/api/chatrooms/${room.id}`);
+    assertStatus(r, 200, 'get room');
+    return Object.fromEntries(r.body.watermarks.map((w) => [w.user_id, [w.read_seq, w.delivered_seq]]));
+  };
+  // a sent both (its watermark moved with each send); b has them delivered; c has read (a read
+  // implies delivered); members' list and watermarks' list agree.
+  assert.deepEqual(await marks(), { [a.user.id]: [2, 2], [b.user.id]: [0, 2], [c.user.id]: [2, 2] });
+  // A non-member sees nothing of them.
+  const d = await newUser(S, 'wmd');
+  const r = await d.api.get(`/api/chatrooms/${room.id}`);
+  assert.equal(r.status, 403);
+  assert.equal(r.body.watermarks, undefined);
+  // A member who leaves is no longer listed.
+  assertStatus(await c.api.del(`/api/chatrooms/${room.id}/members/${c.user.id}`), 204, 'c leaves');
+  assert.deepEqual(Object.keys(await marks()).sort(), [a.user.id, b.user.id].sort());
+});

@@ -48,10 +48,11 @@ export function pgDatabase(dir) {
 }
 
 // Starts a server. opts.args: extra flags; opts.dir: reuse a data directory (restart tests);
-// opts.rateLimit: keep the default rate limit (otherwise it is turned off for speed).
+// opts.rateLimit: keep the default rate limit (otherwise it is turned off for speed);
+// opts.listen: HOST:PORT (a restart on the port clients reconnect to; default a free port).
 export async function startServer(opts = {}) {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'parley-test-'));
-  const args = ['serve', '--listen', '127.0.0.1:0', ...dbArgs(dir, opts.args ?? []),
+  const args = ['serve', '--listen', opts.listen ?? '127.0.0.1:0', ...dbArgs(dir, opts.args ?? []),
     '--log-level', process.env.PARLEY_TEST_LOG_LEVEL ?? 'warn'];
   if (!opts.rateLimit) args.push('--rate-limit-per-sec', '0');
   args.push(...(opts.args ?? []));
