@@ -522,11 +522,18 @@ UnreadCounts ChatService::unread_counts(Id caller) {
 std::vector<std::pair<Id, std::optional<Message>>> ChatService::latest(Id caller) {
   std::vector<std::pair<Id, std::optional<Message>>> out;
   store_.read([&](Tx& tx) {
+    out.clear();
+    std::vector<Message> newest;  // their attachments in one query
     for (auto& ur : tx.rooms_of_user(caller)) {
       std::optional<Message> m;
       if (ur.room.last_seq > 0) m = tx.message_by_seq(ur.room.id, ur.room.last_seq);
+      if (m) newest.push_back(*m);
       out.emplace_back(ur.room.id, std::move(m));
     }
+    fill_attachments(tx, newest, upload_url_);
+    std::size_t i = 0;
+    for (auto& [room, m] : out)
+      if (m) *m = std::move(newest[i++]);
   });
   return out;
 }
@@ -539,6 +546,7 @@ FirstUnread ChatService::first_unread(Id caller, Id room_id) {
     out.unread_count = unread_count(room.last_seq, me.read_seq);
     if (out.unread_count > 0) {
       auto next = tx.messages_ascending(room_id, me.read_seq, kNoUpperBound, 1);
+      fill_attachments(tx, next, upload_url_);
       if (!next.empty()) out.message = std::move(next.front());
     }
   });

@@ -223,6 +223,9 @@ test('attachment_ids over REST and WebSocket: attachments with a signed url in t
   const h = await bob.api.get(`/api/chatrooms/${room.id}/messages`);
   check(h.body.messages.at(-1).attachments);
   check((await bob.api.get(`/api/messages/${r.body.id}`)).body.attachments);
+  check((await bob.api.get(`/api/chatrooms/${room.id}/first-unread`)).body.message.attachments);
+  const latest = (await bob.api.get('/api/messages/latest')).body.latest.find((l) => l.room_id === room.id);
+  check(latest.message.attachments);
   // A message without attachments carries none.
   const plain = await alice.api.post(`/api/chatrooms/${room.id}/messages`, { content: 'plain' });
   assert.equal(plain.body.attachments, undefined);
