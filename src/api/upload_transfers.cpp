@@ -148,8 +148,11 @@ Response UploadSink::finish() {
     return error_response(503, "unavailable", "the upload could not be stored");
   }
   fd_ = -1;
-  if (::rename(part_path_.c_str(), final_path_.c_str()) != 0)
+  if (::rename(part_path_.c_str(), final_path_.c_str()) != 0) {
+    if (errno == ENOENT)  // removed by the expiry sweep meanwhile: the upload is gone
+      return error_response(404, "not_found", "upload not found (it expired)");
     return error_response(503, "unavailable", "the upload could not be stored");
+  }
   try {
     upload_ = svc_.complete(upload_.uploader, upload_.id, hex);
   } catch (const Error& e) {

@@ -307,6 +307,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     if (auto v = parser.content_length()) cl = *v;
     unsigned version = parser.get().version();
     bool keep_alive = parser.get().keep_alive();
+    bool expects_continue = beast::iequals(parser.get()[http::field::expect], "100-continue");
     auto start = co_await asio::co_spawn(
         pool,
         [this, &head, cl]() -> awaitable<api::UploadTransfers::PutStart> {
@@ -318,6 +319,16 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         use_awaitable);
     std::optional<api::Response> answer = std::move(start.refusal);
     bool read_all = false, dropped = false;
+    if (!answer && expects_continue) {  // curl waits for it before a large body (RFC 9110 §10.1.1)
+      http::response<http::empty_body> cont{http::status::continue_, version};
+      stream.expires_after(std::chrono::seconds(30));
+      auto [cec, cn] = co_await http::async_write(stream, cont, tuple_awaitable);
+      if (cec) {
+        co_await asio::co_spawn(
+            pool, [&start]() -> awaitable<void> { start.sink.reset(); co_return; }, use_awaitable);
+        co_return false;
+      }
+    }
     if (!answer) {
       http::request_parser<http::buffer_body> bp{std::move(parser)};
       bp.body_limit(static_cast<std::uint64_t>(start.sink->size()));
