@@ -33,7 +33,7 @@ MemberRow require_member(Tx& tx, Id room, Id user) {
   return *m;
 }
 
-RoomView view_of(Tx& tx, const RoomRow& room, Seq read_seq) {
+RoomView view_of(Tx& tx, const RoomRow& room, Seq read_seq, const std::function<std::string(Id)>& url_of) {
   RoomView v;
   v.room = room;
   for (auto& m : tx.active_members(room.id)) {
@@ -42,6 +42,11 @@ RoomView view_of(Tx& tx, const RoomRow& room, Seq read_seq) {
   }
   v.unread_count = unread_count(room.last_seq, read_seq);
   if (room.last_seq > 0) v.last_message = tx.message_by_seq(room.id, room.last_seq);
+  if (v.last_message) {
+    std::vector<Message> one{std::move(*v.last_message)};
+    fill_attachments(tx, one, url_of);
+    v.last_message = std::move(one[0]);
+  }
   return v;
 }
 
@@ -244,7 +249,7 @@ RoomView ChatService::create_group(Id caller, std::string_view name, const std::
     for (Id m : members) join(tx, room, m, now);
     for (Id m : members) emit_joined(tx, out, room, m);
     emit_room_updated(tx, out, room, {members.begin(), members.end()}, true, now);
-    view = view_of(tx, room, 0);
+    view = view_of(tx, room, 0, upload_url_);
   });
   publish(out);
   return view;
@@ -277,7 +282,7 @@ std::pair<RoomView, bool> ChatService::create_direct(Id caller, Id other) {
     }
     RoomRow room = require_room(tx, id);
     auto me = tx.member(id, caller);
-    view = view_of(tx, room, me ? me->read_seq : 0);
+    view = view_of(tx, room, me ? me->read_seq : 0, upload_url_);
   });
   publish(out);
   return {std::move(view), created};
@@ -286,7 +291,7 @@ std::pair<RoomView, bool> ChatService::create_direct(Id caller, Id other) {
 std::vector<RoomView> ChatService::list_rooms(Id caller) {
   std::vector<RoomView> out;
   store_.read([&](Tx& tx) {
-    for (auto& ur : tx.rooms_of_user(caller)) out.push_back(view_of(tx, ur.room, ur.read_seq));
+    for (auto& ur : tx.rooms_of_user(caller)) out.push_back(view_of(tx, ur.room, ur.read_seq, upload_url_));
   });
   return out;
 }
@@ -296,7 +301,7 @@ RoomView ChatService::get_room(Id caller, Id room_id) {
   store_.read([&](Tx& tx) {
     RoomRow room = require_room(tx, room_id);
     MemberRow me = require_member(tx, room_id, caller);
-    v = view_of(tx, room, me.read_seq);
+    v = view_of(tx, room, me.read_seq, upload_url_);
   });
   return v;
 }
@@ -317,7 +322,7 @@ MembershipChange ChatService::add_member(Id caller, Id room_id, Id user) {
       emit_room_updated(tx, events, room, {user}, false, now);
       out.changed = true;
     }
-    out.room = view_of(tx, room, me.read_seq);
+    out.room = view_of(tx, room, me.read_seq, upload_url_);
   });
   publish(events);
   return out;

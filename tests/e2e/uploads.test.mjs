@@ -226,6 +226,8 @@ test('attachment_ids over REST and WebSocket: attachments with a signed url in t
   check((await bob.api.get(`/api/chatrooms/${room.id}/first-unread`)).body.message.attachments);
   const latest = (await bob.api.get('/api/messages/latest')).body.latest.find((l) => l.room_id === room.id);
   check(latest.message.attachments);
+  check((await bob.api.get(`/api/chatrooms/${room.id}`)).body.last_message.attachments);
+  check((await bob.api.get('/api/chatrooms')).body.chatrooms.find((c) => c.id === room.id).last_message.attachments);
   // A message without attachments carries none.
   const plain = await alice.api.post(`/api/chatrooms/${room.id}/messages`, { content: 'plain' });
   assert.equal(plain.body.attachments, undefined);
