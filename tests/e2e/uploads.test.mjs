@@ -387,5 +387,8 @@ test('a 25 MiB upload and download keep the server\'s memory flat (RSS growth < 
   console.log(`RSS base ${(base / 1024).toFixed(1)} MiB, peak ${(peak / 1024).toFixed(1)} MiB (growth ${growth.toFixed(1)} MiB), ` +
     `after PUT ${(afterPut / 1024).toFixed(1)} MiB, after GET ${(afterGet / 1024).toFixed(1)} MiB; PUT took ${putMs} ms; ` +
     `${progressOf(side, up.id).length} progress events`);
-  assert.ok(growth < 8, `RSS grew by ${growth.toFixed(1)} MiB during a 25 MiB upload and download`);
+  // Under a sanitizer (ASan's quarantine keeps freed memory, TSan's shadow grows) RSS says
+  // nothing of the server's own memory: the bound is checked on the plain build only.
+  const sanitized = /lib[at]san/.test(readFileSync(`/proc/${pid}/maps`, 'utf8'));
+  if (!sanitized) assert.ok(growth < 8, `RSS grew by ${growth.toFixed(1)} MiB during a 25 MiB upload and download`);
 });
