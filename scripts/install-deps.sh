@@ -7,6 +7,7 @@ PKGS=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libsqlite3-dev sqlite3 libpq-dev libsodium-dev libssl-dev libjwt-dev
   libspdlog-dev libfmt-dev libcli11-dev libhiredis-dev
+  libicu-dev
 )
 if [[ "${1:-}" == "--test" ]]; then
   # redis-server: the e2e tests of --bus redis:// run their own on a free port (a system

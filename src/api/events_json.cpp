@@ -109,6 +109,18 @@ OutEventPtr typing_event(Id room, Id user, bool start) {
   return ev;
 }
 
+OutEventPtr reaction_event(const chat::ReactionChanged& e) {
+  auto ev = std::make_shared<OutEvent>();
+  ev->cls = EventClass::Message;  // state, like a read: never dropped
+  ev->room = e.room;
+  ev->payload = frame("reaction", json::object{{"message_id", format_id(e.message)},
+                                               {"room_id", format_id(e.room)},
+                                               {"user_id", format_id(e.user)},
+                                               {"emoji", e.emoji},
+                                               {"action", e.add ? "add" : "remove"}});
+  return ev;
+}
+
 std::string connected_frame(Id user, std::string_view connection_id, std::optional<Id> room) {
   json::object d{{"user_id", format_id(user)}, {"connection_id", connection_id}};
   if (room) d["room_id"] = format_id(*room);

@@ -19,6 +19,7 @@ OutEventPtr badge_event(const chat::Badge& b);
 OutEventPtr room_updated_event(const chat::RoomUpdated& e);
 OutEventPtr room_left_event(Id room);
 OutEventPtr typing_event(Id room, Id user, bool start);  // Ephemeral: dropped first under back-pressure
+OutEventPtr reaction_event(const chat::ReactionChanged& e);  // Message class: state, never dropped
 // upload_progress {upload_id, received, total}: Ephemeral but the last (received == total).
 OutEventPtr upload_progress_event(const chat::UploadProgress& e);
 

@@ -23,6 +23,16 @@ json::object to_json(const chat::Upload& u) {
   return o;
 }
 
+json::object to_json(const chat::Reactions& r) {
+  json::object o;
+  for (const auto& [emoji, users] : r) {
+    json::array ids;
+    for (Id u : users) ids.push_back(json::string(format_id(u)));
+    o[emoji] = std::move(ids);
+  }
+  return o;
+}
+
 json::object to_json(const chat::Message& m) {
   json::object o{{"id", format_id(m.id)},
                  {"room_id", format_id(m.room_id)},
@@ -31,6 +41,7 @@ json::object to_json(const chat::Message& m) {
                  {"seq", m.seq},
                  {"created_at", format_rfc3339(m.created_at)}};
   if (m.client_msg_id) o["client_msg_id"] = *m.client_msg_id;
+  o["reactions"] = to_json(m.reactions);
   if (!m.attachments.empty()) {
     json::array a;
     for (const auto& u : m.attachments) a.push_back(to_json(u));

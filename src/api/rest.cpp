@@ -251,6 +251,8 @@ struct RestApi::Impl {
     api("POST", "/api/chatrooms/:id/mark-all-read", &Impl::mark_all_read);
     api("GET", "/api/chatrooms/:id/first-unread", &Impl::first_unread);
     api("GET", "/api/messages/:id/read-by-who", &Impl::read_by_who);
+    api("PUT", "/api/messages/:id/reactions/:emoji", &Impl::add_reaction);
+    api("DELETE", "/api/messages/:id/reactions/:emoji", &Impl::remove_reaction);
     api("POST", "/api/uploads", &Impl::create_upload);
   }
   Handler bind(Response (Impl::*h)(Ctx&)) {
@@ -455,6 +457,14 @@ struct RestApi::Impl {
     auto f = chat.first_unread(c.user, c.param_id(0));
     return json_response(200, json::object{{"message", to_json(f.message)}, {"unread_count", f.unread_count}});
   }
+  // Reactions: the emoji is the path segment, percent-decoded by the URL parser.
+  Response react(Ctx& c, bool add) {
+    Id message = c.param_id(0);
+    auto reactions = chat.react(c.user, message, c.params.at(1), add);
+    return json_response(200, json::object{{"message_id", format_id(message)}, {"reactions", to_json(reactions)}});
+  }
+  Response add_reaction(Ctx& c) { return react(c, true); }
+  Response remove_reaction(Ctx& c) { return react(c, false); }
   Response read_by_who(Ctx& c) {
     auto r = chat.read_by_who(c.user, c.param_id(0));
     json::array read_by, unread_by;

@@ -1,5 +1,5 @@
 // Which Redis channels carry an event. Room events (MessageCreated, MessageRead,
-// MessageDelivered, Typing) go to one channel per room, subscribed by every instance with a
+// MessageDelivered, Typing, ReactionChanged) go to one channel per room, subscribed by every instance with a
 // member of the room online (Hub →
 // Bus::watch_room), so a message costs one PUBLISH and one copy per such instance whatever
 // the room's size. Membership events go to the user's channel, subscribed by the instances
@@ -38,6 +38,7 @@ inline std::string channel_for(const chat::Event& e, std::string_view prefix) {
   if (const auto* j = std::get_if<chat::MemberJoined>(&e)) return user_channel(prefix, j->user);
   if (const auto* l = std::get_if<chat::MemberLeft>(&e)) return user_channel(prefix, l->user);
   if (const auto* t = std::get_if<chat::Typing>(&e)) return room_channel(prefix, t->room);
+  if (const auto* x = std::get_if<chat::ReactionChanged>(&e)) return room_channel(prefix, x->room);
   if (const auto* p = std::get_if<chat::UploadProgress>(&e)) return user_channel(prefix, p->user);
   if (const auto* u = std::get_if<chat::RoomUpdated>(&e); u && !u->created) return room_channel(prefix, u->room);
   return broadcast_channel(prefix);  // TokensRevoked, a new room's RoomUpdated

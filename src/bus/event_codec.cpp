@@ -99,6 +99,13 @@ json::object body(const Event& e, const char*& tag) {
             tag = "ty";
             return json::object{{"room", x.room}, {"user", x.user}, {"start", x.start}, {"ttl", x.ttl_ms}};
           },
+          [&](const ReactionChanged& x) {
+            tag = "rc";
+            json::array members;
+            for (Id u : x.members) members.push_back(u);
+            return json::object{{"msg", x.message}, {"room", x.room},   {"seq", x.seq}, {"user", x.user},
+                                {"emoji", x.emoji}, {"add", x.add},     {"at", x.at},   {"members", std::move(members)}};
+          },
           [&](const UploadProgress& x) {
             tag = "up";
             return json::object{{"upload", x.upload}, {"user", x.user}, {"received", x.received}, {"total", x.total}};
@@ -276,6 +283,17 @@ Event event_of(std::string_view tag, const json::object& b) {
   if (tag == "ty") {
     Typing x{id_at(b, "room"), id_at(b, "user"), bool_at(b, "start"), count_at(b, "ttl")};
     if (x.ttl_ms > kMaxTypingTtlMs) throw Bad("\"ttl\" is out of range");
+    return x;
+  }
+  if (tag == "rc") {
+    ReactionChanged x{id_at(b, "msg"), id_at(b, "room"), count_at(b, "seq"), id_at(b, "user"), string_at(b, "emoji"),
+                      bool_at(b, "add"),  count_at(b, "at"),  {}};
+    if (x.emoji.empty() || x.emoji.size() > 32) throw Bad("\"emoji\" is out of range");
+    for (const auto& v : array_at(b, "members")) {
+      std::int64_t u = int_of(v, "members");
+      if (u <= 0) throw Bad("a member is not an id");
+      x.members.push_back(u);
+    }
     return x;
   }
   if (tag == "up") {

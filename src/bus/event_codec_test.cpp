@@ -174,6 +174,41 @@ TEST(EventCodec, TypingRoundTripsEveryField) {
   }
 }
 
+TEST(EventCodec, ReactionChangedRoundTripsEveryFieldAndRefusesMalformedOnes) {
+  for (bool add : {true, false}) {
+    ReactionChanged e{900000000000000001, 42, 17, 9, "\xF0\x9F\x91\xA8\xE2\x80\x8D\xF0\x9F\x91\xA9", add,
+                      1795000000123, {7, 9, 11}};
+    auto got = std::get<ReactionChanged>(round_trip(e));
+    EXPECT_EQ(got.message, e.message);
+    EXPECT_EQ(got.room, 42);
+    EXPECT_EQ(got.seq, 17);
+    EXPECT_EQ(got.user, 9);
+    EXPECT_EQ(got.emoji, e.emoji);
+    EXPECT_EQ(got.add, add);
+    EXPECT_EQ(got.at, e.at);
+    EXPECT_EQ(got.members, e.members);
+  }
+  const char* bad[] = {
+      "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"rc\",\"e\":{\"msg\":0,\"room\":42,\"seq\":1,\"user\":9,\"emoji\":\"x\","
+      "\"add\":true,\"at\":1,\"members\":[9]}}",  // not a message id
+      "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"rc\",\"e\":{\"msg\":1,\"room\":42,\"seq\":1,\"user\":9,\"emoji\":\"\","
+      "\"add\":true,\"at\":1,\"members\":[9]}}",  // an empty emoji
+      "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"rc\",\"e\":{\"msg\":1,\"room\":42,\"seq\":1,\"user\":9,"
+      "\"emoji\":\"123456789012345678901234567890123\",\"add\":true,\"at\":1,\"members\":[9]}}",  // 33 bytes
+      "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"rc\",\"e\":{\"msg\":1,\"room\":42,\"seq\":1,\"user\":9,\"emoji\":\"x\","
+      "\"add\":1,\"at\":1,\"members\":[9]}}",  // add not a boolean
+      "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"rc\",\"e\":{\"msg\":1,\"room\":42,\"seq\":-1,\"user\":9,\"emoji\":\"x\","
+      "\"add\":true,\"at\":1,\"members\":[9]}}",  // a negative seq
+      "{\"v\":1,\"i\":5,\"n\":1,\"t\":\"rc\",\"e\":{\"msg\":1,\"room\":42,\"seq\":1,\"user\":9,\"emoji\":\"x\","
+      "\"add\":true,\"at\":1,\"members\":[0]}}",  // a member that is not an id
+  };
+  for (const char* text : bad) {
+    std::string err;
+    EXPECT_FALSE(bus::decode(text, &err)) << text;
+    EXPECT_FALSE(err.empty()) << text;
+  }
+}
+
 TEST(EventCodec, MalformedPayloadsAreRefusedWithAReason) {
   std::string good = bus::encode(MemberLeft{42, 9, 78}, 5, 1);
   ASSERT_TRUE(bus::decode(good));
@@ -228,6 +263,7 @@ TEST(Channels, RoomEventsGoToTheRoomMembershipToTheUserRevocationsToAll) {
   EXPECT_EQ(bus::channels_for(RoomUpdated{42, std::nullopt, RoomType::Direct, {}, {7, 9}, true}, p), (V{"parley:all"}));
   EXPECT_EQ(bus::channels_for(MemberLeft{42, 9, 1}, p), (V{"parley:u:9"}));
   EXPECT_EQ(bus::channel_for(Typing{42, 9, true, 6000}, p), "parley:r:42");  // ephemeral, but a room's
+  EXPECT_EQ(bus::channel_for(ReactionChanged{1, 42, 1, 9, "x", true, 1, {9}}, p), "parley:r:42");
   using C = bus::ChannelOf;
   EXPECT_EQ(bus::parse_channel("parley:u:9", p), (C{C::User, 9}));
   EXPECT_EQ(bus::parse_channel("parley:r:42", p), (C{C::Room, 42}));

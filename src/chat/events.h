@@ -110,6 +110,23 @@ struct Typing {
   std::int64_t ttl_ms = 0;  // starts only
 };
 
+// user's reaction emoji on a message was added (add) or removed: published only when the
+// call changed something. seq: the message's (receivers hold the event until the message is
+// out, as for MessageRead). at: the change's stamp, which grows along the changes of the message
+// (Tx::put_reaction), so that a receiver drops a change older than one
+// it already sent: an add and a remove made through two instances may arrive swapped.
+// members: the room's active members at commit, who all hear it. Carried on the room's channel.
+struct ReactionChanged {
+  Id message = 0;
+  Id room = 0;
+  Seq seq = 0;
+  Id user = 0;
+  std::string emoji;
+  bool add = false;
+  TimeMs at = 0;
+  std::vector<Id> members;
+};
+
 // Ephemeral, never stored: `received` of `total` bytes of upload's PUT by user have arrived
 // (at most one per 100 ms per upload; the last, received == total, after the upload is
 // stored). Carried on the user's channel; rendered as `upload_progress` to all of the user's
@@ -123,7 +140,7 @@ struct UploadProgress {
 };
 
 using Event = std::variant<MessageCreated, MessageRead, MessageDelivered, MemberJoined, MemberLeft, RoomUpdated,
-                           TokensRevoked, Typing, UploadProgress>;
+                           TokensRevoked, Typing, ReactionChanged, UploadProgress>;
 using EventPtr = std::shared_ptr<const Event>;
 
 // Where the domain hands its committed events (bus/ implements it). publish() is called

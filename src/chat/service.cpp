@@ -33,6 +33,22 @@ MemberRow require_member(Tx& tx, Id room, Id user) {
   return *m;
 }
 
+// The reactions of messages (one query per room; a page is one room's).
+void attach_reactions(Tx& tx, std::vector<Message>& ms) {
+  std::map<Id, std::vector<Id>> by_room;
+  for (const auto& m : ms) by_room[m.room_id].push_back(m.id);
+  for (const auto& [room, ids] : by_room) {
+    auto found = tx.reactions_of(room, ids);
+    for (auto& m : ms)
+      if (auto it = found.find(m.id); m.room_id == room && it != found.end()) m.reactions = std::move(it->second);
+  }
+}
+void attach_reactions(Tx& tx, std::optional<Message>& m) {
+  if (!m) return;
+  auto found = tx.reactions_of(m->room_id, {m->id});
+  if (auto it = found.find(m->id); it != found.end()) m->reactions = std::move(it->second);
+}
+
 RoomView view_of(Tx& tx, const RoomRow& room, Seq read_seq, const std::function<std::string(Id)>& url_of) {
   RoomView v;
   v.room = room;
@@ -42,6 +58,7 @@ RoomView view_of(Tx& tx, const RoomRow& room, Seq read_seq, const std::function<
   }
   v.unread_count = unread_count(room.last_seq, read_seq);
   if (room.last_seq > 0) v.last_message = tx.message_by_seq(room.id, room.last_seq);
+  attach_reactions(tx, v.last_message);
   if (v.last_message) {
     std::vector<Message> one{std::move(*v.last_message)};
     fill_attachments(tx, one, url_of);
@@ -361,6 +378,7 @@ SendResult ChatService::send(Id caller, Id room_id, std::string_view content,
     TimeMs now = tx.now();  // after the room lock: in commit order, times never go back along seq
     if (client_msg_id) {
       if (auto prior = tx.message_by_client_id(room_id, caller, *client_msg_id)) {
+        attach_reactions(tx, prior);
         out.message = std::move(*prior);
         out.created = false;
         std::vector<Message> one{std::move(out.message)};
@@ -419,6 +437,7 @@ HistoryPage ChatService::history(Id caller, Id room_id, std::optional<Seq> after
       page.messages.pop_back();
     }
     if (!forward) std::reverse(page.messages.begin(), page.messages.end());
+    attach_reactions(tx, page.messages);
     fill_attachments(tx, page.messages, upload_url_);
   });
   return page;
@@ -430,6 +449,7 @@ Message ChatService::get_message(Id caller, Id message) {
     m = tx.message_by_id(message);
     if (!m) not_found("message not found");
     require_member(tx, m->room_id, caller);
+    attach_reactions(tx, m);
     std::vector<Message> one{std::move(*m)};
     fill_attachments(tx, one, upload_url_);
     m = std::move(one[0]);
@@ -532,6 +552,7 @@ std::vector<std::pair<Id, std::optional<Message>>> ChatService::latest(Id caller
     for (auto& ur : tx.rooms_of_user(caller)) {
       std::optional<Message> m;
       if (ur.room.last_seq > 0) m = tx.message_by_seq(ur.room.id, ur.room.last_seq);
+      attach_reactions(tx, m);
       if (m) newest.push_back(*m);
       out.emplace_back(ur.room.id, std::move(m));
     }
@@ -553,6 +574,7 @@ FirstUnread ChatService::first_unread(Id caller, Id room_id) {
       auto next = tx.messages_ascending(room_id, me.read_seq, kNoUpperBound, 1);
       fill_attachments(tx, next, upload_url_);
       if (!next.empty()) out.message = std::move(next.front());
+      attach_reactions(tx, out.message);
     }
   });
   return out;
@@ -612,6 +634,44 @@ DeliveredResult ChatService::mark_delivered(Id caller, Id room_id, Seq up_to_seq
   return r;
 }
 
+Reactions ChatService::react(Id caller, Id message, std::string_view emoji, bool add) {
+  Reactions out;
+  Outbox events;
+  store_.write([&](Tx& tx) {
+    events.clear();
+    auto m = tx.message_by_id(message);
+    if (!m) not_found("message not found");
+    // The room lock serializes the room's reaction changes: `at` below grows in commit order.
+    RoomRow room = lock_room_as_member(tx, m->room_id, caller).first;
+    check_emoji(emoji);
+    TimeMs now = tx.now();
+    auto found = tx.reactions_of(room.id, {message});
+    out = std::move(found[message]);
+    auto row = tx.reaction(room.id, message, emoji, caller);
+    if ((row && row->active) == add) return;  // nothing changes: no event
+    std::string key(emoji);
+    if (add && !out.count(key) && out.size() >= kMaxReactionEmoji)
+      throw Error(ErrorKind::Conflict, "too_many_reactions",
+                  "a message holds at most " + std::to_string(kMaxReactionEmoji) + " distinct emoji");
+    // Above every change of the message so far, whatever the clock does: orders them.
+    auto last = tx.reactions_last_at(room.id, message);
+    TimeMs at = last ? std::max(now, *last + 1) : now;
+    tx.put_reaction(room.id, message, key, caller, add, at);
+    auto& users = out[key];
+    if (add) {
+      users.push_back(caller);
+    } else {
+      std::erase(users, caller);
+      if (users.empty()) out.erase(key);
+    }
+    ReactionChanged e{message, room.id, m->seq, caller, key, add, at, {}};
+    for (const auto& mu : tx.active_members(room.id)) e.members.push_back(mu.user.id);
+    emit(events, std::move(e));
+  });
+  publish(events);
+  return out;
+}
+
 bool ChatService::user_exists(Id user) {
   bool found = false;
   store_.read([&](Tx& tx) { found = tx.user_by_id(user).has_value(); });
@@ -632,6 +692,7 @@ std::vector<Message> ChatService::messages_after(Id user, Id room_id, Seq after,
   store_.read([&](Tx& tx) {
     require_member(tx, room_id, user);
     out = tx.messages_ascending(room_id, after, kNoUpperBound, limit);
+    attach_reactions(tx, out);
     fill_attachments(tx, out, upload_url_);
   });
   return out;
@@ -657,6 +718,7 @@ std::vector<Message> ChatService::messages_between(Id room, Seq after, Seq befor
   std::vector<Message> out;
   store_.read([&](Tx& tx) {
     out = tx.messages_ascending(room, after, before, limit);
+    attach_reactions(tx, out);
     fill_attachments(tx, out, upload_url_);
   });
   return out;

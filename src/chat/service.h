@@ -131,6 +131,13 @@ class ChatService {
   // 404 for an unknown room, 403 for a non-member.
   DeliveredResult mark_delivered(Id caller, Id room, Seq up_to_seq);
 
+  // Reactions: adds (add) or removes the caller's reaction emoji on message; idempotent.
+  // Returns the message's reactions after the call; publishes ReactionChanged only when it
+  // changed something. 404 unknown message, 403 non-member (both before the emoji is
+  // looked at), 400 invalid_emoji (check_emoji), 409 too_many_reactions when an add would
+  // bring the message past kMaxReactionEmoji distinct emoji.
+  Reactions react(Id caller, Id message, std::string_view emoji, bool add);
+
   // Real-time support
   bool user_exists(Id user);
   // The room's last_seq if user is an active member; 404 / 403 otherwise.

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "chat/read_state.h"
+#include "chat/validation.h"
 #include "common/error.h"
 #include "storage/sqlite/sqlite_store.h"
 #include "storage/testing/test_database.h"
@@ -468,4 +469,86 @@ TEST(ServiceEvents, DeliveredPublishesOnlyWhenTheWatermarkMovesAndReadsPublishIt
   // A refused call publishes nothing.
   EXPECT_EQ(kind_of([&] { chat.mark_delivered(424242, room, 1); }), ErrorKind::Forbidden);
   EXPECT_TRUE(pub.events.empty());
+}
+
+// Reactions: idempotent add/remove, the reactions map on message reads, events only for
+// changes, the per-message emoji bound and the refusals, on both stores.
+TEST_P(ServiceTest, ReactionsAreIdempotentAndShowOnMessages) {
+  RecordingPublisher pub;
+  ChatService svc{*store, &pub};
+  Id r = svc.create_group(alice, "r", {bob, carol}).room.id;
+  auto m1 = svc.send(alice, r, "1", std::string("c1")).message;
+  auto m2 = svc.send(alice, r, "2", {}).message;
+  EXPECT_TRUE(m1.reactions.empty());
+  pub.events.clear();
+  const std::string up = "\xF0\x9F\x91\x8D", heart = "\xE2\x9D\xA4\xEF\xB8\x8F";
+  auto rs = svc.react(bob, m1.id, up, true);
+  EXPECT_EQ(rs, (Reactions{{up, {bob}}}));
+  EXPECT_EQ(svc.react(bob, m1.id, up, true), rs);  // again: no change
+  rs = svc.react(carol, m1.id, up, true);
+  EXPECT_EQ(rs, (Reactions{{up, {bob, carol}}}));  // in the order they reacted
+  svc.react(alice, m2.id, heart, true);
+  ASSERT_EQ(pub.events.size(), 3u);  // the repeated add published nothing
+  const auto& e = std::get<ReactionChanged>(*pub.events[0]);
+  EXPECT_EQ(e.message, m1.id);
+  EXPECT_EQ(e.room, r);
+  EXPECT_EQ(e.seq, m1.seq);
+  EXPECT_EQ(e.user, bob);
+  EXPECT_EQ(e.emoji, up);
+  EXPECT_TRUE(e.add);
+  EXPECT_EQ(e.members, (std::vector<Id>{alice, bob, carol}));
+  // Every read of a message carries its reactions: history (one query per page), the message,
+  // resume replays, gap fills, the room's last message and an idempotent send's original.
+  auto page = svc.history(carol, r, std::nullopt, std::nullopt, 50);
+  ASSERT_EQ(page.messages.size(), 2u);
+  EXPECT_EQ(page.messages[0].reactions, (Reactions{{up, {bob, carol}}}));
+  EXPECT_EQ(page.messages[1].reactions, (Reactions{{heart, {alice}}}));
+  EXPECT_EQ(svc.get_message(bob, m1.id).reactions.size(), 1u);
+  EXPECT_EQ(svc.messages_after(bob, r, 0, 10).at(0).reactions, page.messages[0].reactions);
+  EXPECT_EQ(svc.messages_between(r, 0, 3, 10).at(1).reactions, page.messages[1].reactions);
+  EXPECT_EQ(svc.get_room(bob, r).last_message->reactions, page.messages[1].reactions);
+  EXPECT_EQ(svc.send(alice, r, "1", std::string("c1")).message.reactions, page.messages[0].reactions);
+  // Remove: idempotent too; the last user of an emoji takes the emoji away.
+  pub.events.clear();
+  rs = svc.react(bob, m1.id, up, false);
+  EXPECT_EQ(rs, (Reactions{{up, {carol}}}));
+  EXPECT_EQ(svc.react(bob, m1.id, up, false), rs);
+  EXPECT_TRUE(svc.react(carol, m1.id, up, false).empty());
+  EXPECT_TRUE(svc.react(carol, m1.id, heart, false).empty());  // never added
+  ASSERT_EQ(pub.events.size(), 2u);
+  const auto& rm1 = std::get<ReactionChanged>(*pub.events[0]);
+  EXPECT_FALSE(rm1.add);
+  // Re-adding after a remove: the row's stamp grows along its changes (receivers order by it).
+  svc.react(bob, m1.id, up, true);
+  const auto& re = std::get<ReactionChanged>(*pub.events.back());
+  EXPECT_GT(re.at, rm1.at);
+  EXPECT_EQ(svc.history(alice, r, std::nullopt, std::nullopt, 50).messages[0].reactions, (Reactions{{up, {bob}}}));
+}
+
+TEST_P(ServiceTest, ReactionsRefuseNonMembersUnknownMessagesBadEmojiAndTooMany) {
+  Id r = chat->create_group(alice, "r", {bob}).room.id;
+  auto m = chat->send(alice, r, "1", {}).message;
+  const std::string up = "\xF0\x9F\x91\x8D";
+  EXPECT_EQ(kind_of([&] { chat->react(bob, 987654321, up, true); }), ErrorKind::NotFound);
+  EXPECT_EQ(kind_of([&] { chat->react(carol, m.id, up, true); }), ErrorKind::Forbidden);
+  EXPECT_EQ(kind_of([&] { chat->react(carol, m.id, "bad emoji", true); }), ErrorKind::Forbidden);  // 403 first
+  EXPECT_EQ(kind_of([&] { chat->react(bob, m.id, "ab", true); }), ErrorKind::BadInput);
+  EXPECT_EQ(kind_of([&] { chat->react(bob, m.id, "", false); }), ErrorKind::BadInput);
+  chat->react(bob, m.id, up, true);
+  chat->remove_member(alice, r, bob);
+  EXPECT_EQ(kind_of([&] { chat->react(bob, m.id, up, false); }), ErrorKind::Forbidden);
+  EXPECT_EQ(kind_of([&] { chat->get_message(bob, m.id); }), ErrorKind::Forbidden);
+  // At most kMaxReactionEmoji (64) distinct emoji on one message: the 65th is refused (409),
+  // another user's reaction with an emoji already there still passes. (bob's 👍 stays: one.)
+  for (std::size_t i = 0; i + 1 < kMaxReactionEmoji; ++i) chat->react(alice, m.id, std::string(1, static_cast<char>('!' + i)), true);
+  try {
+    chat->react(alice, m.id, "\xF0\x9F\x91\x8D\xF0\x9F\x8F\xBD", true);
+    ADD_FAILURE() << "the 65th emoji was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Conflict);
+    EXPECT_EQ(e.code(), "too_many_reactions");
+  }
+  chat->add_member(alice, r, carol);
+  EXPECT_EQ(chat->react(carol, m.id, "A", true).at("A").size(), 2u);
+  EXPECT_EQ(chat->get_message(alice, m.id).reactions.size(), kMaxReactionEmoji);
 }

@@ -1,5 +1,6 @@
 #pragma once
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -65,6 +66,20 @@ class Tx {
   virtual void insert_delivered_move(Id room, Id user, Seq up_to_seq, TimeMs at) = 0;
   // When a `delivered` move of the user in the room first reached seq (nullopt if none did).
   virtual std::optional<TimeMs> first_delivered_move_at(Id room, Id user, Seq seq) = 0;
+  // Reactions: one row per (message, emoji, user) ever added; a removal keeps the row with
+  // active false. Each change's `at` is above every `at` of the message's rows (the domain
+  // takes it above reactions_last_at), so it orders the message's changes: receivers order a
+  // row's add/remove by it, and reactions_of lists each emoji's users by it. reaction: the row
+  // (nullopt if never added); put_reaction writes it; reactions_of: the active reactions of
+  // these messages, all of room, in one query (emoji → users by the time of their add).
+  struct ReactionRow {
+    bool active = false;
+    TimeMs at = 0;
+  };
+  virtual std::optional<ReactionRow> reaction(Id room, Id message, std::string_view emoji, Id user) = 0;
+  virtual std::optional<TimeMs> reactions_last_at(Id room, Id message) = 0;  // nullopt: no row
+  virtual void put_reaction(Id room, Id message, std::string_view emoji, Id user, bool active, TimeMs at) = 0;
+  virtual std::map<Id, Reactions> reactions_of(Id room, const std::vector<Id>& messages) = 0;
   // Uploads (chat/uploads.h). complete_upload sets sha256 and complete once, on a pending
   // upload (false: none pending with that id). pending_uploads counts the user's unfinished
   // ones; expired_uploads lists pending ones created before `before` (oldest first);

@@ -3,6 +3,7 @@
 // Store interface declared here (store.h); api/ calls ChatService (service.h).
 #pragma once
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,6 +41,8 @@ struct RoomRow {
   TimeMs last_activity = 0;  // newest message's time, or creation time
 };
 
+// A message's reactions: emoji → the users who reacted with it, in the order they did.
+using Reactions = std::map<std::string, std::vector<Id>>;
 // An uploaded file's record (the bytes live in a file named file_key, never by filename).
 // complete: its PUT finished with the declared size; sha256 (hex) is set then. url: the
 // signed download link, made when a message carrying it is read (never stored).
@@ -64,6 +67,7 @@ struct Message {
   Seq seq = 0;
   TimeMs created_at = 0;
   std::optional<std::string> client_msg_id;
+  Reactions reactions;  // filled by the service; empty for a new message; not carried by the bus
   std::vector<Upload> attachments;  // in the order given at send
 };
 

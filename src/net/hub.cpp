@@ -245,13 +245,47 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
     }
   }
 
-  // A parked watermark event: a MessageRead or a MessageDelivered.
+  // reaction to every member's connections (the reactor's own included, like delivered).
+  // A change not newer than the last one sent for its (message, user, emoji) is stale (an add
+  // and a remove through two instances may arrive swapped: the row's `at` orders them) and
+  // goes nowhere, so members end on the stored state.
+  struct ReactionKey {
+    Id message = 0;
+    Id user = 0;
+    std::string emoji;
+    bool operator==(const ReactionKey&) const = default;
+  };
+  struct ReactionKeyHash {
+    std::size_t operator()(const ReactionKey& k) const noexcept {
+      return (std::hash<Id>()(k.message) * 1000003u ^ std::hash<Id>()(k.user)) * 31u ^ std::hash<std::string>()(k.emoji);
+    }
+  };
+  static constexpr std::size_t kMaxReactionMarks = 65536;  // (message, user, emoji) keys; beyond, the oldest forgotten
+  BoundedLru<ReactionKey, TimeMs, ReactionKeyHash> reaction_sent{kMaxReactionMarks};
+
+  void deliver_reaction(const chat::ReactionChanged& e) {
+    TimeMs& sent = reaction_sent.get_or_insert({e.message, e.user, e.emoji}, [] { return TimeMs{-1}; });
+    if (e.at <= sent) return;
+    sent = e.at;
+    api::OutEventPtr frame;
+    for (Id m : e.members) {
+      auto it = users.find(m);
+      if (it == users.end()) continue;
+      if (!frame) frame = api::reaction_event(e);
+      each_follower(it->second, e.room, [&](const ConnPtr& c) { c->deliver(frame); });
+    }
+  }
+
+  // A parked event: a MessageRead, a MessageDelivered (their room's last_seq at commit) or a
+  // ReactionChanged (its message's seq): it waits until the messages up to that seq are out.
   static chat::Seq parked_last_seq(const chat::Event& ev) {
     if (const auto* r = std::get_if<chat::MessageRead>(&ev)) return r->last_seq;
+    if (const auto* x = std::get_if<chat::ReactionChanged>(&ev)) return x->seq;
     return std::get<chat::MessageDelivered>(ev).last_seq;
   }
   void deliver_parked(const chat::Event& ev) {
     if (const auto* r = std::get_if<chat::MessageRead>(&ev)) return deliver_read(*r);
+    if (const auto* x = std::get_if<chat::ReactionChanged>(&ev)) return deliver_reaction(*x);
     deliver_delivered(std::get<chat::MessageDelivered>(ev));
   }
   // A watermark event in a room past what the sequencer released waits until it is out
@@ -364,6 +398,7 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
                    },
                    [&](const chat::MessageRead& e) { park_or_deliver(e.room, e.last_seq, ev); },
                    [&](const chat::MessageDelivered& e) { park_or_deliver(e.room, e.last_seq, ev); },
+                   [&](const chat::ReactionChanged& e) { park_or_deliver(e.room, e.seq, ev); },
                    [&](const chat::MemberJoined& e) {
                      auto it = users.find(e.user);
                      if (it == users.end()) return;

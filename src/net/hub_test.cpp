@@ -549,6 +549,53 @@ TEST_F(HubTest, DeliveredGoesToEveryMembersConnectionsAfterItsMessagesAndNeverBa
   EXPECT_TRUE(ao->of("message_delivered").empty());  // not its room
 }
 
+// Reactions through the hub: to every member's sidebar and that room's chatroom sockets, after
+// the message's new_message, and a change not newer than the last one sent for its (message,
+// user, emoji) nowhere (an add and a remove through two instances may arrive swapped).
+TEST_F(HubTest, ReactionsGoToEveryMembersConnectionsAfterTheMessageAndAStaleOneNowhere) {
+  Id other = chat.create_group(alice, "o", {bob}).room.id;
+  auto a = sidebar(alice, "a1");
+  auto ar = std::make_shared<FakeConn>("a2");
+  hub->add(alice, room, ar);
+  auto ao = std::make_shared<FakeConn>("a3");  // a chatroom socket of another room
+  hub->add(alice, other, ao);
+  hub->anchor(room, 0);
+  auto b = sidebar(bob, "b1");
+  auto m1 = chat.send(alice, room, "1", {}).message;
+  auto reaction = [&](bool add, TimeMs at) {
+    return std::make_shared<const chat::Event>(
+        chat::ReactionChanged{m1.id, room, m1.seq, bob, "\xF0\x9F\x91\x8D", add, at, {alice, bob}});
+  };
+  // Before message 1 is out here: it waits for it.
+  hub->on_event(reaction(true, 100));
+  settle();
+  EXPECT_TRUE(b->of("reaction").empty());
+  hub->on_event(created(m1));
+  ASSERT_TRUE(until([&] { return a->of("reaction").size() == 1 && ar->of("reaction").size() == 1 && b->of("reaction").size() == 1; }));
+  auto d = ar->of("reaction")[0];
+  EXPECT_EQ(d.at("message_id").as_string(), format_id(m1.id));
+  EXPECT_EQ(d.at("room_id").as_string(), format_id(room));
+  EXPECT_EQ(d.at("user_id").as_string(), format_id(bob));
+  EXPECT_EQ(d.at("emoji").as_string(), "\xF0\x9F\x91\x8D");
+  EXPECT_EQ(d.at("action").as_string(), "add");
+  EXPECT_EQ(b->seqs().size(), 1u);
+  {
+    std::lock_guard g(b->mu);
+    EXPECT_EQ(b->got.back().at("type").as_string(), "reaction");  // after the message
+  }
+  // A remove stamped 102 arrives before an add stamped 101 (made earlier, elsewhere): the
+  // remove goes out, the older add nowhere; the same stamp again neither.
+  hub->on_event(reaction(false, 102));
+  ASSERT_TRUE(until([&] { return b->of("reaction").size() == 2; }));
+  hub->on_event(reaction(true, 101));
+  hub->on_event(reaction(false, 102));
+  settle();
+  EXPECT_EQ(b->of("reaction").size(), 2u);
+  EXPECT_EQ(a->of("reaction").size(), 2u);
+  EXPECT_EQ(b->of("reaction")[1].at("action").as_string(), "remove");
+  EXPECT_TRUE(ao->of("reaction").empty());  // not its room
+}
+
 // Typing through the hub: the typer's frames checked against the tracker, coalesced and
 // published; the published events (fed back, as the bus does) shown to the room's other
 // members' connections until a stop, the expiry or the typer's last socket closing.

@@ -151,6 +151,7 @@ TEST_P(StoreTest, TheDeliveredStepMigratesADatabaseOfTheVersionBefore) {
   db->exec("DROP TABLE message_attachments");
   db->exec("DROP TABLE uploads");
   db->exec("DROP TABLE delivered_moves");
+  db->exec("DROP TABLE reactions");  // the steps after it run again too
   db->exec("UPDATE schema_version SET version = 2");
   auto store = db->open();
   EXPECT_EQ(db->query_int("SELECT version FROM schema_version"), schema_version());
@@ -376,7 +377,7 @@ TEST_F(PostgresStoreTest, RoundTripsPerSend) {
   before = pg(*store).round_trips();
   auto again = chat.send(a, room, "y", std::string("k1"));
   EXPECT_FALSE(again.created);
-  EXPECT_EQ(pg(*store).round_trips() - before, 4u);  // lock, member, look-up, commit
+  EXPECT_EQ(pg(*store).round_trips() - before, 5u);  // lock, member, look-up, its reactions, commit
 }
 
 TEST_F(PostgresStoreTest, ThePoolNeverOpensMoreThanItsBound) {
@@ -576,4 +577,60 @@ TEST_P(StoreTest, UploadsAttachToMessagesAndAreSharedWithTheRoomsMembers) {
   EXPECT_EQ(gone[0].file_key, key(4));
   EXPECT_THROW(uploads.for_download(a, gone[0].id), Error);
   EXPECT_EQ(uploads.for_download(a, u1.id).id, u1.id);  // finished ones stay
+}
+
+// Reactions: the rows behind them on both backends. A removal keeps the row (inactive) with
+// its stamp; one query returns a page's reactions, of the asked messages only, each emoji's
+// users in the order of their add.
+TEST_P(StoreTest, ReactionRowsAddRemoveAndLoadForAPageInOneQuery) {
+  auto store = db->open();
+  chat::ChatService chat(*store);
+  Id a = chat.create_user("alice", "h").id, b = chat.create_user("bob", "h").id;
+  Id r = chat.create_group(a, "r", {b}).room.id, other = chat.create_group(a, "o", {}).room.id;
+  std::vector<Id> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(chat.send(a, r, "m" + std::to_string(i), {}).message.id);
+  Id elsewhere = chat.send(a, other, "x", {}).message.id;
+  store->write([&](chat::Tx& tx) {
+    EXPECT_FALSE(tx.reaction(r, ids[0], "x", b));
+    tx.put_reaction(r, ids[0], "x", b, true, 20);
+    tx.put_reaction(r, ids[0], "x", a, true, 10);  // earlier: listed first
+    tx.put_reaction(r, ids[0], "y", a, true, 30);
+    tx.put_reaction(r, ids[1], "x", a, true, 40);
+    tx.put_reaction(r, ids[2], "z", a, true, 50);  // outside the asked set below
+    tx.put_reaction(r, ids[3], "x", b, true, 60);
+    tx.put_reaction(r, ids[3], "x", b, false, 61);  // removed
+    tx.put_reaction(other, elsewhere, "x", a, true, 70);
+  });
+  std::map<Id, chat::Reactions> got;
+  store->read([&](chat::Tx& tx) {
+    auto row = tx.reaction(r, ids[3], "x", b);
+    ASSERT_TRUE(row);
+    EXPECT_FALSE(row->active);
+    EXPECT_EQ(row->at, 61);
+    got = tx.reactions_of(r, {ids[0], ids[1], ids[3]});
+  });
+  EXPECT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[ids[0]], (chat::Reactions{{"x", {a, b}}, {"y", {a}}}));
+  EXPECT_EQ(got[ids[1]], (chat::Reactions{{"x", {a}}}));
+  EXPECT_FALSE(got.count(ids[2]));
+  EXPECT_FALSE(got.count(ids[3]));
+  // Added again: the same row, active, with its new stamp.
+  store->write([&](chat::Tx& tx) { tx.put_reaction(r, ids[3], "x", b, true, 62); });
+  store->read([&](chat::Tx& tx) {
+    EXPECT_EQ(tx.reactions_of(r, {ids[3]})[ids[3]], (chat::Reactions{{"x", {b}}}));
+    EXPECT_TRUE(tx.reactions_of(r, {}).empty());
+  });
+  EXPECT_EQ(db->query_int("SELECT count(*) FROM reactions"), 7);
+}
+
+TEST_P(StoreTest, TheReactionsStepMigratesADatabaseOfTheVersionBefore) {
+  { auto store = db->open(); }
+  db->exec("DROP TABLE reactions");
+  db->exec("DROP TABLE message_attachments");  // the steps after it run again too
+  db->exec("DROP TABLE uploads");
+  db->exec("UPDATE schema_version SET version = 3");
+  auto store = db->open();
+  EXPECT_EQ(db->query_int("SELECT version FROM schema_version"), schema_version());
+  store->write([](chat::Tx& tx) { tx.put_reaction(1, 2, "x", 3, true, 4); });
+  EXPECT_EQ(db->query_int("SELECT count(*) FROM reactions"), 1);
 }

@@ -55,6 +55,15 @@
 // gets `error` `forbidden`. read-by-who's `delivered_to` must list exactly the members but
 // the sender whose delivered watermark is at or past the message, each `delivered_at` fixed
 // once seen, not before the message, not after that member's `read_at`.
+// Reactions (CONTRACT.md "Reactions"): between steps, from a PRNG stream of its own, a user
+// PUTs or DELETEs one of four emoji (👍, ❤️ with VS16, a ZWJ family, a flag) on a random
+// message of one of their rooms (sometimes of another room: 403 forbidden). The model keeps
+// per message emoji → users in the order they reacted; the answer must be exactly the model's
+// map, a change must reach every open sidebar of every member as exactly one `reaction`
+// {message_id, room_id, user_id, emoji, action} (awaited before the next operation), a call
+// that changes nothing (a repeated add, removing what is not there) none: any `reaction` not
+// due on a connection is a problem. new_message must carry a `reactions` map, and at the end
+// every room's history must carry exactly the model's reactions on every message.
 // A few times during the run (between steps, from a separate PRNG stream so that the REST
 // operations of a seed stay as they were) one of a user's sidebars is closed and reopened,
 // and the snapshot right after `connected` must be exactly one update per room of the user
@@ -71,7 +80,8 @@
 //
 // Env: PARLEY_MODEL_SEED (default fixed), PARLEY_MODEL_STEPS (default 400),
 // PARLEY_MODEL_FULL_EVERY (default 10), PARLEY_MODEL_WS_EVERY (default 1),
-// PARLEY_MODEL_WS_SEND_SHARE (share of sends over WebSocket, default 0.5). A failure names
+// PARLEY_MODEL_WS_SEND_SHARE (share of sends over WebSocket, default 0.5),
+// PARLEY_MODEL_REACTION_SHARE (share of steps followed by a reaction call, default 0.25). A failure names
 // the seed, the case, the step and the operation, and the last PARLEY_MODEL_HISTORY (default 12)
 // operations.
 // The model and the run live in lib/model.mjs (scale_out.test.mjs runs them over two instances).

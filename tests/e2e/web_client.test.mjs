@@ -181,14 +181,19 @@ test('two users: a direct room, chat both ways, ticks, badges, typing, reactions
   await tid(b.page, 'composer').dispatchEvent('input');
   await tid(a.page, 'typing').filter({ hasText: /^$/ }).waitFor({ state: 'attached', ...WAIT });
 
-  // Reactions (when the server has them): A reacts to B's message, both sides show the chip.
-  const reactionsBuilt = (await fetch(`${server.url}/api/messages/1/reactions/x`, { method: 'PUT' })).status !== 404;
-  if (reactionsBuilt) {
-    const theirs = messages(a.page).filter({ hasText: 'yes, here' });
-    await theirs.getByTestId('reaction-add').click();
-    await a.page.locator('#popover [data-emoji="👍"]').click();
-    await theirs.locator('[data-testid="reaction"][data-emoji="👍"]').filter({ hasText: /^1$/ }).waitFor(WAIT);
-    await messages(b.page).filter({ hasText: 'yes, here' }).locator('[data-testid="reaction"][data-emoji="👍"]')
+  // A reaction: A reacts to B's message, both sides show the chip with its count.
+  const theirs = messages(a.page).filter({ hasText: 'yes, here' });
+  await theirs.getByTestId('reaction-add').click();
+  await a.page.locator('#popover [data-emoji="👍"]').click();
+  await theirs.locator('[data-testid="reaction"][data-emoji="👍"]').filter({ hasText: /^1$/ }).waitFor(WAIT);
+  await messages(b.page).filter({ hasText: 'yes, here' }).locator('[data-testid="reaction"][data-emoji="👍"]')
+    .filter({ hasText: /^1$/ }).waitFor(WAIT);
+  // B adds the same one from its side (2), then A takes its own back (1 on both).
+  await messages(b.page).filter({ hasText: 'yes, here' }).locator('[data-testid="reaction"][data-emoji="👍"]').click();
+  await theirs.locator('[data-testid="reaction"][data-emoji="👍"]').filter({ hasText: /^2$/ }).waitFor(WAIT);
+  await theirs.locator('[data-testid="reaction"][data-emoji="👍"]').click();
+  for (const p of [a.page, b.page]) {
+    await messages(p).filter({ hasText: 'yes, here' }).locator('[data-testid="reaction"][data-emoji="👍"]')
       .filter({ hasText: /^1$/ }).waitFor(WAIT);
   }
 
@@ -351,4 +356,36 @@ test('long history: infinite scroll up, jump to the first unread, a second tab i
     assert.deepEqual(p.errors, []);
     await p.context.close();
   }
+});
+
+test('add people to a group room by username search: the new member sees the room live', async () => {
+  const a = await newPage();
+  const b = await newPage();
+  const nameB = username('addb');
+  await register(a.page, username('adda'));
+  await register(b.page, nameB);
+  const idB = await b.page.evaluate(() => fetch('/api/me', { headers: { Authorization: `Bearer ${sessionStorage.getItem('parley.token')}` } }).then((r) => r.json()).then((u) => u.id));
+  await tid(a.page, 'new-room').click();
+  await tid(a.page, 'room-kind').selectOption('group');
+  await tid(a.page, 'room-name').fill('later joiners');
+  await tid(a.page, 'create-room').click();
+  const item = a.page.locator('[data-testid="room-item"][aria-current="true"]');
+  await item.waitFor(WAIT);
+  const roomId = await item.getAttribute('data-room-id');
+  await send(a.page, 'before b joined');
+  assert.equal(await b.page.locator(`[data-testid="room-item"][data-room-id="${roomId}"]`).count(), 0);
+  await tid(a.page, 'add-people').click();
+  await tid(a.page, 'member-search').fill(nameB);
+  await a.page.locator(`[data-testid="member-result"][data-user-id="${idB}"]`).click();
+  await tid(a.page, 'create-room').click();
+  const onB = b.page.locator(`[data-testid="room-item"][data-room-id="${roomId}"]`);
+  await onB.filter({ hasText: 'later joiners' }).waitFor(WAIT);
+  // History before joining is not unread for the new member.
+  await onB.getByTestId('unread-badge').filter({ hasText: /^$/ }).waitFor({ state: 'attached', ...WAIT });
+  await send(a.page, 'after b joined');
+  await onB.getByTestId('unread-badge').filter({ hasText: /^1$/ }).waitFor(WAIT);
+  assert.deepEqual(a.errors, []);
+  assert.deepEqual(b.errors, []);
+  await a.context.close();
+  await b.context.close();
 });

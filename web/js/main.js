@@ -318,6 +318,7 @@ function closeChat() {
   $('messages').replaceChildren();
   $('composer-form').hidden = true;
   $('jump-unread').hidden = true;
+  $('add-people').hidden = true;
   $('typing').textContent = '';
   $('chat-title').textContent = 'Pick a room';
   showChatOnPhone(false);
@@ -330,6 +331,7 @@ function showChatOnPhone(on) { $('shell').classList.toggle('chat-open', on); }
 function renderChatHeader() {
   const room = state.rooms.get(state.chat?.id);
   if (room) $('chat-title').textContent = roomTitle(room);
+  $('add-people').hidden = !room || room.type !== 'group';
 }
 
 function applyWatermarks(chat, marks) {
@@ -775,8 +777,20 @@ function flash(text) {
 
 let searchTimer = null;
 const chosen = new Map();  // user id → username
+let addingTo = null;       // the room members are added to, or null: a new room
 
 function openNewRoom() {
+  openPeopleDialog(null);
+}
+
+// The same dialog makes a room or adds people to the open group room.
+function openPeopleDialog(roomId) {
+  addingTo = roomId;
+  const form = $('new-room-form');
+  form.classList.toggle('adding', !!roomId);
+  $('new-room-title').textContent = roomId ? 'Add people' : 'New room';
+  $('create-room').textContent = roomId ? 'Add' : 'Create';
+  if (roomId) $('room-kind').value = 'group';
   chosen.clear();
   $('room-name').value = '';
   $('member-search').value = '';
@@ -818,6 +832,7 @@ async function searchMembers() {
 }
 
 async function createRoom() {
+  if (addingTo) { addPeople(addingTo); return; }
   const direct = $('room-kind').value === 'direct';
   const ids = [...chosen.keys()];
   $('new-room-error').textContent = '';
@@ -835,6 +850,22 @@ async function createRoom() {
   }
 }
 
+async function addPeople(roomId) {
+  $('new-room-error').textContent = '';
+  try {
+    if (!chosen.size) throw new Error('Pick someone to add.');
+    let room = null;
+    for (const id of chosen.keys()) room = await api.post(`/api/chatrooms/${encodeURIComponent(roomId)}/members`, { user_id: id });
+    const old = state.rooms.get(roomId);
+    if (old && room) old.members = room.members;
+    $('new-room-dialog').close();
+    renderRooms();
+    renderChatHeader();
+  } catch (e) {
+    $('new-room-error').textContent = e.message;
+  }
+}
+
 // ---------------------------------------------------------------- wiring
 
 function wire() {
@@ -842,6 +873,7 @@ function wire() {
   $('register').addEventListener('click', () => authenticate(true));
   $('logout').addEventListener('click', logout);
   $('new-room').addEventListener('click', openNewRoom);
+  $('add-people').addEventListener('click', () => { if (state.chat) openPeopleDialog(state.chat.id); });
   $('room-kind').addEventListener('change', syncRoomKind);
   $('member-search').addEventListener('input', () => { clearTimeout(searchTimer); searchTimer = setTimeout(searchMembers, 150); });
   $('create-room').addEventListener('click', createRoom);

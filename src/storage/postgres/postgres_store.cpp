@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
@@ -96,6 +97,19 @@ CREATE TABLE delivered_moves(
   up_to_seq bigint NOT NULL,
   at bigint NOT NULL,
   PRIMARY KEY(room_id, user_id, up_to_seq));
+)sql",
+    // Reactions: one row per (message, emoji, user) ever added; a removal sets active false
+    // and keeps the row, so that its `at` only grows (chat::Tx::put_reaction). Keyed by room
+    // first: a page's reactions are one range of the key.
+    R"sql(
+CREATE TABLE reactions(
+  room_id bigint NOT NULL,
+  message_id bigint NOT NULL,
+  emoji text COLLATE "C" NOT NULL,
+  user_id bigint NOT NULL,
+  active boolean NOT NULL,
+  at bigint NOT NULL,
+  PRIMARY KEY(room_id, message_id, emoji, user_id));
 )sql",
     // Attachments: uploads (a pending row until its PUT completes; the bytes are in the file
     // named file_key under the uploads directory) and the uploads each message carries.
@@ -697,6 +711,36 @@ class PgTx final : public chat::Tx {
         "SELECT at FROM delivered_moves WHERE room_id=$1 AND user_id=$2 AND up_to_seq>=$3 ORDER BY up_to_seq LIMIT 1",
         Params(room, user, seq));
     return first_row(r, int_row);
+  }
+  std::optional<ReactionRow> reaction(Id room, Id message, std::string_view emoji, Id user) override {
+    auto r = c_.query("SELECT active, at FROM reactions WHERE room_id=$1 AND message_id=$2 AND emoji=$3 AND user_id=$4",
+                      Params(room, message, emoji, user));
+    return first_row(r, [](const Result& s, int i) { return ReactionRow{s.boolean(i, 0), s.i64(i, 1)}; });
+  }
+  std::optional<TimeMs> reactions_last_at(Id room, Id message) override {
+    auto r = c_.query("SELECT max(at) FROM reactions WHERE room_id=$1 AND message_id=$2", Params(room, message));
+    if (r.rows() == 0 || r.is_null(0, 0)) return std::nullopt;
+    return r.i64(0, 0);
+  }
+  void put_reaction(Id room, Id message, std::string_view emoji, Id user, bool active, TimeMs at) override {
+    c_.defer(
+        "INSERT INTO reactions(room_id, message_id, emoji, user_id, active, at) VALUES($1,$2,$3,$4,$5,$6) "
+        "ON CONFLICT(room_id, message_id, emoji, user_id) DO UPDATE SET active=excluded.active, at=excluded.at",
+        Params(room, message, emoji, user, Bool{active}, at));
+  }
+  // One range of the key: the room's messages from the lowest id asked for to the highest.
+  std::map<Id, chat::Reactions> reactions_of(Id room, const std::vector<Id>& messages) override {
+    std::map<Id, chat::Reactions> out;
+    if (messages.empty()) return out;
+    auto [lo, hi] = std::minmax_element(messages.begin(), messages.end());
+    auto r = c_.query(
+        "SELECT message_id, emoji, user_id FROM reactions WHERE room_id=$1 AND message_id>=$2 AND message_id<=$3 "
+        "AND active ORDER BY message_id, at, user_id",
+        Params(room, *lo, *hi));
+    std::set<Id> wanted(messages.begin(), messages.end());
+    for (int i = 0; i < r.rows(); ++i)
+      if (Id m = r.i64(i, 0); wanted.count(m)) out[m][r.text(i, 1)].push_back(r.i64(i, 2));
+    return out;
   }
   std::optional<TimeMs> first_read_at(Id room, Id user, Seq seq) override {
     auto r = c_.query(

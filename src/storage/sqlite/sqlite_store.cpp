@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -12,6 +13,7 @@
 #include <filesystem>
 #include <future>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 #include <chrono>
 #include <thread>
@@ -94,6 +96,19 @@ CREATE TABLE delivered_moves(
   up_to_seq INTEGER NOT NULL,
   at INTEGER NOT NULL,
   PRIMARY KEY(room_id, user_id, up_to_seq)) WITHOUT ROWID;
+)sql",
+    // Reactions: one row per (message, emoji, user) ever added; a removal sets active to 0
+    // and keeps the row, so that its `at` only grows (chat::Tx::put_reaction). Keyed by room
+    // first: a page's reactions are one range of the key.
+    R"sql(
+CREATE TABLE reactions(
+  room_id INTEGER NOT NULL,
+  message_id INTEGER NOT NULL,
+  emoji TEXT NOT NULL,
+  user_id INTEGER NOT NULL,
+  active INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY(room_id, message_id, emoji, user_id)) WITHOUT ROWID;
 )sql",
     // Attachments: uploads (a pending row until its PUT completes; the bytes are in the file
     // named file_key under the uploads directory) and the uploads each message carries.
@@ -638,6 +653,44 @@ class SqliteTx final : public chat::Tx {
     return first_move_at(
         "SELECT at FROM delivered_moves WHERE room_id=? AND user_id=? AND up_to_seq>=? ORDER BY up_to_seq LIMIT 1", room,
         user, seq);
+  }
+
+  std::optional<ReactionRow> reaction(Id room, Id message, std::string_view emoji, Id user) override {
+    auto s = c_.prepare("SELECT active, at FROM reactions WHERE room_id=? AND message_id=? AND emoji=? AND user_id=?");
+    s.bind(1, room).bind(2, message).bind(3, emoji).bind(4, user);
+    return first_row(s, [](const Stmt& r) { return ReactionRow{r.i64(0) != 0, r.i64(1)}; });
+  }
+  std::optional<TimeMs> reactions_last_at(Id room, Id message) override {
+    auto s = c_.prepare("SELECT max(at) FROM reactions WHERE room_id=? AND message_id=?");
+    s.bind(1, room).bind(2, message);
+    if (!s.step() || s.is_null(0)) return std::nullopt;
+    return s.i64(0);
+  }
+  void put_reaction(Id room, Id message, std::string_view emoji, Id user, bool active, TimeMs at) override {
+    c_.prepare(
+          "INSERT INTO reactions(room_id, message_id, emoji, user_id, active, at) VALUES(?,?,?,?,?,?) "
+          "ON CONFLICT DO UPDATE SET active=excluded.active, at=excluded.at")
+        .bind(1, room)
+        .bind(2, message)
+        .bind(3, emoji)
+        .bind(4, user)
+        .bind(5, active ? 1 : 0)
+        .bind(6, at)
+        .exec();
+  }
+  // One range of the key: the room's messages from the lowest id asked for to the highest.
+  std::map<Id, chat::Reactions> reactions_of(Id room, const std::vector<Id>& messages) override {
+    std::map<Id, chat::Reactions> out;
+    if (messages.empty()) return out;
+    auto [lo, hi] = std::minmax_element(messages.begin(), messages.end());
+    auto s = c_.prepare(
+        "SELECT message_id, emoji, user_id FROM reactions WHERE room_id=? AND message_id>=? AND message_id<=? "
+        "AND active=1 ORDER BY message_id, at, user_id");
+    s.bind(1, room).bind(2, *lo).bind(3, *hi);
+    std::set<Id> wanted(messages.begin(), messages.end());
+    while (s.step())
+      if (Id m = s.i64(0); wanted.count(m)) out[m][s.text(1)].push_back(s.i64(2));
+    return out;
   }
 
   std::optional<TimeMs> first_read_at(Id room, Id user, Seq seq) override {

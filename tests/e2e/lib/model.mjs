@@ -18,6 +18,7 @@ const SAMPLE = Math.max(1, envNum('PARLEY_MODEL_SAMPLE', 24));
 const FULL_EVERY = Math.max(1, envNum('PARLEY_MODEL_FULL_EVERY', 10));
 const WS_EVERY = Math.max(1, envNum('PARLEY_MODEL_WS_EVERY', 1));
 const WS_SEND_SHARE = Math.min(1, Math.max(0, envNum('PARLEY_MODEL_WS_SEND_SHARE', 0.5)));
+const REACTION_SHARE = Math.min(1, Math.max(0, envNum('PARLEY_MODEL_REACTION_SHARE', 0.25))); // steps followed by a reaction call
 const SETTLE_MS = 3000;
 const N_GROUPS = 3;
 const WS_ANSWER_MS = 5000; // how long a WS send may wait for its ack or error
@@ -71,6 +72,16 @@ export class Model {
     room.dlv.set(u, Math.max(room.dlv.get(u) ?? 0, Math.min(upTo, room.msgs.length)));
   }
   roomsOf(u) { return [...this.rooms.values()].filter((r) => r.members.has(u)); }
+  // Reactions: per message, emoji → the users who reacted with it, in the order they did. An
+  // add that is there already, or a remove that is not, changes nothing (returns false).
+  react(msgId, u, emoji, add) {
+    const m = this.msgs.get(msgId);
+    const users = m.reactions[emoji] ?? [];
+    if (users.includes(u) === add) return false;
+    const next = add ? [...users, u] : users.filter((x) => x !== u);
+    if (next.length) m.reactions[emoji] = next; else delete m.reactions[emoji];
+    return true;
+  }
 
   // The contract's rule, literally: messages above the watermark not sent by the user.
   unread(roomId, u) {
@@ -87,7 +98,7 @@ export class Model {
 
   send(roomId, u, body, cmid) {
     const room = this.rooms.get(roomId);
-    const m = { id: body.id, roomId, seq: body.seq, sender: u, content: body.content, cmid, createdAt: body.created_at };
+    const m = { id: body.id, roomId, seq: body.seq, sender: u, content: body.content, cmid, createdAt: body.created_at, reactions: {} };
     // Who gets it as `new_message`: the members at the send but the sender (membership never
     // changes during an operation that sends, bursts included).
     m.recipients = new Set([...room.members].filter((x) => x !== u));
@@ -195,6 +206,7 @@ export async function runModel(t, { caseName, nUsers: N_USERS, steps: STEPS, ser
       reads: [], // message_read events not yet checked
       delivs: [], // message_delivered events not yet checked
       lastDeliv: new Map(), // `${room}|${user}` → the highest up_to_seq of message_delivered so far
+      reactDue: new Map(), // `${message}|${user}|${emoji}|${action}` → how many such `reaction` events are still due
       acks: [], // heartbeat_ack waiters (fences)
       waiters: [], // WS sends awaiting their ack or error: {cmid, resolve}
     };
@@ -225,6 +237,7 @@ export async function runModel(t, { caseName, nUsers: N_USERS, steps: STEPS, ser
       if (own && d.echo !== true) problem(u, `${shown}: its own message without "echo":true`);
       if (!own && 'echo' in d && d.echo !== false) problem(u, `${shown}: another member's message with echo ${JSON.stringify(d.echo)}`);
       if (own) wsStats.echoes++;
+      if (typeof d.reactions !== 'object' || d.reactions === null || Array.isArray(d.reactions)) problem(u, `${shown}: no reactions map`);
       const prevSeq = s.lastNewSeq.get(d.room_id);
       if (prevSeq !== undefined && !(d.seq > prevSeq)) problem(u, `${shown} after #${prevSeq}: seqs not strictly increasing`);
       if (s.gotIds.has(d.id)) problem(u, `${shown}: a duplicate (id ${d.id})`);
@@ -243,6 +256,15 @@ export async function runModel(t, { caseName, nUsers: N_USERS, steps: STEPS, ser
       if (!TIME_RE.test(d.delivered_at ?? '')) problem(u, `conn #${conn.n}: message_delivered without a delivered_at: ${JSON.stringify(d)}`);
       s.lastDeliv.set(key, Math.max(prev ?? 0, d.up_to_seq));
       s.delivs.push({ d, step: curStep, conn: conn.n });
+    } else if (type === 'reaction') {
+      const key = `${d.message_id}|${d.user_id}|${d.emoji}|${d.action}`;
+      const m = model.msgs.get(d.message_id);
+      const shown = `reaction ${JSON.stringify(d)} (conn #${conn.n}${conn.srv})`;
+      if (Object.keys(d).sort().join() !== 'action,emoji,message_id,room_id,user_id' || !m || m.roomId !== d.room_id) problem(u, `${shown}: malformed or of no such message`);
+      const due = s.reactDue.get(key) ?? 0;
+      if (due === 0) problem(u, `${shown}: not due here (a no-op's, a duplicate, or for a non-member)`);
+      else if (due === 1) s.reactDue.delete(key);
+      else s.reactDue.set(key, due - 1);
     } else if (type === 'heartbeat_ack') {
       const w = s.acks.shift();
       if (w) w();
@@ -328,7 +350,7 @@ export async function runModel(t, { caseName, nUsers: N_USERS, steps: STEPS, ser
   }
 
   // Cheap: has every open connection got every message due to it?
-  const allDelivered = () => liveConns().every((c) => c.st.pending.size === 0);
+  const allDelivered = () => liveConns().every((c) => c.st.pending.size === 0 && c.st.reactDue.size === 0);
 
   // What differs between a user's open sidebars and the model (empty once everything has arrived).
   function sidebarMismatches(u) {
@@ -340,6 +362,7 @@ export async function runModel(t, { caseName, nUsers: N_USERS, steps: STEPS, ser
         out.push(`conn #${conn.n}${conn.srv}: new_message missing for ${missing.slice(0, 6).map((m) => `${rlabel(m.roomId)}#${m.seq} (from ${label(m.sender)} over ${m.via}` +
           `${m.sender === u.id ? ', an echo' : ''})`).join(', ')}${missing.length > 6 ? ` and ${missing.length - 6} more` : ''}`);
       }
+      if (s.reactDue.size) out.push(`conn #${conn.n}${conn.srv}: reaction missing: ${[...s.reactDue.keys()].slice(0, 6).join(', ')}`);
       for (const r of model.roomsOf(u.id)) {
         const k = s.kept.get(r.id);
         const exp = model.unread(r.id, u.id);
@@ -976,6 +999,53 @@ export async function runModel(t, { caseName, nUsers: N_USERS, steps: STEPS, ser
     }];
   }
 
+  // A reaction PUT or DELETE by u (its own PRNG stream) on a message of one of u's rooms
+  // (sometimes of another room: 403), with one of a few emoji, so that repeats and removals
+  // of what is not there (no-ops) come often. Its answer must be the model's map; a change
+  // must reach every open sidebar of every member as exactly one `reaction` (awaited here, so
+  // that two changes of one reaction never race), a no-op none (any event not due is a problem).
+  const reactRnd = prng((SEED ^ 0x165667b1) >>> 0);
+  const EMOJI = ['👍', '❤️', '👨‍👩‍👧', '🇫🇷'];
+  function reactionOp() {
+    const u = reactRnd.pick(users);
+    const mine = model.roomsOf(u.id).filter((r) => r.msgs.length);
+    const others = [...model.rooms.values()].filter((r) => r.msgs.length && !r.members.has(u.id));
+    const pool = mine.length && (!others.length || reactRnd.chance(0.9)) ? mine : others;
+    if (!pool.length) return null;
+    let room = reactRnd.pick(pool);
+    let m = reactRnd.pick(room.msgs);
+    let emoji = reactRnd.pick(EMOJI);
+    const add = reactRnd.chance(0.6);
+    // Mostly a DELETE (sometimes a PUT again) of one of u's reactions: random picks seldom hit one.
+    const own = mine.flatMap((r) => r.msgs.flatMap((x) => Object.keys(x.reactions).filter((e) => x.reactions[e].includes(u.id)).map((e) => [r, x, e])));
+    if (own.length && pool === mine && reactRnd.chance(add ? 0.2 : 0.8)) [room, m, emoji] = reactRnd.pick(own);
+    const desc = `${add ? 'PUT' : 'DELETE'} reaction ${emoji} by ${u.label} on ${rlabel(room.id)}#${m.seq} (now ${JSON.stringify(m.reactions[emoji]?.map(label) ?? [])})`;
+    return [desc, async () => {
+      // Due before the call: its event may reach the sockets before its answer reaches us.
+      const member = room.members.has(u.id);
+      const willChange = member && (m.reactions[emoji] ?? []).includes(u.id) !== add;
+      const key = `${m.id}|${u.id}|${emoji}|${add ? 'add' : 'remove'}`;
+      const due = willChange ? [...room.members].flatMap((uid) => sb.get(uid).live) : [];
+      for (const c of due) c.st.reactDue.set(key, (c.st.reactDue.get(key) ?? 0) + 1);
+      const url = `/api/messages/${m.id}/reactions/${encodeURIComponent(emoji)}`;
+      const res = add ? await u.api.put(url) : await u.api.del(url);
+      if (!member) {
+        assert.equal(res.status, 403, `non-member reaction: ${show(res)}`);
+        assert.equal(res.body?.error?.code, 'forbidden', `non-member reaction: ${show(res)}`);
+        outcome('reaction 403');
+        return;
+      }
+      assert.equal(res.status, 200, `reaction: ${show(res)}`);
+      assert.equal(model.react(m.id, u.id, emoji, add), willChange, 'reaction: the model changed as computed');
+      assert.deepEqual(res.body, { message_id: m.id, reactions: m.reactions }, 'reaction: the answer is the model\'s map');
+      if (!willChange) { outcome('reaction no-op'); return; }
+      await waitUntil(() => due.every((c) => !c.st.reactDue.has(key)), SETTLE_MS);
+      const missing = due.filter((c) => c.st.reactDue.has(key)).map((c) => `#${c.n}${c.srv} of ${label(c.user.id)}`);
+      assert.deepEqual(missing, [], `reaction: no \`reaction\` event within ${SETTLE_MS} ms on`);
+      outcome(add ? 'reaction add' : 'reaction remove');
+    }];
+  }
+
   const history = [];
   const counts = {};
   // checks: run checkStep (and, every WS_EVERY steps, checkSidebars) after fn.
@@ -1025,6 +1095,14 @@ export async function runModel(t, { caseName, nUsers: N_USERS, steps: STEPS, ser
       history.push(`${step}+: ${ddesc}`);
       await runStep(step, ddesc, dfn, false, false);
     }
+    if (reactRnd.chance(REACTION_SHARE) && !inOutage(step)) { // no reaction events while the bus is away
+      const gen = reactionOp();
+      if (gen) {
+        counts.reaction = (counts.reaction ?? 0) + 1;
+        history.push(`${step}+: ${gen[0]}`);
+        await runStep(step, gen[0], gen[1], false, false);
+      }
+    }
     if (reconnectAt.has(step) && !inOutage(step)) {
       // Mostly a user with two sidebars (one of them goes), sometimes anyone.
       const u = wsRnd.chance(0.5) ? wsRnd.pick(users.slice(0, N_TWO_SIDEBARS)) : wsRnd.pick(users);
@@ -1052,6 +1130,7 @@ export async function runModel(t, { caseName, nUsers: N_USERS, steps: STEPS, ser
         }
         assert.deepEqual(got.map((m) => [m.id, m.seq, m.sender_id, m.content]),
           room.msgs.map((m) => [m.id, m.seq, m.sender, m.content]), `history of ${rlabel(room.id)}`);
+        assert.deepEqual(got.map((m) => m.reactions), room.msgs.map((m) => m.reactions), `reactions in the history of ${rlabel(room.id)}`);
       })());
     }
     await Promise.all(jobs);
