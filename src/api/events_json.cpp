@@ -27,6 +27,15 @@ OutEventPtr new_message_event(const chat::Message& m, bool echo) {
   return ev;
 }
 
+OutEventPtr upload_progress_event(const chat::UploadProgress& e) {
+  auto ev = std::make_shared<OutEvent>();
+  ev->cls = e.final() ? EventClass::Message : EventClass::Ephemeral;
+  ev->payload = frame("upload_progress", json::object{{"upload_id", format_id(e.upload)},
+                                                      {"received", e.received},
+                                                      {"total", e.total}});
+  return ev;
+}
+
 OutEventPtr message_read_event(const chat::MessageRead& e) {
   json::array status;
   for (const auto& [user, at] : e.read_status)

@@ -24,6 +24,8 @@ OutEventPtr reaction_event(const chat::ReactionChanged& e);  // Message class: s
 // presence {user_id, status, last_seen}: the event, and the same object for REST.
 OutEventPtr presence_event(const chat::Presence& e);
 boost::json::object presence_json(Id user, bool online, std::optional<TimeMs> last_seen);
+// upload_progress {upload_id, received, total}: Ephemeral but the last (received == total).
+OutEventPtr upload_progress_event(const chat::UploadProgress& e);
 
 // Frames of one connection.
 std::string new_message_frame(const chat::Message& m);

@@ -16,6 +16,13 @@ json::array to_json(const std::vector<chat::User>& users) {
   return a;
 }
 
+json::object to_json(const chat::Upload& u) {
+  json::object o{{"id", format_id(u.id)}, {"filename", u.filename}, {"content_type", u.content_type}, {"size", u.size}};
+  o["sha256"] = u.complete ? json::value(u.sha256) : json::value(nullptr);
+  if (!u.url.empty()) o["url"] = u.url;
+  return o;
+}
+
 json::object to_json(const chat::Reactions& r) {
   json::object o;
   for (const auto& [emoji, users] : r) {
@@ -35,6 +42,11 @@ json::object to_json(const chat::Message& m) {
                  {"created_at", format_rfc3339(m.created_at)}};
   if (m.client_msg_id) o["client_msg_id"] = *m.client_msg_id;
   o["reactions"] = to_json(m.reactions);
+  if (!m.attachments.empty()) {
+    json::array a;
+    for (const auto& u : m.attachments) a.push_back(to_json(u));
+    o["attachments"] = std::move(a);
+  }
   return o;
 }
 

@@ -12,6 +12,7 @@
 #include "api/json_render.h"
 #include "api/known_users.h"
 #include "api/router.h"
+#include "api/upload_transfers.h"
 #include "auth/password.h"
 #include "chat/validation.h"
 #include "common/error.h"
@@ -167,6 +168,7 @@ struct RestApi::Impl {
   std::function<bool(Id)> presence_online;               // attach_presence
   const LoadGauge* load;
   LoginGuard* login_guard;
+  chat::UploadService* uploads = nullptr;
   Router<RouteInfo> router;
 
   Impl(chat::ChatService& c, chat::Store& s, const auth::JwtCodec& j, KnownUsers& k, RateLimiter& l, Metrics& m,
@@ -254,6 +256,7 @@ struct RestApi::Impl {
     api("GET", "/api/messages/:id/read-by-who", &Impl::read_by_who);
     api("PUT", "/api/messages/:id/reactions/:emoji", &Impl::add_reaction);
     api("DELETE", "/api/messages/:id/reactions/:emoji", &Impl::remove_reaction);
+    api("POST", "/api/uploads", &Impl::create_upload);
   }
   Handler bind(Response (Impl::*h)(Ctx&)) {
     return [this, h](Ctx& c) { return (this->*h)(c); };
@@ -406,7 +409,8 @@ struct RestApi::Impl {
     // The server is behind on fan-out: shed the new send here rather than let queues grow.
     if (load && load->overloaded())
       throw Error(ErrorKind::Unavailable, "unavailable", "the server is busy; retry shortly");
-    auto res = chat.send(c.user, room, content, cmid);
+    auto attachments = id_array(b, "attachment_ids", false);
+    auto res = chat.send(c.user, room, content, cmid, {}, attachments);
     if (res.created) metrics.message_stored();
     return json_response(res.created ? 201 : 200, to_json(res.message));
   }
@@ -417,6 +421,17 @@ struct RestApi::Impl {
     json::array msgs;
     for (const auto& m : page.messages) msgs.push_back(to_json(m));
     return json_response(200, json::object{{"messages", std::move(msgs)}, {"has_more", page.has_more}});
+  }
+  Response create_upload(Ctx& c) {
+    if (!uploads) not_found("uploads are not enabled");
+    auto b = c.body();
+    std::string filename = field_string(b, "filename");
+    std::string content_type = field_string(b, "content_type");
+    auto it = b.find("size");
+    if (it == b.end() || !(it->value().is_int64() || it->value().is_uint64())) bad_input("size must be an integer");
+    std::int64_t size = it->value().is_int64() ? it->value().get_int64() : INT64_MAX;
+    auto u = uploads->create(c.user, filename, content_type, size, UploadTransfers::new_file_key());
+    return json_response(201, to_json(u));
   }
   Response get_message(Ctx& c) { return json_response(200, to_json(chat.get_message(c.user, c.param_id(0)))); }
   Response latest(Ctx& c) {
@@ -488,6 +503,19 @@ RestApi::RestApi(chat::ChatService& chat, chat::Store& store, const auth::JwtCod
 RestApi::~RestApi() = default;
 
 std::optional<Id> RestApi::authenticate(std::string_view token) const { return impl_->authenticate(token); }
+void RestApi::set_uploads(chat::UploadService* uploads) { impl_->uploads = uploads; }
+
+std::optional<Response> RestApi::rate_limit(const Request& head) {
+  std::string key = "ip:" + head.remote_ip;
+  if (auto token = bearer_token(head.authorization))
+    if (auto uid = impl_->authenticate(*token)) key = "u:" + format_id(*uid);
+  if (int wait = impl_->limiter.acquire(key)) return rate_limited("too many requests", wait);
+  return std::nullopt;
+}
+
+void RestApi::observe_streamed(const std::string& method, int status, double seconds) {
+  impl_->metrics.observe_request("/api/uploads/:id", method_label(method), status, seconds);
+}
 
 void RestApi::attach_presence(std::function<bool(Id)> online) { impl_->presence_online = std::move(online); }
 

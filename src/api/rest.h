@@ -1,6 +1,7 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "api/fanout.h"
@@ -11,6 +12,7 @@
 #include "api/rate_limiter.h"
 #include "auth/jwt.h"
 #include "chat/service.h"
+#include "chat/uploads.h"
 
 namespace parley::api {
 
@@ -37,6 +39,15 @@ class RestApi {
   // Counts a request the HTTP layer refused before it could be routed (malformed, body or
   // headers too large) under the route label "unparsed".
   void observe_refused(int status);
+
+  // For the requests the server streams itself (PUT and GET /api/uploads/:id): the API's rate
+  // limit (429 when the caller — its token's user, else its IP — is over it) and the request
+  // metrics (route label /api/uploads/:id).
+  std::optional<Response> rate_limit(const Request& head);
+  void observe_streamed(const std::string& method, int status, double seconds);
+
+  // Enables POST /api/uploads (the other upload routes are streamed: api/upload_transfers.h).
+  void set_uploads(chat::UploadService* uploads);
 
   // The user id of a valid, unrevoked token of a user of this database, or nullopt.
   std::optional<Id> authenticate(std::string_view token) const;

@@ -160,11 +160,21 @@ WsDispatcher::WsDispatcher(chat::ChatService& chat, Metrics& metrics, const Load
                       } catch (const Error& e) {
                         return refuse("invalid_request", e.what());
                       }
+                      std::vector<Id> attachments;
+                      if (auto a = d.if_contains("attachment_ids"); a && !a->is_null()) {
+                        if (!a->is_array()) return refuse("invalid_request", "attachment_ids must be an array of ids");
+                        for (const auto& v : a->as_array()) {
+                          auto id = v.is_string() ? parse_id(v.as_string()) : std::nullopt;
+                          if (!id) return refuse("invalid_request", "attachment_ids holds a malformed id");
+                          attachments.push_back(*id);
+                        }
+                      }
                       if (load.overloaded()) return refuse("overloaded", "the server is busy; retry shortly");
                       Inbound in;
-                      in.blocking = [&chat, &metrics, who, room, content = std::move(content), cmid]() -> std::string {
+                      in.blocking = [&chat, &metrics, who, room, content = std::move(content), cmid,
+                                     attachments = std::move(attachments)]() -> std::string {
                         try {
-                          auto res = chat.send(who.user, room, content, cmid, who.connection_id);
+                          auto res = chat.send(who.user, room, content, cmid, who.connection_id, attachments);
                           if (res.created) metrics.message_stored();
                           return ack_frame(*cmid, res.message);
                         } catch (const Error& e) {

@@ -139,6 +139,11 @@ ParseOutcome parse_config(int argc, char** argv, Config& c) {
                     "how long a user stays online after their last connection closed")
       ->envname(env("PRESENCE_GRACE_MS"))
       ->check(CLI::Range(100, 600000));
+  serve->add_option("--uploads-dir", c.uploads_dir, "directory of attachment files (shared by every instance)")
+      ->envname(env("UPLOADS_DIR"));
+  serve->add_option("--upload-ttl-ms", c.upload_ttl_ms, "remove an unfinished upload this long after its creation")
+      ->envname(env("UPLOAD_TTL_MS"))
+      ->check(CLI::Range(static_cast<std::int64_t>(100), static_cast<std::int64_t>(7) * 24 * 3600 * 1000));
   c.web_dir = PARLEY_DEFAULT_WEB_DIR;
   auto* web_dir = serve->add_option("--web-dir", c.web_dir, "directory of the web client served at / (empty: none)")
       ->envname(env("WEB_DIR"));

@@ -48,6 +48,11 @@ struct Config {
   int ws_max_frame_bytes = 64 * 1024;     // 1 KiB .. 64 KiB
   int ws_handshake_timeout_ms = 10000;    // 100 .. 60,000 (upgrade and close handshakes)
   int presence_grace_ms = 5000;           // 100 .. 600,000 (online this long after the last close)
+  // Attachments: where their files live (empty: <the SQLite file's directory>/uploads, or
+  // ./data/uploads without a SQLite file; with several instances, a directory they share) and
+  // how long an unfinished upload is kept.
+  std::string uploads_dir;
+  std::int64_t upload_ttl_ms = 3600 * 1000;  // 100 .. 7 days
   // The built-in web client's directory, served at / (empty: none). parse_config's default is
   // the source tree's web/ (compiled in), when it exists.
   std::string web_dir;

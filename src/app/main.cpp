@@ -7,10 +7,14 @@
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <functional>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -25,16 +29,19 @@
 #include "api/metrics.h"
 #include "api/rate_limiter.h"
 #include "api/rest.h"
+#include "api/upload_transfers.h"
 #include "api/ws_gate.h"
 #include "api/ws_service.h"
 #include "app/config.h"
 #include "auth/jwt.h"
+#include "auth/url_signer.h"
 #include "bus/bus.h"
 #include "bus/open_bus.h"
 #include "bus/redis_bus.h"
 #include "bus/redis_kv.h"
 #include "bus/redis_presence.h"
 #include "chat/service.h"
+#include "chat/uploads.h"
 #include "net/http_server.h"
 #include "net/static_site.h"
 #include "net/hub.h"
@@ -166,6 +173,25 @@ int serve(const app::Config& cfg) {
   api::LoginGuard login_guard(cfg.login_failures_per_user, cfg.login_failures_per_ip,
                               static_cast<std::size_t>(cfg.rate_limit_max_keys));
   api::RestApi rest(chat, *store, jwt, known, limiter, metrics, &load, &login_guard);
+  // Attachments (docs/decisions.md "Attachments"): links signed with a key derived from the
+  // JWT key (the same on every instance), files in one directory every instance reaches.
+  auth::UrlSigner url_signer(key);
+  chat::UploadLimits upload_limits;
+  upload_limits.ttl_ms = cfg.upload_ttl_ms;
+  chat::UploadService uploads(*store, upload_limits);
+  chat.set_upload_urls([&url_signer](Id id) { return url_signer.url(id, now_ms()); });
+  rest.set_uploads(&uploads);
+  std::string uploads_dir = cfg.uploads_dir;
+  if (uploads_dir.empty())
+    uploads_dir = db_path.empty() ? std::string("./data/uploads") : (fs::path(db_path).parent_path() / "uploads").string();
+  if (uploads_dir.empty() || uploads_dir == "/uploads") uploads_dir = "./uploads";
+  std::unique_ptr<api::UploadTransfers> transfers;
+  try {
+    transfers = std::make_unique<api::UploadTransfers>(
+        uploads, [&rest](std::string_view t) { return rest.authenticate(t); }, url_signer, &bus, uploads_dir);
+  } catch (const std::runtime_error& e) {
+    throw StartupError(e.what());
+  }
   // With several instances the connect cooldown is kept in their Redis (a key per user,
   // endpoint and room that expires by itself), with each instance's own table while it is away.
   std::unique_ptr<bus::RedisKv> kv;
@@ -336,6 +362,27 @@ int serve(const app::Config& cfg) {
     spdlog::info("web client: {} files from {}", http_opts.site->size(), cfg.web_dir);
   }
   net::HttpServer server(ioc, pool, rest, http_opts, &ws);
+  server.set_uploads(transfers.get());
+  // Expiry of unfinished uploads: a sweep on the pool every quarter of the TTL (50 ms .. 60 s).
+  boost::asio::steady_timer sweep_timer(ioc);
+  std::atomic<bool> sweeping{true};
+  auto sweep_every = std::chrono::milliseconds(std::clamp<std::int64_t>(cfg.upload_ttl_ms / 4, 50, 60000));
+  std::function<void()> arm_sweep = [&] {
+    if (!sweeping) return;
+    sweep_timer.expires_after(sweep_every);
+    sweep_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec || !sweeping) return;
+      boost::asio::post(pool, [&] {
+        try {
+          if (auto n = transfers->sweep(now_ms())) spdlog::info("uploads: removed {} expired files", n);
+        } catch (const std::exception& e) {
+          spdlog::warn("uploads: expiry sweep failed: {}", e.what());
+        }
+        boost::asio::post(ioc, arm_sweep);
+      });
+    });
+  };
+  arm_sweep();
 
   // Shutdown: stop accepting, let requests in flight finish (at most 8 s), then stop.
   boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
@@ -373,6 +420,7 @@ int serve(const app::Config& cfg) {
   for (int i = 1; i < io_threads; ++i) threads.emplace_back([&] { ioc.run(); });
   ioc.run();
   for (auto& t : threads) t.join();
+  sweeping = false;
   hub.shutdown();
   presence.stop();  // its timers end, so the pool's threads can
   pool.join();

@@ -40,6 +40,7 @@ inline std::string channel_for(const chat::Event& e, std::string_view prefix) {
   if (const auto* l = std::get_if<chat::MemberLeft>(&e)) return user_channel(prefix, l->user);
   if (const auto* t = std::get_if<chat::Typing>(&e)) return room_channel(prefix, t->room);
   if (const auto* x = std::get_if<chat::ReactionChanged>(&e)) return room_channel(prefix, x->room);
+  if (const auto* p = std::get_if<chat::UploadProgress>(&e)) return user_channel(prefix, p->user);
   if (const auto* u = std::get_if<chat::RoomUpdated>(&e); u && !u->created) return room_channel(prefix, u->room);
   return broadcast_channel(prefix);  // TokensRevoked, a new room's RoomUpdated, Presence
 }

@@ -24,6 +24,13 @@ json::object message_json(const Message& m) {
   json::object o{{"id", m.id}, {"room", m.room_id}, {"sender", m.sender_id}, {"content", m.content},
                  {"seq", m.seq},  {"at", m.created_at}};
   if (m.client_msg_id) o["cmid"] = *m.client_msg_id;
+  if (!m.attachments.empty()) {  // the renderer's fields (no file key: receivers never open files)
+    json::array a;
+    for (const auto& u : m.attachments)
+      a.push_back(json::object{{"id", u.id}, {"by", u.uploader}, {"name", u.filename}, {"type", u.content_type},
+                               {"size", u.size}, {"sha", u.sha256}, {"at", u.created_at}, {"url", u.url}});
+    o["att"] = std::move(a);
+  }
   return o;
 }
 
@@ -107,6 +114,10 @@ json::object body(const Event& e, const char*& tag) {
             if (x.last_seen) o["seen"] = *x.last_seen;
             return o;
           },
+          [&](const UploadProgress& x) {
+            tag = "up";
+            return json::object{{"upload", x.upload}, {"user", x.user}, {"received", x.received}, {"total", x.total}};
+          },
       },
       e);
 }
@@ -178,6 +189,23 @@ Message message_of(const json::object& o) {
   m.seq = count_at(o, "seq");
   m.created_at = count_at(o, "at");
   if (o.contains("cmid")) m.client_msg_id = string_at(o, "cmid");
+  if (o.contains("att")) {
+    for (const auto& v : array_at(o, "att")) {
+      if (!v.is_object()) throw Bad("an attachment is not an object");
+      const auto& a = v.get_object();
+      Upload u;
+      u.id = id_at(a, "id");
+      u.uploader = id_at(a, "by");
+      u.filename = string_at(a, "name");
+      u.content_type = string_at(a, "type");
+      u.size = count_at(a, "size");
+      u.sha256 = string_at(a, "sha");
+      u.created_at = count_at(a, "at");
+      u.url = string_at(a, "url");
+      u.complete = true;  // only finished uploads are attached
+      m.attachments.push_back(std::move(u));
+    }
+  }
   return m;
 }
 
@@ -286,6 +314,11 @@ Event event_of(std::string_view tag, const json::object& b) {
       if (u <= 0) throw Bad("an audience member is not an id");
       x.audience.push_back(u);
     }
+    return x;
+  }
+  if (tag == "up") {
+    UploadProgress x{id_at(b, "upload"), id_at(b, "user"), count_at(b, "received"), count_at(b, "total")};
+    if (x.received > x.total) throw Bad("\"received\" is past \"total\"");
     return x;
   }
   throw Bad("unknown event type \"" + std::string(tag) + "\"");

@@ -306,3 +306,44 @@ TEST(EventCodec, PresenceRoundTripsEveryFieldAndGoesToEveryInstance) {
   EXPECT_FALSE(bus::decode(bus::encode(big, 5, 1), &err));
   EXPECT_NE(err.find("too long"), std::string::npos) << err;
 }
+
+TEST(EventCodec, UploadProgressRoundTripsAndGoesOnTheUsersChannel) {
+  auto p = std::get<UploadProgress>(round_trip(UploadProgress{77, 9, 65536, 26214400}));
+  EXPECT_EQ(p.upload, 77);
+  EXPECT_EQ(p.user, 9);
+  EXPECT_EQ(p.received, 65536);
+  EXPECT_EQ(p.total, 26214400);
+  EXPECT_FALSE(p.final());
+  EXPECT_TRUE((UploadProgress{77, 9, 5, 5}).final());
+  EXPECT_EQ(bus::channel_for(UploadProgress{77, 9, 1, 5}, "parley:"), "parley:u:9");
+  EXPECT_FALSE(bus::decode(R"({"v":1,"i":1,"n":1,"t":"up","e":{"upload":1,"user":2,"received":6,"total":5}})"));
+}
+
+TEST(EventCodec, MessageAttachmentsRoundTrip) {
+  MessageCreated e;
+  e.message = sample_message(false);
+  Upload u;
+  u.id = 5;
+  u.uploader = 7;
+  u.filename = "r\xC3\xA9sum\xC3\xA9.pdf";
+  u.content_type = "application/pdf";
+  u.size = 1234;
+  u.sha256 = std::string(64, 'a');
+  u.created_at = 1795000000000;
+  u.complete = true;
+  u.url = "/api/uploads/5?exp=1&sig=ab";
+  e.message.attachments = {u, u};
+  e.message.attachments[1].id = 6;
+  auto r = std::get<MessageCreated>(round_trip(e));
+  ASSERT_EQ(r.message.attachments.size(), 2u);
+  const auto& a = r.message.attachments[0];
+  EXPECT_EQ(a.id, 5);
+  EXPECT_EQ(a.uploader, 7);
+  EXPECT_EQ(a.filename, u.filename);
+  EXPECT_EQ(a.content_type, u.content_type);
+  EXPECT_EQ(a.size, 1234);
+  EXPECT_EQ(a.sha256, u.sha256);
+  EXPECT_EQ(a.url, u.url);
+  EXPECT_TRUE(a.file_key.empty());  // never carried
+  EXPECT_EQ(r.message.attachments[1].id, 6);
+}

@@ -465,7 +465,8 @@ RedisBus::~RedisBus() { stop(); }
 void RedisBus::publish(chat::EventPtr event) {
   auto& im = *impl_;
   if (im.handler) im.handler(event);  // this instance's own receivers, at once
-  bool ephemeral = std::holds_alternative<chat::Typing>(*event);
+  const auto* up = std::get_if<chat::UploadProgress>(&*event);
+  bool ephemeral = std::holds_alternative<chat::Typing>(*event) || (up && !up->final());
   // One payload (one tag) on every channel of the event: an instance subscribed to several
   // of them hands it to its hub once (the copies are dropped by tag).
   std::string payload = encode(*event, im.instance, ++im.numbers);

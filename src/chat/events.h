@@ -140,8 +140,20 @@ struct Presence {
   std::vector<Id> audience;
 };
 
+// Ephemeral, never stored: `received` of `total` bytes of upload's PUT by user have arrived
+// (at most one per 100 ms per upload; the last, received == total, after the upload is
+// stored). Carried on the user's channel; rendered as `upload_progress` to all of the user's
+// connections (the last one is never dropped).
+struct UploadProgress {
+  Id upload = 0;
+  Id user = 0;
+  std::int64_t received = 0;
+  std::int64_t total = 0;
+  bool final() const { return received == total; }
+};
+
 using Event = std::variant<MessageCreated, MessageRead, MessageDelivered, MemberJoined, MemberLeft, RoomUpdated,
-                           TokensRevoked, Typing, ReactionChanged, Presence>;
+                           TokensRevoked, Typing, ReactionChanged, Presence, UploadProgress>;
 using EventPtr = std::shared_ptr<const Event>;
 
 // Where the domain hands its committed events (bus/ implements it). publish() is called

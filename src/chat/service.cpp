@@ -6,6 +6,7 @@
 #include <set>
 
 #include "chat/read_state.h"
+#include "chat/uploads.h"
 #include "chat/validation.h"
 #include "common/error.h"
 
@@ -48,7 +49,7 @@ void attach_reactions(Tx& tx, std::optional<Message>& m) {
   if (auto it = found.find(m->id); it != found.end()) m->reactions = std::move(it->second);
 }
 
-RoomView view_of(Tx& tx, const RoomRow& room, Seq read_seq) {
+RoomView view_of(Tx& tx, const RoomRow& room, Seq read_seq, const std::function<std::string(Id)>& url_of) {
   RoomView v;
   v.room = room;
   for (auto& m : tx.active_members(room.id)) {
@@ -58,6 +59,11 @@ RoomView view_of(Tx& tx, const RoomRow& room, Seq read_seq) {
   v.unread_count = unread_count(room.last_seq, read_seq);
   if (room.last_seq > 0) v.last_message = tx.message_by_seq(room.id, room.last_seq);
   attach_reactions(tx, v.last_message);
+  if (v.last_message) {
+    std::vector<Message> one{std::move(*v.last_message)};
+    fill_attachments(tx, one, url_of);
+    v.last_message = std::move(one[0]);
+  }
   return v;
 }
 
@@ -260,7 +266,7 @@ RoomView ChatService::create_group(Id caller, std::string_view name, const std::
     for (Id m : members) join(tx, room, m, now);
     for (Id m : members) emit_joined(tx, out, room, m);
     emit_room_updated(tx, out, room, {members.begin(), members.end()}, true, now);
-    view = view_of(tx, room, 0);
+    view = view_of(tx, room, 0, upload_url_);
   });
   publish(out);
   return view;
@@ -293,7 +299,7 @@ std::pair<RoomView, bool> ChatService::create_direct(Id caller, Id other) {
     }
     RoomRow room = require_room(tx, id);
     auto me = tx.member(id, caller);
-    view = view_of(tx, room, me ? me->read_seq : 0);
+    view = view_of(tx, room, me ? me->read_seq : 0, upload_url_);
   });
   publish(out);
   return {std::move(view), created};
@@ -302,7 +308,7 @@ std::pair<RoomView, bool> ChatService::create_direct(Id caller, Id other) {
 std::vector<RoomView> ChatService::list_rooms(Id caller) {
   std::vector<RoomView> out;
   store_.read([&](Tx& tx) {
-    for (auto& ur : tx.rooms_of_user(caller)) out.push_back(view_of(tx, ur.room, ur.read_seq));
+    for (auto& ur : tx.rooms_of_user(caller)) out.push_back(view_of(tx, ur.room, ur.read_seq, upload_url_));
   });
   return out;
 }
@@ -312,7 +318,7 @@ RoomView ChatService::get_room(Id caller, Id room_id) {
   store_.read([&](Tx& tx) {
     RoomRow room = require_room(tx, room_id);
     MemberRow me = require_member(tx, room_id, caller);
-    v = view_of(tx, room, me.read_seq);
+    v = view_of(tx, room, me.read_seq, upload_url_);
   });
   return v;
 }
@@ -333,7 +339,7 @@ MembershipChange ChatService::add_member(Id caller, Id room_id, Id user) {
       emit_room_updated(tx, events, room, {user}, false, now);
       out.changed = true;
     }
-    out.room = view_of(tx, room, me.read_seq);
+    out.room = view_of(tx, room, me.read_seq, upload_url_);
   });
   publish(events);
   return out;
@@ -358,8 +364,11 @@ void ChatService::remove_member(Id caller, Id room_id, Id user) {
 }
 
 SendResult ChatService::send(Id caller, Id room_id, std::string_view content,
-                             const std::optional<std::string>& client_msg_id, std::string_view origin) {
+                             const std::optional<std::string>& client_msg_id, std::string_view origin,
+                             const std::vector<Id>& attachments) {
   check_content(content);
+  if (attachments.size() > kMaxAttachmentsPerMessage)
+    bad_input("attachment_ids holds at most " + std::to_string(kMaxAttachmentsPerMessage) + " ids");
   if (client_msg_id) check_client_msg_id(*client_msg_id);
   SendResult out;
   Outbox events;
@@ -372,6 +381,9 @@ SendResult ChatService::send(Id caller, Id room_id, std::string_view content,
         attach_reactions(tx, prior);
         out.message = std::move(*prior);
         out.created = false;
+        std::vector<Message> one{std::move(out.message)};
+        fill_attachments(tx, one, upload_url_);
+        out.message = std::move(one[0]);
         return;
       }
     }
@@ -383,6 +395,9 @@ SendResult ChatService::send(Id caller, Id room_id, std::string_view content,
     m.created_at = now;
     m.client_msg_id = client_msg_id;
     m.id = tx.insert_message(m);
+    m.attachments = link_attachments(tx, caller, m.id, attachments);
+    for (auto& u : m.attachments)
+      if (upload_url_) u.url = upload_url_(u.id);
     tx.set_room_last_seq(room_id, m.seq, now);
     room.last_seq = m.seq;
     move_watermark(tx, room, me, m.seq, now);  // sending reads up to the own message
@@ -423,6 +438,7 @@ HistoryPage ChatService::history(Id caller, Id room_id, std::optional<Seq> after
     }
     if (!forward) std::reverse(page.messages.begin(), page.messages.end());
     attach_reactions(tx, page.messages);
+    fill_attachments(tx, page.messages, upload_url_);
   });
   return page;
 }
@@ -434,6 +450,9 @@ Message ChatService::get_message(Id caller, Id message) {
     if (!m) not_found("message not found");
     require_member(tx, m->room_id, caller);
     attach_reactions(tx, m);
+    std::vector<Message> one{std::move(*m)};
+    fill_attachments(tx, one, upload_url_);
+    m = std::move(one[0]);
   });
   return *m;
 }
@@ -528,12 +547,19 @@ UnreadCounts ChatService::unread_counts(Id caller) {
 std::vector<std::pair<Id, std::optional<Message>>> ChatService::latest(Id caller) {
   std::vector<std::pair<Id, std::optional<Message>>> out;
   store_.read([&](Tx& tx) {
+    out.clear();
+    std::vector<Message> newest;  // their attachments in one query
     for (auto& ur : tx.rooms_of_user(caller)) {
       std::optional<Message> m;
       if (ur.room.last_seq > 0) m = tx.message_by_seq(ur.room.id, ur.room.last_seq);
       attach_reactions(tx, m);
+      if (m) newest.push_back(*m);
       out.emplace_back(ur.room.id, std::move(m));
     }
+    fill_attachments(tx, newest, upload_url_);
+    std::size_t i = 0;
+    for (auto& [room, m] : out)
+      if (m) *m = std::move(newest[i++]);
   });
   return out;
 }
@@ -546,6 +572,7 @@ FirstUnread ChatService::first_unread(Id caller, Id room_id) {
     out.unread_count = unread_count(room.last_seq, me.read_seq);
     if (out.unread_count > 0) {
       auto next = tx.messages_ascending(room_id, me.read_seq, kNoUpperBound, 1);
+      fill_attachments(tx, next, upload_url_);
       if (!next.empty()) out.message = std::move(next.front());
       attach_reactions(tx, out.message);
     }
@@ -693,6 +720,7 @@ std::vector<Message> ChatService::messages_after(Id user, Id room_id, Seq after,
     require_member(tx, room_id, user);
     out = tx.messages_ascending(room_id, after, kNoUpperBound, limit);
     attach_reactions(tx, out);
+    fill_attachments(tx, out, upload_url_);
   });
   return out;
 }
@@ -718,6 +746,7 @@ std::vector<Message> ChatService::messages_between(Id room, Seq after, Seq befor
   store_.read([&](Tx& tx) {
     out = tx.messages_ascending(room, after, before, limit);
     attach_reactions(tx, out);
+    fill_attachments(tx, out, upload_url_);
   });
   return out;
 }

@@ -1,4 +1,5 @@
 #pragma once
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -111,8 +112,9 @@ class ChatService {
 
   // Messages
   // origin: the WebSocket connection that sent it ("" for REST); see MessageCreated.
+  // attachments: ids of finished uploads of the caller's (chat/uploads.h link_attachments).
   SendResult send(Id caller, Id room, std::string_view content, const std::optional<std::string>& client_msg_id,
-                  std::string_view origin = {});
+                  std::string_view origin = {}, const std::vector<Id>& attachments = {});
   HistoryPage history(Id caller, Id room, std::optional<Seq> after, std::optional<Seq> before, int limit);
   Message get_message(Id caller, Id message);
 
@@ -157,9 +159,12 @@ class ChatService {
   std::vector<Id> co_member_ids(Id user, int limit);
   std::optional<TimeMs> last_seen(Id user);
   void set_last_seen(Id user, TimeMs at);
+  // Signs the download link of each attachment of the messages read (set once, at start-up).
+  void set_upload_urls(std::function<std::string(Id)> url_of) { upload_url_ = std::move(url_of); }
 
  private:
   void publish(std::vector<EventPtr>& events);
+  std::function<std::string(Id)> upload_url_;
   Store& store_;
   EventPublisher* publisher_;
 };

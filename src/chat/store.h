@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "chat/types.h"
@@ -86,6 +87,22 @@ class Tx {
   virtual std::optional<TimeMs> reactions_last_at(Id room, Id message) = 0;  // nullopt: no row
   virtual void put_reaction(Id room, Id message, std::string_view emoji, Id user, bool active, TimeMs at) = 0;
   virtual std::map<Id, Reactions> reactions_of(Id room, const std::vector<Id>& messages) = 0;
+  // Uploads (chat/uploads.h). complete_upload sets sha256 and complete once, on a pending
+  // upload (false: none pending with that id). pending_uploads counts the user's unfinished
+  // ones; expired_uploads lists pending ones created before `before` (oldest first);
+  // delete_upload drops a pending one. link_attachment ties an upload to a message at
+  // position pos; attachments_of returns the (message id, upload) pairs of the messages, in
+  // each message's order, in one query. upload_shared_with: whether user is an active member
+  // of a room with a message carrying the upload.
+  virtual Id insert_upload(const Upload& u) = 0;
+  virtual std::optional<Upload> upload_by_id(Id id) = 0;
+  virtual bool complete_upload(Id id, std::string_view sha256) = 0;
+  virtual std::int64_t pending_uploads(Id user) = 0;
+  virtual std::vector<Upload> expired_uploads(TimeMs before, int limit) = 0;
+  virtual bool delete_upload(Id id) = 0;
+  virtual void link_attachment(Id message, Id upload, int pos) = 0;
+  virtual std::vector<std::pair<Id, Upload>> attachments_of(const std::vector<Id>& messages) = 0;
+  virtual bool upload_shared_with(Id upload, Id user) = 0;
 
   // The time of this write, in commit order: never earlier than that of a write committed
   // before it in the same room (so read_at is never before created_at, whatever the wall

@@ -43,6 +43,21 @@ struct RoomRow {
 
 // A message's reactions: emoji → the users who reacted with it, in the order they did.
 using Reactions = std::map<std::string, std::vector<Id>>;
+// An uploaded file's record (the bytes live in a file named file_key, never by filename).
+// complete: its PUT finished with the declared size; sha256 (hex) is set then. url: the
+// signed download link, made when a message carrying it is read (never stored).
+struct Upload {
+  Id id = 0;
+  Id uploader = 0;
+  std::string filename;      // metadata only
+  std::string content_type;  // validated type/subtype
+  std::int64_t size = 0;
+  std::string sha256;
+  bool complete = false;
+  TimeMs created_at = 0;
+  std::string file_key;  // server-made random name of the file
+  std::string url;
+};
 
 struct Message {
   Id id = 0;
@@ -53,6 +68,7 @@ struct Message {
   TimeMs created_at = 0;
   std::optional<std::string> client_msg_id;
   Reactions reactions;  // filled by the service; empty for a new message; not carried by the bus
+  std::vector<Upload> attachments;  // in the order given at send
 };
 
 // One (room, user) membership. A removed member keeps the row (active = false) so that a

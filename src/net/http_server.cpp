@@ -15,8 +15,10 @@
 #include <unordered_map>
 #include <stdexcept>
 #include <tuple>
+#include <unistd.h>
 
 #include "api/rest.h"
+#include "api/upload_transfers.h"
 #include "api/ws_gate.h"
 #include "net/http_request.h"
 #include "net/static_site.h"
@@ -47,7 +49,7 @@ std::string redact(std::string_view target) {
   for (auto p : url->encoded_params()) {
     out += sep;
     sep = '&';
-    if (p.key.decode() == "token") {
+    if (p.key.decode() == "token" || p.key.decode() == "sig") {
       out += std::string(p.key) + "=REDACTED";
     } else {
       out += std::string(p.key);
@@ -108,6 +110,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   api::RestApi& api;
   HttpOptions opts;
   WsDeps* ws;
+  api::UploadTransfers* uploads = nullptr;
   tcp::acceptor acceptor;
   std::atomic<bool> stopping{false};
 
@@ -283,6 +286,180 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     return r;
   }
 
+  // PUT /api/uploads/:id, after its header: the head decides (on the pool: storage) whether
+  // the body is wanted; then the body is read in chunks of 64 KiB into a buffer_body parser
+  // and each chunk handed to the upload's sink on the pool (disk writes never block an IO
+  // thread), so that memory holds one chunk per upload whatever its size. A refusal before
+  // the body, or a body over the declared size, is answered and the connection closed; a
+  // body cut off (timeout, reset) ends the connection: in every such case the partial file
+  // is removed. Returns whether the connection may carry another request.
+  awaitable<bool> upload_put(std::shared_ptr<Conn> conn, http::request_parser<http::string_body>& parser,
+                             beast::flat_buffer& buffer, std::string remote_ip,
+                             std::chrono::steady_clock::time_point first_byte) {
+    beast::tcp_stream& stream = conn->stream;
+    auto started = std::chrono::steady_clock::now();
+    api::Request head;
+    head.method = "PUT";
+    head.target = std::string(parser.get().target());
+    head.authorization = std::string(parser.get()[http::field::authorization]);
+    head.remote_ip = remote_ip;
+    std::optional<std::uint64_t> cl;
+    if (auto v = parser.content_length()) cl = *v;
+    unsigned version = parser.get().version();
+    bool keep_alive = parser.get().keep_alive();
+    bool expects_continue = beast::iequals(parser.get()[http::field::expect], "100-continue");
+    auto start = co_await asio::co_spawn(
+        pool,
+        [this, &head, cl]() -> awaitable<api::UploadTransfers::PutStart> {
+          api::UploadTransfers::PutStart s;
+          s.refusal = api.rate_limit(head);
+          if (!s.refusal) s = uploads->begin_put(head, cl);
+          co_return s;
+        },
+        use_awaitable);
+    std::optional<api::Response> answer = std::move(start.refusal);
+    bool read_all = false, dropped = false;
+    if (!answer && expects_continue) {  // curl waits for it before a large body (RFC 9110 §10.1.1)
+      http::response<http::empty_body> cont{http::status::continue_, version};
+      stream.expires_after(std::chrono::seconds(30));
+      auto [cec, cn] = co_await http::async_write(stream, cont, tuple_awaitable);
+      if (cec) {
+        co_await asio::co_spawn(
+            pool, [&start]() -> awaitable<void> { start.sink.reset(); co_return; }, use_awaitable);
+        co_return false;
+      }
+    }
+    if (!answer) {
+      http::request_parser<http::buffer_body> bp{std::move(parser)};
+      bp.body_limit(static_cast<std::uint64_t>(start.sink->size()));
+      std::vector<char> chunk(64 * 1024);
+      auto deadline = first_byte + opts.upload_timeout;
+      while (!bp.is_done()) {
+        auto now = std::chrono::steady_clock::now();
+        if (now >= deadline) {
+          dropped = true;
+          break;
+        }
+        stream.expires_after(std::min<std::chrono::steady_clock::duration>(opts.request_timeout, deadline - now));
+        bp.get().body().data = chunk.data();
+        bp.get().body().size = chunk.size();
+        auto [ec, n] = co_await http::async_read_some(stream, buffer, bp, tuple_awaitable);
+        if (ec == http::error::need_buffer) ec = {};
+        std::size_t got = chunk.size() - bp.get().body().size;
+        if (got) {
+          auto refused = co_await asio::co_spawn(
+              pool,
+              [&start, &chunk, got]() -> awaitable<std::optional<api::Response>> {
+                co_return start.sink->write(chunk.data(), got);
+              },
+              use_awaitable);
+          if (refused) {
+            answer = std::move(refused);
+            break;
+          }
+        }
+        if (ec == http::error::body_limit) {
+          answer = api::error_response(400, "invalid_request", "the body is larger than the upload's size");
+          break;
+        }
+        if (ec == beast::error::timeout || ec == asio::error::eof || ec == asio::error::connection_reset ||
+            ec == asio::error::operation_aborted || ec == http::error::partial_message) {
+          dropped = true;
+          break;
+        }
+        if (ec) {
+          answer = api::error_response(400, "invalid_request", "malformed HTTP request");
+          break;
+        }
+      }
+      if (!answer && !dropped) {
+        answer = co_await asio::co_spawn(
+            pool, [&start]() -> awaitable<api::Response> { co_return start.sink->finish(); }, use_awaitable);
+        read_all = true;
+      }
+      co_await asio::co_spawn(
+          pool, [&start]() -> awaitable<void> { start.sink.reset(); co_return; }, use_awaitable);  // unlink
+    }
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    api.observe_streamed("PUT", dropped ? 408 : answer->status, secs);
+    if (dropped) {
+      spdlog::info("http PUT {} dropped: the body stopped ip={}", redact(head.target), remote_ip);
+      beast::error_code ec;
+      stream.socket().close(ec);
+      co_return false;
+    }
+    bool again = read_all && keep_alive && !stopping;
+    auto res = to_beast(*answer, version, again);
+    stream.expires_after(std::chrono::seconds(30));
+    auto [wec, wn] = co_await http::async_write(stream, res, tuple_awaitable);
+    spdlog::info("http PUT {} {} {:.1f}ms ip={}", redact(head.target), answer->status,
+                 std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count(), remote_ip);
+    if (wec) co_return false;
+    if (!again) {
+      co_await linger_close(stream);
+      co_return false;
+    }
+    co_return true;
+  }
+
+  // GET /api/uploads/:id: the file is read in chunks of 64 KiB on the pool and written as it
+  // is read (buffer_body), never whole in memory. Returns whether the connection may go on.
+  awaitable<bool> upload_get(beast::tcp_stream& stream, const api::Request& r, unsigned version, bool keep_alive) {
+    auto d = co_await asio::co_spawn(
+        pool,
+        [this, &r]() -> awaitable<api::UploadTransfers::Download> {
+          api::UploadTransfers::Download dl;
+          dl.refusal = api.rate_limit(r);
+          if (!dl.refusal) dl = uploads->begin_download(r);
+          co_return dl;
+        },
+        use_awaitable);
+    api.observe_streamed("GET", d.refusal ? d.refusal->status : 200, 0);
+    if (d.refusal) {
+      auto res = to_beast(*d.refusal, version, keep_alive);
+      stream.expires_after(std::chrono::seconds(30));
+      auto [wec, wn] = co_await http::async_write(stream, res, tuple_awaitable);
+      co_return !wec;
+    }
+    http::response<http::buffer_body> res{http::status::ok, version};
+    res.set(http::field::server, "parley");
+    for (const auto& [k, v] : d.headers) res.set(k, v);
+    res.content_length(static_cast<std::uint64_t>(d.size));
+    res.keep_alive(keep_alive);
+    res.body().data = nullptr;
+    res.body().more = true;
+    http::response_serializer<http::buffer_body> sr{res};
+    stream.expires_after(std::chrono::seconds(30));
+    auto [hec, hn] = co_await http::async_write_header(stream, sr, tuple_awaitable);
+    if (hec) co_return false;
+    std::vector<char> buf(64 * 1024);
+    std::int64_t off = 0;
+    while (off < d.size) {
+      std::size_t want = static_cast<std::size_t>(std::min<std::int64_t>(static_cast<std::int64_t>(buf.size()), d.size - off));
+      auto n = co_await asio::co_spawn(
+          pool, [&d, &buf, want, off]() -> awaitable<ssize_t> { co_return ::pread(d.file->fd, buf.data(), want, off); },
+          use_awaitable);
+      if (n <= 0) co_return false;  // the file is shorter than its record: the promised length cannot be kept
+      res.body().data = buf.data();
+      res.body().size = static_cast<std::size_t>(n);
+      res.body().more = off + n < d.size;
+      stream.expires_after(std::chrono::seconds(30));  // a reader that stops reading is cut
+      auto [wec, wn] = co_await http::async_write(stream, sr, tuple_awaitable);
+      if (wec == http::error::need_buffer) wec = {};
+      if (wec) co_return false;
+      off += n;
+    }
+    if (!sr.is_done()) {
+      res.body().data = nullptr;
+      res.body().size = 0;
+      res.body().more = false;
+      auto [wec, wn] = co_await http::async_write(stream, sr, tuple_awaitable);
+      if (wec == http::error::need_buffer) wec = {};
+      if (wec) co_return false;
+    }
+    co_return true;
+  }
+
   awaitable<void> session(std::shared_ptr<Conn> conn) {
     beast::tcp_stream& stream = conn->stream;
     beast::flat_buffer buffer;
@@ -304,10 +481,24 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       co_await linger_close(stream, std::chrono::milliseconds(500));
       co_return;
     }
+    // Behind a trusted proxy the client is named by X-Forwarded-For (every such header, in
+    // order); per request, since a proxy's keep-alive connection carries many clients.
+    auto client_ip = [&](const http::request<http::string_body>& req) {
+      if (!via_proxy) return peer_ip;
+      std::string xff;
+      auto [from, to] = req.equal_range("X-Forwarded-For");
+      for (const auto& f : std::ranges::subrange(from, to)) {
+        if (!xff.empty()) xff += ',';
+        xff.append(f.value().data(), f.value().size());  // bounded by max_header_bytes
+      }
+      return opts.trusted_proxies.client_ip(peer_ip, xff);
+    };
     for (;;) {
       if (stopping) break;
       http::request_parser<http::string_body> parser;
-      parser.body_limit(opts.max_body_bytes);
+      // No body limit while the header is read: an upload's Content-Length may exceed the API's
+      // body limit; every other request's is checked against it once the header is in.
+      parser.body_limit(boost::none);
       parser.header_limit(static_cast<std::uint32_t>(opts.max_header_bytes));
       stream.expires_after(opts.idle_timeout);
       if (buffer.size() == 0) {
@@ -348,9 +539,19 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         }
         buffer.commit(hn);
       }
+      if (!rec && framing_error.empty() && uploads && parser.get().method() == http::verb::put &&
+          api::UploadTransfers::streamed("PUT", std::string_view(parser.get().target().data(), parser.get().target().size()))) {
+        if (!co_await upload_put(conn, parser, buffer, client_ip(parser.get()), first_byte)) co_return;
+        continue;
+      }
       if (!rec && framing_error.empty()) {
-        stream.expires_at(first_byte + opts.request_timeout);
-        std::tie(rec, std::ignore) = co_await http::async_read(stream, buffer, parser, tuple_awaitable);
+        if (auto cl = parser.content_length(); cl && *cl > opts.max_body_bytes) {
+          rec = http::error::body_limit;
+        } else {
+          parser.body_limit(opts.max_body_bytes);
+          stream.expires_at(first_byte + opts.request_timeout);
+          std::tie(rec, std::ignore) = co_await http::async_read(stream, buffer, parser, tuple_awaitable);
+        }
       }
       if (rec == http::error::end_of_stream || rec == beast::error::timeout || rec == asio::error::operation_aborted ||
           rec == asio::error::connection_reset || rec == asio::error::eof)
@@ -379,18 +580,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         co_return;
       }
       auto& req = parser.get();
-      // Behind a trusted proxy the client is named by X-Forwarded-For (every such header, in
-      // order); per request, since a proxy's keep-alive connection carries many clients.
-      std::string remote_ip = peer_ip;
-      if (via_proxy) {
-        std::string xff;
-        auto [from, to] = req.equal_range("X-Forwarded-For");
-        for (const auto& f : std::ranges::subrange(from, to)) {
-          if (!xff.empty()) xff += ',';
-          xff.append(f.value().data(), f.value().size());  // bounded by max_header_bytes
-        }
-        remote_ip = opts.trusted_proxies.client_ip(peer_ip, xff);
-      }
+      std::string remote_ip = client_ip(req);
       if (beast::websocket::is_upgrade(req)) {
         co_await upgrade(conn, parser.release(), remote_ip);
         co_return;
@@ -407,6 +597,15 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       }
       api::Request r = to_api_request(req, remote_ip);
       auto started = std::chrono::steady_clock::now();
+      if (uploads && r.method == "GET" && api::UploadTransfers::streamed("GET", r.target)) {
+        bool keep_alive = req.keep_alive() && !stopping;
+        bool ok = co_await upload_get(stream, r, req.version(), keep_alive);
+        spdlog::info("http GET {} {} {:.1f}ms ip={}", redact(r.target), ok ? "streamed" : "cut",
+                     std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count(),
+                     remote_ip);
+        if (!ok || !keep_alive) break;
+        continue;
+      }
       api::Response resp = co_await asio::co_spawn(
           pool, [this, &r]() -> awaitable<api::Response> { co_return api.handle(r); }, use_awaitable);
       bool keep_alive = req.keep_alive() && !stopping;
@@ -444,6 +643,8 @@ std::string HttpServer::listen(const std::string& host, unsigned short port) {
   if (bound.address().is_v6()) h = "[" + h + "]";
   return h + ":" + std::to_string(bound.port());
 }
+
+void HttpServer::set_uploads(api::UploadTransfers* uploads) { impl_->uploads = uploads; }
 
 void HttpServer::start() {
   asio::co_spawn(impl_->acceptor.get_executor(), impl_->accept_loop(), asio::detached);

@@ -16,6 +16,7 @@ class thread_pool;
 
 namespace parley::api {
 class RestApi;
+class UploadTransfers;
 }  // namespace parley::api
 
 namespace parley::net {
@@ -34,6 +35,9 @@ struct HttpOptions {
   // connections (its requests share the proxy's connections).
   std::size_t max_connections_per_ip = 4096;
   api::TrustedProxies trusted_proxies;  // whose X-Forwarded-For names the client
+  // PUT /api/uploads/:id (up to 25 MiB, streamed): the body must keep arriving — no read may
+  // wait longer than request_timeout — and all of it must arrive within upload_timeout.
+  std::chrono::milliseconds upload_timeout{600000};
   // The built-in web client's files (GET/HEAD of a path it holds), or null: no static files.
   std::shared_ptr<const StaticSite> site;
 };
@@ -47,6 +51,9 @@ class HttpServer {
   // Binds and listens; returns the bound "HOST:PORT" (the real port when 0 was asked for).
   // Throws std::runtime_error when the address cannot be bound.
   std::string listen(const std::string& host, unsigned short port);
+  // Streams PUT and GET /api/uploads/:id through uploads (else they are routed to the API,
+  // which does not know them: 404). Call before start().
+  void set_uploads(api::UploadTransfers* uploads);
   // Starts accepting connections (on the io_context's threads).
   void start();
   // Stops accepting, closes idle connections and every WebSocket (1001, after flushing its

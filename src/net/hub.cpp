@@ -480,6 +480,13 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
                      arm_typing();
                    },
                    [&](const chat::Presence& e) { deliver_presence(e); },
+                   [&](const chat::UploadProgress& e) {
+                     auto it = users.find(e.user);  // every connection of the uploader here
+                     if (it == users.end()) return;
+                     auto frame = api::upload_progress_event(e);
+                     for (const auto& c : it->second.sidebars) c->deliver(frame);
+                     for (const auto& [r, c] : it->second.chatrooms) c->deliver(frame);
+                   },
                    [&](const chat::TokensRevoked& e) {
                      // The user's sockets opened with a token older than the new version (a
                      // socket of a fresh login, after it, stays: events may come late).
@@ -703,6 +710,8 @@ Hub::~Hub() {
 
 void Hub::on_event(const chat::EventPtr& ev) {
   if (std::holds_alternative<chat::Typing>(*ev)) return impl_->on_event_typing(ev);
+  // Upload progress but the last is ephemeral too (the last one waits like a message).
+  if (const auto* p = std::get_if<chat::UploadProgress>(&*ev); p && !p->final()) return impl_->on_event_typing(ev);
   auto& im = *impl_;
   {
     std::unique_lock lk(im.pending_mu);

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "chat/service.h"
+#include "chat/uploads.h"
 #include "common/error.h"
 #include "storage/postgres/postgres_store.h"
 #include "storage/sqlite/sqlite_store.h"
@@ -147,6 +148,8 @@ TEST_P(StoreTest, DeliveredMovesGiveEachMessageTheFirstTimeTheWatermarkPassedIt)
 TEST_P(StoreTest, TheDeliveredStepMigratesADatabaseOfTheVersionBefore) {
   { auto store = db->open(); }
   // Back to version 2 (before the delivered step), the later steps undone too.
+  db->exec("DROP TABLE message_attachments");
+  db->exec("DROP TABLE uploads");
   db->exec("DROP TABLE delivered_moves");
   db->exec("DROP TABLE reactions");  // the steps after it run again too
   db->exec("ALTER TABLE users DROP COLUMN last_seen");
@@ -209,6 +212,8 @@ TEST_P(StoreTest, PresenceCoMembersAndLastSeen) {
 
 TEST_P(StoreTest, ThePresenceStepMigratesADatabaseOfTheVersionBefore) {
   { auto store = db->open(); }
+  db->exec("DROP TABLE message_attachments");  // the steps after it run again too
+  db->exec("DROP TABLE uploads");
   db->exec("ALTER TABLE users DROP COLUMN last_seen");
   db->exec("UPDATE schema_version SET version = 4");  // the presence step is the 5th
   auto store = db->open();
@@ -218,6 +223,21 @@ TEST_P(StoreTest, ThePresenceStepMigratesADatabaseOfTheVersionBefore) {
   EXPECT_EQ(chat.last_seen(a), std::nullopt);
   chat.set_last_seen(a, 5);
   EXPECT_EQ(chat.last_seen(a), 5);
+}
+
+TEST_P(StoreTest, TheUploadsStepMigratesADatabaseOfTheVersionBefore) {
+  { auto store = db->open(); }
+  db->exec("DROP TABLE message_attachments");
+  db->exec("DROP TABLE uploads");
+  db->exec("UPDATE schema_version SET version = " + std::to_string(schema_version() - 1));
+  auto store = db->open();
+  EXPECT_EQ(db->query_int("SELECT version FROM schema_version"), schema_version());
+  chat::ChatService chat(*store);
+  Id a = chat.create_user("alice", "h").id;
+  chat::UploadService uploads(*store, chat::UploadLimits{});
+  auto u = uploads.create(a, "a.txt", "text/plain", 3, std::string(32, 'a'));
+  EXPECT_EQ(db->query_int("SELECT count(*) FROM uploads"), 1);
+  EXPECT_EQ(uploads.pending_for_put(a, u.id).size, 3);
 }
 
 TEST_P(StoreTest, RefusesADatabaseFromANewerVersion) {
@@ -423,7 +443,7 @@ TEST_F(PostgresStoreTest, RoundTripsPerSend) {
   before = pg(*store).round_trips();
   auto again = chat.send(a, room, "y", std::string("k1"));
   EXPECT_FALSE(again.created);
-  EXPECT_EQ(pg(*store).round_trips() - before, 5u);  // lock, member, look-up, its reactions, commit
+  EXPECT_EQ(pg(*store).round_trips() - before, 6u);  // lock, member, look-up, its reactions, its attachments, commit
 }
 
 TEST_F(PostgresStoreTest, ThePoolNeverOpensMoreThanItsBound) {
@@ -564,6 +584,67 @@ TEST_F(PostgresStoreTest, WritesFailingForTheServersReasonsMakeItUnreadyUntilAWr
   EXPECT_EQ(chat.send(a, room, "y", {}).message.seq, 1);
 }
 
+// Attachments: an upload's life (pending, finished once), the pending bound, expiry, links
+// to messages read back in order with one query, and who shares an upload.
+TEST_P(StoreTest, UploadsAttachToMessagesAndAreSharedWithTheRoomsMembers) {
+  auto store = db->open();
+  chat::ChatService chat(*store);
+  chat::UploadService uploads(*store, chat::UploadLimits{1000, 3, 60000});
+  Id a = chat.create_user("alice", "h").id;
+  Id b = chat.create_user("bob", "h").id;
+  Id c = chat.create_user("carol", "h").id;
+  Id room = chat.create_group(a, "r", {b}).room.id;
+  auto key = [](int i) { return std::string(31, '0') + std::to_string(i); };
+  auto u1 = uploads.create(a, "one.txt", "text/plain", 10, key(1));
+  auto u2 = uploads.create(a, "two.bin", "x", 20, key(2));
+  EXPECT_EQ(u2.content_type, "application/octet-stream");
+  EXPECT_THROW(uploads.create(a, "big", "text/plain", 1001, key(3)), Error);
+  uploads.create(a, "three", "text/plain", 5, key(4));
+  try {
+    uploads.create(a, "four", "text/plain", 5, key(5));  // a 4th pending one: over the bound of 3
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::RateLimited);
+  }
+  EXPECT_THROW(uploads.pending_for_put(b, u1.id), Error);  // another's: 404
+  uploads.complete(a, u1.id, std::string(64, 'a'));
+  uploads.complete(a, u2.id, std::string(64, 'b'));
+  try {
+    uploads.complete(a, u1.id, std::string(64, 'c'));
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Conflict);
+  }
+  // Not shared yet: the uploader only.
+  EXPECT_EQ(uploads.for_download(a, u1.id).sha256, std::string(64, 'a'));
+  EXPECT_THROW(uploads.for_download(b, u1.id), Error);
+  EXPECT_THROW(chat.send(b, room, "not mine", {}, {}, {u1.id}), Error);
+  EXPECT_THROW(chat.send(a, room, "twice", {}, {}, {u1.id, u1.id}), Error);
+  auto sent = chat.send(a, room, "files", {}, {}, {u2.id, u1.id}).message;
+  ASSERT_EQ(sent.attachments.size(), 2u);
+  EXPECT_EQ(sent.attachments[0].id, u2.id);
+  chat.send(a, room, "plain", {});
+  auto page = chat.history(b, room, std::nullopt, std::nullopt, 50);
+  ASSERT_EQ(page.messages.size(), 2u);
+  ASSERT_EQ(page.messages[0].attachments.size(), 2u);
+  EXPECT_EQ(page.messages[0].attachments[0].id, u2.id);
+  EXPECT_EQ(page.messages[0].attachments[1].id, u1.id);
+  EXPECT_EQ(page.messages[0].attachments[1].filename, "one.txt");
+  EXPECT_TRUE(page.messages[1].attachments.empty());
+  EXPECT_EQ(chat.get_message(b, sent.id).attachments.size(), 2u);
+  EXPECT_EQ(uploads.for_download(b, u1.id).id, u1.id);  // a member now
+  EXPECT_THROW(uploads.for_download(c, u1.id), Error);  // never a member
+  chat.remove_member(a, room, b);
+  EXPECT_THROW(uploads.for_download(b, u1.id), Error);  // removed
+  // Expiry: only unfinished ones older than the TTL.
+  EXPECT_TRUE(uploads.expire(now_ms(), 100).empty());
+  auto gone = uploads.expire(now_ms() + 60001, 100);
+  ASSERT_EQ(gone.size(), 1u);
+  EXPECT_EQ(gone[0].file_key, key(4));
+  EXPECT_THROW(uploads.for_download(a, gone[0].id), Error);
+  EXPECT_EQ(uploads.for_download(a, u1.id).id, u1.id);  // finished ones stay
+}
+
 // Reactions: the rows behind them on both backends. A removal keeps the row (inactive) with
 // its stamp; one query returns a page's reactions, of the asked messages only, each emoji's
 // users in the order of their add.
@@ -611,7 +692,9 @@ TEST_P(StoreTest, ReactionRowsAddRemoveAndLoadForAPageInOneQuery) {
 TEST_P(StoreTest, TheReactionsStepMigratesADatabaseOfTheVersionBefore) {
   { auto store = db->open(); }
   db->exec("DROP TABLE reactions");
-  db->exec("ALTER TABLE users DROP COLUMN last_seen");  // the steps after it run again too
+  db->exec("DROP TABLE message_attachments");  // the steps after it run again too
+  db->exec("DROP TABLE uploads");
+  db->exec("ALTER TABLE users DROP COLUMN last_seen");
   db->exec("UPDATE schema_version SET version = 3");
   auto store = db->open();
   EXPECT_EQ(db->query_int("SELECT version FROM schema_version"), schema_version());

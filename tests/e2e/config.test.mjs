@@ -353,7 +353,8 @@ describe('generated JWT key, restarts and signals', () => {
     let token; let user; let keyName; let keyBytes; let keyMtime;
     try {
       const url = await p1.listening();
-      const extra = readdirSync(dbDir).filter((f) => !/^parley\.db(-wal|-shm|-journal)?$/.test(f));
+      // (and the attachments' directory, made next to the database at start-up)
+      const extra = readdirSync(dbDir).filter((f) => !/^(parley\.db(-wal|-shm|-journal)?|uploads)$/.test(f));
       assert.equal(extra.length, 1, `one key file next to the database, found: ${readdirSync(dbDir)}`);
       keyName = extra[0];
       const st = statSync(join(dbDir, keyName));
@@ -378,7 +379,7 @@ describe('generated JWT key, restarts and signals', () => {
       const after = readFileSync(join(dbDir, keyName));
       assert.ok(after.equals(keyBytes), 'key file unchanged');
       assert.equal(statSync(join(dbDir, keyName)).mtimeMs, keyMtime, 'key file not rewritten');
-      assert.equal(readdirSync(dbDir).filter((f) => !/^parley\.db(-wal|-shm|-journal)?$/.test(f)).length, 1);
+      assert.equal(readdirSync(dbDir).filter((f) => !/^(parley\.db(-wal|-shm|-journal)?|uploads)$/.test(f)).length, 1);
       const me = await client(url, token).get('/api/me');
       assertStatus(me, 200, 'token from before the restart');
       assertLike(me.body, user);

@@ -114,6 +114,28 @@ CREATE TABLE reactions(
     R"sql(
 ALTER TABLE users ADD COLUMN last_seen INTEGER;
 )sql",
+    // Attachments: uploads (a pending row until its PUT completes; the bytes are in the file
+    // named file_key under the uploads directory) and the uploads each message carries.
+    R"sql(
+CREATE TABLE uploads(
+  id INTEGER PRIMARY KEY,
+  uploader INTEGER NOT NULL REFERENCES users(id),
+  filename TEXT NOT NULL,
+  content_type TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  sha256 TEXT,
+  complete INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  file_key TEXT NOT NULL UNIQUE);
+CREATE INDEX uploads_pending ON uploads(complete, created_at);
+CREATE INDEX uploads_by_uploader ON uploads(uploader, complete);
+CREATE TABLE message_attachments(
+  message_id INTEGER NOT NULL REFERENCES messages(id),
+  pos INTEGER NOT NULL,
+  upload_id INTEGER NOT NULL REFERENCES uploads(id),
+  PRIMARY KEY(message_id, pos)) WITHOUT ROWID;
+CREATE INDEX message_attachments_by_upload ON message_attachments(upload_id, message_id);
+)sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
@@ -407,6 +429,21 @@ constexpr auto int_row = [](const Stmt& r) { return r.i64(0); };  // a row of on
 #define MEMBER_COLS "m.read_seq, m.delivered_seq, m.active, m.joined_at"
 #define ROOM_COLS "r.id, r.name, r.type, r.created_by, r.created_at, r.last_seq, r.last_activity"
 #define MSG_COLS "id, room_id, seq, sender_id, content, created_at, client_msg_id"
+#define UPLOAD_COLS "u.id, u.uploader, u.filename, u.content_type, u.size, u.sha256, u.complete, u.created_at, u.file_key"
+
+chat::Upload upload_from(const Stmt& s, int c = 0) {
+  chat::Upload u;
+  u.id = s.i64(c);
+  u.uploader = s.i64(c + 1);
+  u.filename = s.text(c + 2);
+  u.content_type = s.text(c + 3);
+  u.size = s.i64(c + 4);
+  u.sha256 = s.opt_text(c + 5).value_or("");
+  u.complete = s.i64(c + 6) != 0;
+  u.created_at = s.i64(c + 7);
+  u.file_key = s.text(c + 8);
+  return u;
+}
 
 class SqliteTx final : public chat::Tx {
  public:
@@ -568,6 +605,61 @@ class SqliteTx final : public chat::Tx {
     return messages_between("SELECT " MSG_COLS
                             " FROM messages WHERE room_id=? AND seq>? AND seq<? ORDER BY seq DESC LIMIT ?",
                             room, after, before, limit);
+  }
+
+  Id insert_upload(const chat::Upload& u) override {
+    auto s = c_.prepare(
+        "INSERT INTO uploads(uploader, filename, content_type, size, created_at, file_key) VALUES(?,?,?,?,?,?)");
+    s.bind(1, u.uploader).bind(2, std::string_view(u.filename)).bind(3, std::string_view(u.content_type));
+    s.bind(4, u.size).bind(5, u.created_at).bind(6, std::string_view(u.file_key)).exec();
+    return sqlite3_last_insert_rowid(c_.raw());
+  }
+  std::optional<chat::Upload> upload_by_id(Id id) override {
+    auto s = c_.prepare("SELECT " UPLOAD_COLS " FROM uploads u WHERE u.id=?");
+    s.bind(1, id);
+    return first_row(s, [](const Stmt& r) { return upload_from(r); });
+  }
+  bool complete_upload(Id id, std::string_view sha256) override {
+    return c_.prepare("UPDATE uploads SET complete=1, sha256=? WHERE id=? AND complete=0").bind(1, sha256).bind(2, id).exec();
+  }
+  std::int64_t pending_uploads(Id user) override {
+    auto s = c_.prepare("SELECT count(*) FROM uploads WHERE uploader=? AND complete=0");
+    s.bind(1, user);
+    return first_row(s, int_row).value_or(0);
+  }
+  std::vector<chat::Upload> expired_uploads(TimeMs before, int limit) override {
+    auto s = c_.prepare("SELECT " UPLOAD_COLS
+                        " FROM uploads u WHERE u.complete=0 AND u.created_at<? ORDER BY u.created_at LIMIT ?");
+    s.bind(1, before).bind(2, limit);
+    return all_rows(s, [](const Stmt& r) { return upload_from(r); });
+  }
+  bool delete_upload(Id id) override {
+    return c_.prepare("DELETE FROM uploads WHERE id=? AND complete=0").bind(1, id).exec();
+  }
+  void link_attachment(Id message, Id upload, int pos) override {
+    c_.prepare("INSERT INTO message_attachments(message_id, pos, upload_id) VALUES(?,?,?)")
+        .bind(1, message)
+        .bind(2, pos)
+        .bind(3, upload)
+        .exec();
+  }
+  std::vector<std::pair<Id, chat::Upload>> attachments_of(const std::vector<Id>& messages) override {
+    if (messages.empty()) return {};
+    std::string ids = "[";
+    for (Id m : messages) ids += (ids.size() > 1 ? "," : "") + std::to_string(m);
+    ids += "]";
+    auto s = c_.prepare("SELECT a.message_id, " UPLOAD_COLS
+                        " FROM message_attachments a JOIN uploads u ON u.id=a.upload_id"
+                        " WHERE a.message_id IN (SELECT value FROM json_each(?)) ORDER BY a.message_id, a.pos");
+    s.bind(1, std::string_view(ids));
+    return all_rows(s, [](const Stmt& r) { return std::pair<Id, chat::Upload>(r.i64(0), upload_from(r, 1)); });
+  }
+  bool upload_shared_with(Id upload, Id user) override {
+    auto s = c_.prepare(
+        "SELECT 1 FROM message_attachments a JOIN messages m ON m.id=a.message_id"
+        " JOIN members mb ON mb.room_id=m.room_id AND mb.user_id=? AND mb.active=1 WHERE a.upload_id=? LIMIT 1");
+    s.bind(1, user).bind(2, upload);
+    return s.step();
   }
 
   void insert_read_move(Id room, Id user, Seq up_to_seq, TimeMs at) override {

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "chat/service.h"
+#include "chat/uploads.h"
 #include "common/error.h"
 
 using namespace parley;
@@ -99,6 +100,15 @@ TEST(SqliteStore, EveryQueryUsesAnIndex) {
   chat.presence_of(b, a);
   chat.remove_member(a, room, c);
   chat.remove_member(b, room, b);
+  chat::UploadService uploads(store, chat::UploadLimits{});
+  auto up = uploads.create(a, "f.txt", "text/plain", 3, std::string(32, 'a'));
+  uploads.pending_for_put(a, up.id);
+  uploads.complete(a, up.id, std::string(64, 'b'));
+  chat.send(a, room, "file", {}, {}, {up.id});
+  uploads.for_download(a, up.id);
+  uploads.for_download(users[3], up.id);
+  chat.history(users[3], room, {}, {}, 10);
+  uploads.expire(now_ms(), 100);
   EXPECT_EQ(store.full_scan_steps(), 0u);
 }
 
