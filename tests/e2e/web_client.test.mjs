@@ -4,7 +4,7 @@
 // (default: tests/artifacts/web).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, existsSync } from 'node:fs';
+import { mkdirSync, existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -334,7 +334,9 @@ test('long history: infinite scroll up, jump to the first unread, a second tab i
   await pa.page.locator(`[data-testid="room-item"][data-room-id="${room.id}"]`).click();
   await messages(pa.page).filter({ hasText: `line ${N}` }).waitFor(WAIT);
   assert.equal((await seqsOf(pa.page))[0], N - 49);
-  for (let i = 0; i < 20 && (await seqsOf(pa.page))[0] !== 1; i++) {
+  // Scrolled to the top again and again until the first message is there (each page loads as
+  // the previous one lands; a bound on the time, not on the number of scrolls).
+  for (const deadline = Date.now() + WAIT.timeout; (await seqsOf(pa.page))[0] !== 1 && Date.now() < deadline;) {
     await pa.page.locator('#messages').evaluate((el) => { el.scrollTop = 0; el.dispatchEvent(new Event('scroll')); });
     await new Promise((r) => setTimeout(r, 150));
   }
@@ -412,6 +414,52 @@ test('presence dots: online while the other is connected, offline after the grac
   b = await newPage();
   await login(b.page, nameB);
   await dot('online').waitFor(WAIT);
+  assert.deepEqual(a.errors, []);
+  assert.deepEqual(b.errors, []);
+  await a.context.close();
+  await b.context.close();
+});
+
+test('an attachment: a progress bar while it uploads, the link on both sides, a click downloads it', async () => {
+  const a = await newPage();
+  const b = await newPage();
+  const nameB = username('atb');
+  await register(a.page, username('ata'));
+  await register(b.page, nameB);
+  const idB = await b.page.evaluate(() => fetch('/api/me', { headers: { Authorization: `Bearer ${sessionStorage.getItem('parley.token')}` } }).then((r) => r.json()).then((u) => u.id));
+  await tid(a.page, 'new-room').click();
+  await tid(a.page, 'member-search').fill(nameB);
+  await a.page.locator(`[data-testid="member-result"][data-user-id="${idB}"]`).click();
+  await tid(a.page, 'create-room').click();
+  const item = a.page.locator('[data-testid="room-item"][aria-current="true"]');
+  await item.waitFor(WAIT);
+  const roomId = await item.getAttribute('data-room-id');
+  await b.page.locator(`[data-testid="room-item"][data-room-id="${roomId}"]`).click();
+
+  // Every value the progress bar shows is recorded.
+  await a.page.evaluate(() => {
+    window.progressSeen = [];
+    const bar = document.querySelector('[data-testid="upload-progress"]');
+    new MutationObserver(() => window.progressSeen.push(Number(bar.getAttribute('aria-valuenow'))))
+      .observe(bar, { attributes: true, attributeFilter: ['aria-valuenow'] });
+  });
+  const bytes = Buffer.alloc(3 * 1024 * 1024);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7 + 3) & 0xff;
+  await tid(a.page, 'composer').fill('the report');
+  await tid(a.page, 'attach').setInputFiles({ name: 'report.bin', mimeType: 'application/octet-stream', buffer: bytes });
+  const onB = messages(b.page).filter({ hasText: 'the report' });
+  await onB.getByTestId('attachment').waitFor(WAIT);
+  await messages(a.page).filter({ hasText: 'the report' }).getByTestId('attachment').waitFor(WAIT);
+  const seen = await a.page.evaluate(() => window.progressSeen);
+  assert.equal(seen.at(-1), 100, `progress ends at 100: ${seen}`);
+  assert.ok(seen.every((v) => v >= 0 && v <= 100), `progress within 0..100: ${seen}`);
+  assert.ok(seen.every((v, i) => i === 0 || v >= seen[i - 1]), `progress never goes back: ${seen}`);
+  const href = await onB.getByTestId('attachment').getAttribute('href');
+  assert.match(href, /^\/api\/uploads\/\d+\?exp=\d+&sig=/);
+  // A click downloads it through the signed link (no Bearer header): the same bytes.
+  const [download] = await Promise.all([b.page.waitForEvent('download', WAIT), onB.getByTestId('attachment').click()]);
+  assert.equal(download.suggestedFilename(), 'report.bin');
+  assert.ok(readFileSync(await download.path()).equals(bytes), 'downloaded bytes are the uploaded ones');
   assert.deepEqual(a.errors, []);
   assert.deepEqual(b.errors, []);
   await a.context.close();
