@@ -16,8 +16,8 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { newUser } from './lib/server.mjs';
 import { useSuite, NO_COOLDOWN } from './lib/suite.mjs';
-import { TIME_RE, assertStatus } from './lib/rest-helpers.mjs';
-import { open, where } from './lib/ws-client.mjs';
+import { TIME_RE, assertStatus, createGroupOk as group, sendOk as send } from './lib/rest-helpers.mjs';
+import { open, where, settle } from './lib/ws-client.mjs';
 
 const UNKNOWN_ID = '987654321987654321';
 const { server, track } = useSuite();
@@ -28,27 +28,8 @@ before(async () => { S = await server(NO_COOLDOWN); });
 const keys = (o) => Object.keys(o).sort();
 const show = (x) => JSON.stringify(x)?.slice(0, 400);
 
-async function group(owner, members, name = 'room') {
-  const r = await owner.api.post('/api/chatrooms', { name, member_ids: members.map((m) => m.user.id) });
-  assertStatus(r, 201, 'create room');
-  return r.body;
-}
-async function send(who, roomId, content = 'hello') {
-  const r = await who.api.post(`/api/chatrooms/${roomId}/messages`, { content });
-  assertStatus(r, 201, `send in ${roomId}`);
-  return r.body;
-}
 const sidebar = async (u) => track(await open(S.url, `/ws?token=${u.token}`));
 const chatroom = async (u, roomId) => track(await open(S.url, `/api/ws?token=${u.token}&room_id=${roomId}`));
-// Waits until each socket has its catch-up (the sidebar's snapshot) and forgets it: a
-// heartbeat is answered after everything written before it.
-async function settle(...socks) {
-  for (const x of socks) {
-    x.send({ type: 'heartbeat', data: { timestamp: 1 } });
-    await x.next('heartbeat_ack');
-    x.drain();
-  }
-}
 const isDelivered = where('message_delivered', (e) => e.type === 'message_delivered');
 
 function assertDelivered(ev, expected, what) {

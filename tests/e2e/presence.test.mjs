@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { newUser, startServer, client, ON_POSTGRES, psql, pgDatabase } from './lib/server.mjs';
 import { useSuite, NO_COOLDOWN } from './lib/suite.mjs';
-import { sleep, assertStatus, assertError, TIME_RE } from './lib/rest-helpers.mjs';
+import { sleep, assertStatus, assertError, TIME_RE, createGroupOk as group } from './lib/rest-helpers.mjs';
 import { open, where } from './lib/ws-client.mjs';
 
 const GRACE = 400;
@@ -20,11 +20,6 @@ const { server, track } = useSuite();
 let S;
 before(async () => { S = await server(ARGS); });
 
-async function group(owner, members, name = 'room') {
-  const r = await owner.api.post('/api/chatrooms', { name, member_ids: members.map((m) => m.user.id) });
-  assertStatus(r, 201, 'create room');
-  return r.body;
-}
 const sidebar = async (u, srv = S) => track(await open(srv.url, `/ws?token=${u.token}`));
 const chatroom = async (u, roomId) => track(await open(S.url, `/api/ws?token=${u.token}&room_id=${roomId}`));
 const presenceOf = (u, status) => where(`presence ${status} of ${u.user.id}`,

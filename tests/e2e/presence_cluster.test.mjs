@@ -10,54 +10,18 @@
 //  4. an instance killed (SIGKILL) with a user's only connection: the user goes offline on the
 //     other instance after its lease (6 s), one sweep (2 s) and the grace.
 // Run: cd build/test && ctest -R 'postgres_start|e2e_pg_presence_cluster|postgres_stop'
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { ON_POSTGRES, startServer, client, newUser, psql, pgDatabase } from './lib/server.mjs';
-import { sleep, assertStatus, freePort, TIME_RE } from './lib/rest-helpers.mjs';
+import { sleep, assertStatus, TIME_RE } from './lib/rest-helpers.mjs';
 import { open, where } from './lib/ws-client.mjs';
-import { REDIS, startRedis, waitReady } from './lib/cluster.mjs';
+import { usePair } from './lib/cluster.mjs';
 
-const skip = !ON_POSTGRES ? 'two instances on one PostgreSQL database: needs PARLEY_TEST_DB=postgres'
-  : !REDIS ? 'redis-server is not installed' : false;
 const GRACE = 400;
+let A, B;
+const pair = usePair('presence', () => ['--ws-cooldown-ms', '0', '--presence-grace-ms', String(GRACE)], (p) => ({ A, B } = p));
+const { skip, track } = pair;
+const user = pair.user;
 
-let dir, args, redis, A, B;
-const clients = [];
-const track = (c) => { clients.push(c); return c; };
-
-before(async () => {
-  if (skip) return;
-  dir = mkdtempSync(join(tmpdir(), 'parley-presence-'));
-  writeFileSync(join(dir, 'jwt.key'), randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
-  const redisPort = await freePort();
-  redis = await startRedis(redisPort);
-  args = ['--ws-cooldown-ms', '0', '--presence-grace-ms', String(GRACE), '--jwt-secret-file', join(dir, 'jwt.key'),
-    '--bus', `redis://127.0.0.1:${redisPort}`];
-  [A, B] = await Promise.all([startServer({ dir, args }), startServer({ dir, args })]);
-  await Promise.all([waitReady(A, 200, 5000), waitReady(B, 200, 5000)]);
-});
-
-after(async () => {
-  await Promise.all(clients.map((c) => c.close().catch(() => {})));
-  await Promise.all([A, B].filter(Boolean).map((s) => s.stop()));
-  if (redis) await redis.stop();
-  if (dir) {
-    psql(`DROP DATABASE IF EXISTS ${pgDatabase(dir)} WITH (FORCE)`);
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-async function user(prefix) {
-  const u = await newUser(A, prefix);
-  u.id = u.user.id;
-  u.a = client(A.url, u.token);
-  u.b = client(B.url, u.token);
-  return u;
-}
 // Alice, and Bob and Carol who share a room with her; Dave who shares none.
 async function cast() {
   const [alice, bob, carol, dave] = await Promise.all([user('qa'), user('qb'), user('qc'), user('qd')]);

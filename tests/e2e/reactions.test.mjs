@@ -16,8 +16,8 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { newUser } from './lib/server.mjs';
 import { useSuite, NO_COOLDOWN } from './lib/suite.mjs';
-import { assertStatus, assertError, raw } from './lib/rest-helpers.mjs';
-import { open, where } from './lib/ws-client.mjs';
+import { assertStatus, assertError, raw, createGroupOk as group, sendOk as send } from './lib/rest-helpers.mjs';
+import { open, where, settle } from './lib/ws-client.mjs';
 
 const UNKNOWN_ID = '987654321987654321';
 const { server, track } = useSuite();
@@ -32,16 +32,6 @@ const FLAG = '🇫🇷';
 const enc = encodeURIComponent;
 const show = (x) => JSON.stringify(x)?.slice(0, 400);
 
-async function group(owner, members, name = 'room') {
-  const r = await owner.api.post('/api/chatrooms', { name, member_ids: members.map((m) => m.user.id) });
-  assertStatus(r, 201, 'create room');
-  return r.body;
-}
-async function send(who, roomId, content = 'hello') {
-  const r = await who.api.post(`/api/chatrooms/${roomId}/messages`, { content });
-  assertStatus(r, 201, `send in ${roomId}`);
-  return r.body;
-}
 const put = (u, id, emoji) => u.api.put(`/api/messages/${id}/reactions/${enc(emoji)}`);
 const del = (u, id, emoji) => u.api.del(`/api/messages/${id}/reactions/${enc(emoji)}`);
 async function react(u, id, emoji, add = true) {
@@ -54,13 +44,6 @@ async function react(u, id, emoji, add = true) {
 const sidebar = async (u) => track(await open(S.url, `/ws?token=${u.token}`));
 const chatroom = async (u, roomId, afterSeq) => track(await open(S.url,
   `/api/ws?token=${u.token}&room_id=${roomId}${afterSeq === undefined ? '' : `&after_seq=${afterSeq}`}`));
-async function settle(...socks) {
-  for (const x of socks) {
-    x.send({ type: 'heartbeat', data: { timestamp: 1 } });
-    await x.next('heartbeat_ack');
-    x.drain();
-  }
-}
 const isReaction = where('reaction', (e) => e.type === 'reaction');
 async function everyoneGets(receivers, expected, what) {
   for (const [who, x] of receivers) {

@@ -7,62 +7,20 @@
 // PARLEY_TEST_DB=postgres (CTest's e2e_pg_reactions_cluster) — skipped otherwise, and when
 // redis-server is not installed.
 // Run: cd build/test && ctest -R 'postgres_start|e2e_pg_reactions_cluster|postgres_stop'
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { ON_POSTGRES, startServer, client, newUser, psql, pgDatabase } from './lib/server.mjs';
-import { sleep, assertStatus, freePort } from './lib/rest-helpers.mjs';
-import { open, where } from './lib/ws-client.mjs';
-import { REDIS, startRedis, waitReady } from './lib/cluster.mjs';
+import { sleep, assertStatus } from './lib/rest-helpers.mjs';
+import { open, where, settle } from './lib/ws-client.mjs';
+import { usePair } from './lib/cluster.mjs';
 import { MODEL_SERVER_ARGS } from './lib/model.mjs';
 
-const skip = !ON_POSTGRES ? 'two instances on one PostgreSQL database: needs PARLEY_TEST_DB=postgres'
-  : !REDIS ? 'redis-server is not installed' : false;
+let A, B;
+const pair = usePair('react', () => MODEL_SERVER_ARGS, (p) => ({ A, B } = p));
+const { skip, track } = pair;
+const user = pair.user;
 
-let dir, redis, A, B;
-const clients = [];
-const track = (c) => { clients.push(c); return c; };
-
-before(async () => {
-  if (skip) return;
-  dir = mkdtempSync(join(tmpdir(), 'parley-react-'));
-  writeFileSync(join(dir, 'jwt.key'), randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
-  const port = await freePort();
-  redis = await startRedis(port);
-  const args = [...MODEL_SERVER_ARGS, '--jwt-secret-file', join(dir, 'jwt.key'), '--bus', `redis://127.0.0.1:${port}`];
-  [A, B] = await Promise.all([startServer({ dir, args }), startServer({ dir, args })]);
-  await Promise.all([waitReady(A, 200, 5000), waitReady(B, 200, 5000)]);
-});
-
-after(async () => {
-  await Promise.all(clients.map((c) => c.close().catch(() => {})));
-  await Promise.all([A, B].filter(Boolean).map((s) => s.stop()));
-  if (redis) await redis.stop();
-  if (dir) {
-    psql(`DROP DATABASE IF EXISTS ${pgDatabase(dir)} WITH (FORCE)`);
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-async function user(prefix) {
-  const u = await newUser(A, prefix);
-  u.id = u.user.id;
-  u.a = client(A.url, u.token);
-  u.b = client(B.url, u.token);
-  return u;
-}
 const isReaction = where('reaction', (e) => e.type === 'reaction');
 const path = (id, emoji) => `/api/messages/${id}/reactions/${encodeURIComponent(emoji)}`;
-async function settle(...socks) {
-  for (const x of socks) {
-    x.send({ type: 'heartbeat', data: { timestamp: 1 } });
-    await x.next('heartbeat_ack');
-    x.drain();
-  }
-}
 
 test('a reaction made through A reaches the members on B (not a non-member there), and one made through B reaches A', { skip }, async () => {
   const a = await user('rca'); const b = await user('rcb'); const d = await user('rcd');

@@ -8,18 +8,13 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { newUser } from './lib/server.mjs';
 import { useSuite, NO_COOLDOWN } from './lib/suite.mjs';
-import { sleep, assertStatus } from './lib/rest-helpers.mjs';
+import { sleep, assertStatus, createGroupOk as group } from './lib/rest-helpers.mjs';
 import { open, where } from './lib/ws-client.mjs';
 
 const { server, track } = useSuite();
 let S;
 before(async () => { S = await server(NO_COOLDOWN); });
 
-async function group(owner, members, name = 'room') {
-  const r = await owner.api.post('/api/chatrooms', { name, member_ids: members.map((m) => m.user.id) });
-  assertStatus(r, 201, 'create room');
-  return r.body;
-}
 const sidebar = async (u) => track(await open(S.url, `/ws?token=${u.token}`));
 const chatroom = async (u, roomId) => track(await open(S.url, `/api/ws?token=${u.token}&room_id=${roomId}`));
 const typingFrame = (c, data) => c.send({ type: 'typing', data });

@@ -6,47 +6,24 @@
 // (409), and a removed member refused on B. Run with PARLEY_TEST_DB=postgres (CTest's
 // e2e_pg_uploads_cluster) — skipped otherwise, and when redis-server is not installed.
 // Run: cd build/test && ctest -R 'postgres_start|e2e_pg_uploads_cluster|postgres_stop'
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import { ON_POSTGRES, startServer, client, newUser, psql, pgDatabase } from './lib/server.mjs';
-import { sleep, assertStatus, assertError, freePort } from './lib/rest-helpers.mjs';
+import { client, newUser } from './lib/server.mjs';
+import { sleep, assertStatus, assertError } from './lib/rest-helpers.mjs';
 import { open, where } from './lib/ws-client.mjs';
-import { REDIS, startRedis, waitReady } from './lib/cluster.mjs';
+import { usePair } from './lib/cluster.mjs';
 
-const skip = !ON_POSTGRES ? 'two instances on one PostgreSQL database: needs PARLEY_TEST_DB=postgres'
-  : !REDIS ? 'redis-server is not installed' : false;
-
-let dir, redis, A, B;
-const clients = [];
-const track = (c) => { clients.push(c); return c; };
 const sha = (buf) => createHash('sha256').update(buf).digest('hex');
-
-before(async () => {
-  if (skip) return;
-  dir = mkdtempSync(join(tmpdir(), 'parley-upc-'));
-  writeFileSync(join(dir, 'jwt.key'), randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+let A, B;
+const pair = usePair('upc', (dir) => {
   mkdirSync(join(dir, 'shared-uploads'));
-  const redisPort = await freePort();
-  redis = await startRedis(redisPort);
-  const args = ['--ws-cooldown-ms', '0', '--jwt-secret-file', join(dir, 'jwt.key'), '--bus', `redis://127.0.0.1:${redisPort}`,
-    '--uploads-dir', join(dir, 'shared-uploads')];
-  [A, B] = await Promise.all([startServer({ dir, args }), startServer({ dir, args })]);
-  await Promise.all([waitReady(A, 200, 5000), waitReady(B, 200, 5000)]);
-});
-
-after(async () => {
-  await Promise.all(clients.map((c) => c.close().catch(() => {})));
-  await Promise.all([A, B].filter(Boolean).map((s) => s.stop()));
-  if (redis) await redis.stop();
-  if (dir) {
-    psql(`DROP DATABASE IF EXISTS ${pgDatabase(dir)} WITH (FORCE)`);
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  return ['--ws-cooldown-ms', '0', '--uploads-dir', join(dir, 'shared-uploads')];
+}, (p) => ({ A, B } = p));
+const { skip, track } = pair;
+const user = pair.user;
 
 async function put(srv, token, id, body) {
   const res = await fetch(`${srv.url}/api/uploads/${id}`, { method: 'PUT', headers: { authorization: `Bearer ${token}` }, body, duplex: 'half' });

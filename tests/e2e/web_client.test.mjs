@@ -114,6 +114,31 @@ async function waitState(locator, value) {
   });
 }
 
+// The signed-in user's id, as the page's own token tells the server.
+function myId(page) {
+  return page.evaluate(() => fetch('/api/me', { headers: { Authorization: `Bearer ${sessionStorage.getItem('parley.token')}` } })
+    .then((r) => r.json()).then((u) => u.id));
+}
+
+// Two users in two browser contexts, registered through the form; a has made a direct room with
+// b by username search and has it open. item: the room in a's sidebar.
+async function twoInADirectRoom(prefix) {
+  const a = await newPage();
+  const b = await newPage();
+  const nameB = username(`${prefix}b`);
+  await register(a.page, username(`${prefix}a`));
+  await register(b.page, nameB);
+  const idB = await myId(b.page);
+  await tid(a.page, 'new-room').click();
+  await tid(a.page, 'room-kind').selectOption('direct');
+  await tid(a.page, 'member-search').fill(nameB);
+  await a.page.locator(`[data-testid="member-result"][data-user-id="${idB}"]`).click();
+  await tid(a.page, 'create-room').click();
+  const item = a.page.locator('[data-testid="room-item"][aria-current="true"]');
+  await item.waitFor(WAIT);
+  return { a, b, nameB, idB, item, roomId: await item.getAttribute('data-room-id') };
+}
+
 async function shots(page, name) {
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
 }
@@ -366,7 +391,7 @@ test('add people to a group room by username search: the new member sees the roo
   const nameB = username('addb');
   await register(a.page, username('adda'));
   await register(b.page, nameB);
-  const idB = await b.page.evaluate(() => fetch('/api/me', { headers: { Authorization: `Bearer ${sessionStorage.getItem('parley.token')}` } }).then((r) => r.json()).then((u) => u.id));
+  const idB = await myId(b.page);
   await tid(a.page, 'new-room').click();
   await tid(a.page, 'room-kind').selectOption('group');
   await tid(a.page, 'room-name').fill('later joiners');
@@ -393,18 +418,7 @@ test('add people to a group room by username search: the new member sees the roo
 });
 
 test('presence dots: online while the other is connected, offline after the grace, right after a reconnect', async () => {
-  const a = await newPage();
-  let b = await newPage();
-  const nameB = username('prb');
-  await register(a.page, username('pra'));
-  await register(b.page, nameB);
-  const idB = await b.page.evaluate(() => fetch('/api/me', { headers: { Authorization: `Bearer ${sessionStorage.getItem('parley.token')}` } }).then((r) => r.json()).then((u) => u.id));
-  await tid(a.page, 'new-room').click();
-  await tid(a.page, 'member-search').fill(nameB);
-  await a.page.locator(`[data-testid="member-result"][data-user-id="${idB}"]`).click();
-  await tid(a.page, 'create-room').click();
-  const item = a.page.locator('[data-testid="room-item"][aria-current="true"]');
-  await item.waitFor(WAIT);
+  let { a, b, nameB, item } = await twoInADirectRoom('pr');
   const dot = (status) => item.locator(`[data-testid="presence"][data-status="${status}"]`);
   await dot('online').waitFor(WAIT);
   // b closes its tab: offline once the grace (1 s here) has passed.
@@ -421,19 +435,7 @@ test('presence dots: online while the other is connected, offline after the grac
 });
 
 test('an attachment: a progress bar while it uploads, the link on both sides, a click downloads it', async () => {
-  const a = await newPage();
-  const b = await newPage();
-  const nameB = username('atb');
-  await register(a.page, username('ata'));
-  await register(b.page, nameB);
-  const idB = await b.page.evaluate(() => fetch('/api/me', { headers: { Authorization: `Bearer ${sessionStorage.getItem('parley.token')}` } }).then((r) => r.json()).then((u) => u.id));
-  await tid(a.page, 'new-room').click();
-  await tid(a.page, 'member-search').fill(nameB);
-  await a.page.locator(`[data-testid="member-result"][data-user-id="${idB}"]`).click();
-  await tid(a.page, 'create-room').click();
-  const item = a.page.locator('[data-testid="room-item"][aria-current="true"]');
-  await item.waitFor(WAIT);
-  const roomId = await item.getAttribute('data-room-id');
+  const { a, b, roomId } = await twoInADirectRoom('at');
   await b.page.locator(`[data-testid="room-item"][data-room-id="${roomId}"]`).click();
 
   // Every value the progress bar shows is recorded.

@@ -1,9 +1,15 @@
 // Helpers for the tests of several instances on one bus (redis_bus.test.mjs, scale_out.test.mjs):
 // the throwaway redis-server (re-exported from lib/redis.mjs), /readyz polling, and what the
 // sockets of a room have received (seqs in arrival order, the badge a client shows).
+import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { client } from './server.mjs';
-import { sleep, assertStatus } from './rest-helpers.mjs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { ON_POSTGRES, startServer, client, newUser, psql, pgDatabase } from './server.mjs';
+import { sleep, assertStatus, freePort } from './rest-helpers.mjs';
+import { REDIS, startRedis } from './redis.mjs';
 
 // The throwaway redis-server (lib/redis.mjs), for the tests that import it from here.
 export { REDIS, startRedis } from './redis.mjs';
@@ -68,4 +74,49 @@ export async function history(api, roomId) {
     if (!res.body.has_more) return out;
     after = res.body.messages.at(-1).seq;
   }
+}
+
+// Two instances on one PostgreSQL database and one Redis, for a suite of their own
+// (presence_cluster, reactions_cluster, uploads_cluster): registers the suite's before/after
+// hooks and returns the pair, filled once `before` has run (then ready(pair) is called: a
+// suite's own hooks are not ordered after it). argsFor(dir): the suite's own flags (the key
+// file and the bus are added here). The suite is skipped — pair.skip says why —
+// without PARLEY_TEST_DB=postgres or without redis-server.
+export const PAIR_SKIP = !ON_POSTGRES ? 'two instances on one PostgreSQL database: needs PARLEY_TEST_DB=postgres'
+  : !REDIS ? 'redis-server is not installed' : false;
+
+export function usePair(prefix, argsFor = () => [], ready = () => {}) {
+  const pair = { skip: PAIR_SKIP, A: null, B: null, dir: null, redis: null, args: [], clients: [] };
+  // A socket closed after the suite.
+  pair.track = (c) => { pair.clients.push(c); return c; };
+  // A user registered on A, with a REST client on each instance.
+  pair.user = async (p) => {
+    const u = await newUser(pair.A, p);
+    u.id = u.user.id;
+    u.a = client(pair.A.url, u.token);
+    u.b = client(pair.B.url, u.token);
+    return u;
+  };
+  before(async () => {
+    if (pair.skip) return;
+    pair.dir = mkdtempSync(join(tmpdir(), `parley-${prefix}-`));
+    writeFileSync(join(pair.dir, 'jwt.key'), randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+    const redisPort = await freePort();
+    pair.redis = await startRedis(redisPort);
+    pair.args = [...argsFor(pair.dir), '--jwt-secret-file', join(pair.dir, 'jwt.key'), '--bus', `redis://127.0.0.1:${redisPort}`];
+    // One data directory: one database (lib/server.mjs names it after the directory) for both.
+    [pair.A, pair.B] = await Promise.all([startServer({ dir: pair.dir, args: pair.args }), startServer({ dir: pair.dir, args: pair.args })]);
+    await Promise.all([waitReady(pair.A, 200, 5000), waitReady(pair.B, 200, 5000)]);
+    ready(pair);
+  });
+  after(async () => {
+    await Promise.all(pair.clients.map((c) => c.close().catch(() => {})));
+    await Promise.all([pair.A, pair.B].filter(Boolean).map((s) => s.stop()));
+    if (pair.redis) await pair.redis.stop();
+    if (pair.dir) {
+      psql(`DROP DATABASE IF EXISTS ${pgDatabase(pair.dir)} WITH (FORCE)`);
+      rmSync(pair.dir, { recursive: true, force: true });
+    }
+  });
+  return pair;
 }

@@ -192,3 +192,16 @@ export async function retryShed(call, { tries = 30, onShed } = {}) {
     await sleep(Number.isFinite(after) && after > 0 ? Math.min(after, 2) * 1000 : 1000);
   }
 }
+
+// A group room made by owner with members ({user} objects of newUser), asserted 201.
+export async function createGroupOk(owner, members, name = 'room') {
+  const r = await owner.api.post('/api/chatrooms', { name, member_ids: members.map((m) => m.user.id) });
+  assertStatus(r, 201, 'create room');
+  return r.body;
+}
+// A message sent by who over REST, asserted 201.
+export async function sendOk(who, roomId, content = 'hello') {
+  const r = await who.api.post(`/api/chatrooms/${roomId}/messages`, { content });
+  assertStatus(r, 201, `send in ${roomId}`);
+  return r.body;
+}

@@ -348,3 +348,13 @@ export function rawConnect(baseUrl, path, { headers = {}, read = true } = {}) {
 
 export const expectedAccept = (key) => createHash('sha1')
   .update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');
+
+// Waits until each socket has its catch-up (e.g. the sidebar's snapshot) and forgets it: a
+// heartbeat is answered after everything written before it.
+export async function settle(...socks) {
+  for (const x of socks) {
+    x.send({ type: 'heartbeat', data: { timestamp: 1 } });
+    await x.next('heartbeat_ack');
+    x.drain();
+  }
+}
