@@ -982,6 +982,7 @@ int Bench::report() {
 
   if (sc_) {
     line = scenario_report(*sc_, bad);
+    if (bad && status == "ok") status = "failed";  // a check failed: loss, gap, 5xx, refusal…
   } else if (o_.scenario == "idle") {
     long conns = totals_.connected.load();
     long closed = totals_.closed.load();
