@@ -4,6 +4,12 @@
 //   idle    N authenticated WebSocket sockets held open; server RSS per socket, handshakes/s.
 //   fanout  one group room, M member sockets, K senders (REST or WebSocket send_message);
 //           deliveries/s, latency percentiles, loss/duplicate/disorder checks, CPU seconds.
+//   chat    R rooms × S members on chatroom sockets, every member sending over WebSocket at a
+//           set rate; persisted messages/s, deliveries/s, send → deliver p50/p99, loss checks.
+//   rest    REST sends (group commit), then history and unread-count reads; requests/s, p99.
+//   reconnect-storm  N chatroom sockets drop at once, messages arrive meanwhile, all come back
+//           with after_seq; time until every gap is filled, 5xx/refusals, gaps/duplicates.
+//   (chat, rest and reconnect-storm live in scenarios.inc.)
 //
 // Design: one io_context per client thread (one by default); every socket is a coroutine
 // that reads frames and parses only what it needs; the only per-socket state is a bitmap of
@@ -14,6 +20,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -23,7 +30,11 @@
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <functional>
 #include <iostream>
+#include <map>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -76,6 +87,10 @@ struct Options {
   long messages = 0;  // 0: unset
   double duration = 0, rate = 100;
   std::string send_via = "rest";
+  // chat, rest, reconnect-storm (scenarios.inc)
+  int rooms = 0, room_size = 8, connections = 64, reconnect_concurrency = 0;
+  double member_rate = 1.25, read_duration = 3;
+  long before_messages = 2, outage_messages = 20;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -330,6 +345,17 @@ bool new_message_fields(std::string_view t, std::int64_t& seq, Stamp& stamp) {
 // ---------------------------------------------------------------------------------------------
 // The run
 
+// chat, rest and reconnect-storm (scenarios.inc).
+class Bench;
+struct Scenarios;
+std::shared_ptr<Scenarios> make_scenarios(Bench& b);
+awaitable<void> scenario_flow(Scenarios& s);
+std::string scenario_report(Scenarios& s, bool& bad);
+void scenario_close(Scenarios& s);
+bool is_extra_scenario(const std::string& name) {
+  return name == "chat" || name == "rest" || name == "reconnect-storm";
+}
+
 class Bench {
  public:
   explicit Bench(Options o) : o_(std::move(o)) {
@@ -405,6 +431,9 @@ class Bench {
     }
   }
   std::vector<std::unique_ptr<WsSender>> ws_senders_;
+
+  friend struct Scenarios;
+  std::shared_ptr<Scenarios> sc_;  // chat, rest, reconnect-storm
 };
 
 std::string Bench::target_for(const User& u) const {
@@ -893,7 +922,8 @@ int Bench::run() {
     interrupted_ = true;
     stop_all();
   });
-  asio::co_spawn(ctx0, main_flow(), [this](std::exception_ptr e) {
+  if (is_extra_scenario(o_.scenario)) sc_ = make_scenarios(*this);
+  asio::co_spawn(ctx0, sc_ ? scenario_flow(*sc_) : main_flow(), [this](std::exception_ptr e) {
     if (e) try {
         std::rethrow_exception(e);
       } catch (const std::exception& x) {
@@ -923,6 +953,7 @@ int Bench::run() {
   for (auto& r : receivers_)
     if (r) r->ws->next_layer().close(ignored);
   for (auto& s : ws_senders_) s->ws->next_layer().close(ignored);
+  if (sc_) scenario_close(*sc_);
   if (server_) {
     int st = server_->stop();
     if (st != 0 && st != -1) std::fprintf(stderr, "parley-bench: the server exited with status %d\n", st);
@@ -949,7 +980,10 @@ int Bench::report() {
   std::string line;
   bool bad = status != "ok" || failed > 0;
 
-  if (o_.scenario == "idle") {
+  if (sc_) {
+    line = scenario_report(*sc_, bad);
+    if (bad && status == "ok") status = "failed";  // a check failed: loss, gap, 5xx, refusal…
+  } else if (o_.scenario == "idle") {
     long conns = totals_.connected.load();
     long closed = totals_.closed.load();
     double secs = seconds_between(connect_start_, connect_end_);
@@ -1020,6 +1054,8 @@ int Bench::report() {
   return bad ? 1 : 0;
 }
 
+#include "scenarios.inc"
+
 }  // namespace
 }  // namespace parley::bench
 
@@ -1031,13 +1067,19 @@ int main(int argc, char** argv) {
       "  idle    N authenticated WebSocket sockets held open: server RSS per socket, handshakes/s\n"
       "  fanout  one room, M member sockets, K senders over REST or WebSocket: deliveries/s, latency,\n"
       "          loss/duplicate/disorder, server and client CPU seconds\n"
+      "  chat    R rooms x S members on chatroom sockets, each sending over WebSocket at --member-rate:\n"
+      "          persisted messages/s, deliveries/s, send->deliver p50/p99, loss/duplicate/disorder\n"
+      "  rest    C connections: REST sends (group commit), then history and unread-count reads: req/s, p99\n"
+      "  reconnect-storm  N chatroom sockets drop at once and reconnect with after_seq: time until all\n"
+      "          are back with every gap filled, 5xx/refusals\n"
       "Ends with one line 'RESULT scenario=… key=value …'; exits non-zero on any loss, duplicate,\n"
       "disorder, refused connection, failed send or timeout.",
       "parley-bench"};
   app.require_subcommand(1, 1);
   auto* idle = app.add_subcommand("idle", "hold N idle authenticated sockets; server RSS per socket");
   auto* fanout = app.add_subcommand("fanout", "one room, M member sockets, K senders");
-  for (auto* sub : {idle, fanout}) {
+  auto extra = parley::bench::add_scenario_subcommands(app, o);
+  for (auto* sub : {idle, fanout, extra.chat, extra.rest, extra.storm}) {
     sub->add_option("--server-bin", o.server_bin, "the parley binary to start a throwaway server from");
     sub->add_option("--server-arg", o.server_args,
                     "extra argument for `parley serve` (repeatable; --server-arg=--flag=value)")
@@ -1096,21 +1138,27 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
   CLI11_PARSE(app, argc, argv);
-  o.scenario = idle->parsed() ? "idle" : "fanout";
+  o.scenario = idle->parsed() ? "idle" : fanout->parsed() ? "fanout" : extra.parsed();
   if (o.url.empty() == o.server_bin.empty()) {
     std::fprintf(stderr, "parley-bench: give exactly one of --server-bin PATH or --url http://127.0.0.1:PORT\n");
     return 2;
   }
 
+  if (parley::bench::is_extra_scenario(o.scenario)) extra.defaults(o);
   long fds = parley::bench::raise_fd_limit();
-  long wanted = (o.scenario == "idle" ? o.conns : o.members + o.senders) + 64L + o.setup_concurrency;
+  long wanted = (parley::bench::is_extra_scenario(o.scenario) ? extra.fds_wanted(o)
+                 : o.scenario == "idle"                       ? o.conns
+                                                              : o.members + o.senders) +
+                64L + o.setup_concurrency;
   std::printf("parley-bench %s: open-file limit raised to %ld\n", o.scenario.c_str(), fds);
   if (fds > 0 && wanted > fds) {
     std::fprintf(stderr, "parley-bench: %ld sockets need about %ld open files, but the limit is %ld\n",
-                 o.scenario == "idle" ? static_cast<long>(o.conns) : static_cast<long>(o.members), wanted, fds);
+                 wanted - 64L - o.setup_concurrency, wanted, fds);
     return 2;
   }
-  if (o.scenario == "idle")
+  if (parley::bench::is_extra_scenario(o.scenario)) {
+    // printed by the scenario, with its defaults resolved
+  } else if (o.scenario == "idle")
     std::printf("params: scenario=idle conns=%d users=%d endpoint=%s hold_s=%.1f threads=%d timeout_s=%.0f\n", o.conns,
                 o.users > 0 ? std::min(o.users, o.conns) : std::min(o.conns, 100), o.endpoint.c_str(), o.hold,
                 o.threads, o.timeout);

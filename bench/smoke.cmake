@@ -1,10 +1,14 @@
-# Smoke run of parley-bench (ctest bench_smoke): a short fanout over REST and a short idle run
-# against throwaway servers; each must exit 0 and end with its RESULT line.
+# Smoke run of parley-bench (ctest bench_smoke): a short run of every scenario (fanout over REST,
+# idle, chat, rest, reconnect-storm) against throwaway servers; each must exit 0 and end with
+# its RESULT line.
 # cmake -DBENCH=path/to/parley-bench -DSERVER=path/to/parley -P smoke.cmake
 # One run per element; its arguments are separated by spaces.
 set(runs
   "fanout --members 20 --senders 2 --messages 200 --rate 500 --send-via rest"
-  "idle --conns 200 --hold 0.2")
+  "idle --conns 200 --hold 0.2"
+  "chat --rooms 20 --room-size 4 --users 8 --member-rate 5 --duration 1"
+  "rest --connections 4 --duration 1 --read-duration 0.5"
+  "reconnect-storm --conns 100 --rooms 4 --users 25 --outage-messages 5")
 foreach(shown IN LISTS runs)
   separate_arguments(args UNIX_COMMAND "${shown}")
   list(GET args 0 scenario)
