@@ -69,7 +69,7 @@ table() {
       if (!(k in seen_f)) { seen_f[k] = 1; fk[++nf] = k }
       dps[k, t] = m["deliveries_per_s"]; dpc[k, t] = m["deliveries_per_server_cpu_s"]
       p50[k, t] = m["p50_ms"]; p99[k, t] = m["p99_ms"]; scpu[k, t] = m["server_cpu_s"]
-      chk[k, t] = m["lost"] "/" m["dup"] "/" m["disorder"] "/" m["closed"]
+      chk[k, t] = m["lost"] "/" m["dup"] "/" m["disorder"] "/" m["closed"] (m["send_failed"] + 0 > 0 ? ", " m["send_failed"] " sends unacked" : "")
       st[k, t] = m["status"]; msgs[k, t] = m["messages"]
     }
     END {
@@ -90,7 +90,7 @@ table() {
         print ""
       }
       if (nf) {
-        print "Fan-out over WebSocket (rate: messages/s in all, 0 = as fast as acknowledged; checks: lost/dup/disorder/closed)"
+        print "Fan-out over WebSocket (rate: messages/s in all, 0 = as fast as acknowledged; checks: lost/dup/disorder/closed, and sends not acknowledged within the 20 s drain)"
         print ""
         print "| members | senders | rate | target | messages | deliveries/s | server CPU s | deliveries per server-CPU-s | Parley ÷ this | p50 ms | p99 ms | Parley p99 ÷ this | checks | status |"
         print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"

@@ -48,11 +48,12 @@ set terminal pngcairo size 1200,480 font "DejaVu Sans,11"
 set output "$png"
 set multiplot layout 1,2 title "$title" font ",10"
 set grid
-set key top left
+set key top right
 set style data linespoints
 set xlabel "idle sockets"
 set ylabel "server RSS per socket (KiB)"
 set yrange [0:*]
+set xrange [0:20000]
 set xtics ("1k" 1000, "5k" 5000, "10k" 10000, "19k" 19000)
 set title "Server memory per idle WebSocket"
 plot "$tmp/idle-parley.dat" u 1:2 t "Parley" lw 2 pt 7 lc rgb "#1f77b4", \
@@ -61,9 +62,11 @@ plot "$tmp/idle-parley.dat" u 1:2 t "Parley" lw 2 pt 7 lc rgb "#1f77b4", \
 set xlabel "member sockets (log)"
 set ylabel "delivery p99 (ms, log)"
 set logscale xy
+set xrange [70:7000]
 set yrange [*:*]
 set xtics ("100" 100, "1k" 1000, "5k" 5000)
-set title "Fan-out p99, one sender at the highest paced rate"
+set key top left
+set title "Fan-out p99, one sender, highest paced rate (compare.sh: 100k deliveries/s)"
 plot "$tmp/p99-parley.dat" u 1:2 t "Parley" lw 2 pt 7 lc rgb "#1f77b4", \
      "$tmp/p99-ws-peer.dat" u 1:2 t "Node ws" lw 2 pt 5 lc rgb "#2ca02c", \
      "$tmp/p99-socketio-peer.dat" u 1:2 t "Socket.IO" lw 2 pt 9 lc rgb "#d62728"
