@@ -49,6 +49,8 @@ export function listening(port) {
   process.stdout.write(`LISTENING port=${port}\n`);
 }
 
+// SIGINT / SIGTERM: exit at once (nothing is kept, so nothing is lost); a peer with a large
+// write backlog must not outlive the run that started it.
 export function onSignals(close) {
-  for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => { close(); setTimeout(() => process.exit(0), 200).unref(); });
+  for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => { try { close(); } finally { process.exit(0); } });
 }
