@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "latency_histogram.h"
+#include "peer_process.h"
 #include "server_process.h"
 
 namespace parley::bench {
@@ -91,6 +92,8 @@ struct Options {
   int rooms = 0, room_size = 8, connections = 64, reconnect_concurrency = 0;
   double member_rate = 1.25, read_duration = 3;
   long before_messages = 2, outage_messages = 20;
+  // target: parley, or a peer from bench/peers/ (ws-peer, socketio-peer) for idle and fanout
+  std::string target = "parley", peer_cmd, peers_dir;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -342,6 +345,16 @@ bool new_message_fields(std::string_view t, std::int64_t& seq, Stamp& stamp) {
   return seq > 0;
 }
 
+// Socket.IO (Engine.IO v4 over WebSocket): an event is the text frame `42["NAME",PAYLOAD]`.
+// Sets `payload` to PAYLOAD when `t` is the event `name`.
+bool sio_event(std::string_view t, std::string_view name, std::string_view& payload) {
+  if (t.size() < name.size() + 8 || t.substr(0, 4) != R"(42[")" || t.substr(4, name.size()) != name ||
+      t.substr(4 + name.size(), 2) != R"(",)" || t.back() != ']')
+    return false;
+  payload = t.substr(6 + name.size(), t.size() - 7 - name.size());
+  return true;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The run
 
@@ -379,6 +392,13 @@ class Bench {
   void on_frame(Receiver& r, std::string_view t);
   awaitable<void> rest_sender(std::size_t k, long count, Latch done);
   awaitable<void> ws_sender(std::size_t k, long count, Latch done);
+  // --target ws-peer / socketio-peer (bench/peers/): the peer process, the Socket.IO session
+  // opening, a Socket.IO receiver's loop, and a Socket.IO sender with its reader.
+  int start_peer();
+  awaitable<void> sio_open(websocket::stream<tcp::socket>& ws, std::string& first, boost::system::error_code& ec);
+  awaitable<void> sio_receive_loop(std::shared_ptr<Receiver> r);
+  awaitable<void> sio_sender(std::size_t k, long count, Latch done);
+  awaitable<void> sio_sender_reader(std::size_t k);
   void record_ack(std::int64_t seq);
   void stop_all();
   int report();
@@ -388,6 +408,7 @@ class Bench {
   std::vector<std::unique_ptr<asio::io_context>> ctxs_;
   std::vector<std::unique_ptr<ThreadStats>> stats_;
   std::unique_ptr<ServerProcess> server_;
+  std::unique_ptr<PeerProcess> peer_;
   pid_t server_pid_ = 0;
   tcp::endpoint ep_;
   std::string host_header_, run_id_;
@@ -415,6 +436,7 @@ class Bench {
     std::unique_ptr<websocket::stream<tcp::socket>> ws;
     long outstanding = 0;
     bool writing = false;
+    bool pong_due = false;  // socketio-peer: the server's ping "2" waits for its "3"
     std::map<std::string, std::string> frames;  // unacknowledged sends by client_msg_id (≤ --ws-window)
     std::vector<std::string> retry;             // shed ones to send again
   };
@@ -437,6 +459,8 @@ class Bench {
 };
 
 std::string Bench::target_for(const User& u) const {
+  if (o_.target == "ws-peer") return "/";
+  if (o_.target == "socketio-peer") return "/socket.io/?EIO=4&transport=websocket";
   if (o_.endpoint == "chatroom") return "/api/ws?token=" + u.token + "&room_id=" + room_id_;
   return "/ws?token=" + u.token;
 }
@@ -548,6 +572,7 @@ awaitable<void> Bench::connect_worker(std::size_t thread, Latch done) {
     std::string first;
     boost::system::error_code ec;
     co_await open_socket(*r->ws, i, users_[r->user], first, ec);
+    if (!ec && o_.target == "socketio-peer") co_await sio_open(*r->ws, first, ec);
     if (ec || first.find(R"("connected")") == std::string::npos) {
       if (totals_.connect_failed.fetch_add(1) < 5)
         std::fprintf(stderr, "parley-bench: socket %zu failed to open: %s %s\n", i,
@@ -556,7 +581,7 @@ awaitable<void> Bench::connect_worker(std::size_t thread, Latch done) {
       r->open = true;
       totals_.connected.fetch_add(1);
       receivers_[i] = r;  // distinct slots; read only after all threads joined or the latch
-      asio::co_spawn(ex, receive_loop(r), asio::detached);
+      asio::co_spawn(ex, o_.target == "socketio-peer" ? sio_receive_loop(r) : receive_loop(r), asio::detached);
     }
     done.count_down();
   }
@@ -714,6 +739,168 @@ awaitable<void> Bench::ws_sender(std::size_t k, long count, Latch done) {
   done.count_down();
 }
 
+// ---------------------------------------------------------------------------------------------
+// Peers (--target ws-peer | socketio-peer): bench/peers/ servers doing the same fan-out job on
+// Node. ws-peer speaks Parley's frames (connected, send_message → ack, new_message), so the
+// Parley paths serve it unchanged; socketio-peer wraps the same JSON in Socket.IO events.
+
+int Bench::start_peer() {
+  std::vector<std::string> argv;
+  if (!o_.peer_cmd.empty()) {
+    argv = split_command(o_.peer_cmd);
+  } else {
+    std::string dir = o_.peers_dir.empty() ? std::string(default_peers_dir()) : o_.peers_dir;
+    std::string script = dir + (o_.target == "ws-peer" ? "/ws_peer.mjs" : "/socketio_peer.mjs");
+    if (::access(script.c_str(), R_OK) != 0) {
+      std::fprintf(stderr, "parley-bench: cannot read %s (give --peers-dir or --peer-cmd)\n", script.c_str());
+      return 2;
+    }
+    if (::access((dir + "/node_modules").c_str(), R_OK) != 0) {
+      std::fprintf(stderr, "parley-bench: %s/node_modules is missing: run `npm ci` in %s\n", dir.c_str(), dir.c_str());
+      return 2;
+    }
+    argv = {"node", script};
+  }
+  try {
+    peer_ = std::make_unique<PeerProcess>(argv, o_.server_cpu, 30.0);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "parley-bench: cannot start the peer: %s\n", e.what());
+    return 2;
+  }
+  server_pid_ = peer_->pid();
+  std::string err;
+  if (!parse_loopback_url(peer_->url(), ep_, host_header_, err)) {
+    std::fprintf(stderr, "parley-bench: %s\n", err.c_str());
+    return 2;
+  }
+  std::printf("server: pid %d: %s\n", server_pid_, peer_->command().c_str());
+  return 0;
+}
+
+// After the WebSocket upgrade: the server's Engine.IO open packet `0{…}` is in `first`; join
+// the default namespace (`40`) and wait for its `40{"sid":…}`. On success `first` holds a
+// `connected` frame, as a Parley socket's first frame.
+awaitable<void> Bench::sio_open(websocket::stream<tcp::socket>& ws, std::string& first,
+                                boost::system::error_code& ec) {
+  if (first.substr(0, 2) != "0{" || first.find(R"("pingInterval")") == std::string::npos) {
+    first = "no Engine.IO open packet: " + first.substr(0, 200);
+    co_return;
+  }
+  std::tie(ec, std::ignore) = co_await ws.async_write(asio::buffer(std::string_view("40")), kTuple);
+  if (ec) co_return;
+  beast::flat_buffer buf;
+  std::tie(ec, std::ignore) = co_await ws.async_read(buf, kTuple);
+  if (ec) co_return;
+  std::string got = beast::buffers_to_string(buf.data());
+  first = got.substr(0, 3) == "40{" ? std::string(R"({"type":"connected"})") : "no namespace connect: " + got.substr(0, 200);
+}
+
+awaitable<void> Bench::sio_receive_loop(std::shared_ptr<Receiver> r) {
+  beast::flat_buffer buf;
+  for (;;) {
+    buf.clear();
+    auto [ec, n] = co_await r->ws->async_read(buf, kTuple);
+    if (ec) {
+      r->open = false;
+      auto reason = r->ws->reason();
+      r->close_reason = ec == websocket::error::closed
+                            ? "closed " + std::to_string(reason.code) + " " + std::string(reason.reason.c_str())
+                            : ec.message();
+      if (!finished_ && totals_.closed.fetch_add(1) < 5)
+        std::fprintf(stderr, "parley-bench: socket %zu closed: %s\n", r->index, r->close_reason.c_str());
+      co_return;
+    }
+    std::string_view t(static_cast<const char*>(buf.data().data()), buf.size());
+    std::string_view payload;
+    if (t == "2") {  // Engine.IO ping: answer at once (a receiver writes nothing else)
+      co_await r->ws->async_write(asio::buffer(std::string_view("3")), kTuple);
+    } else if (sio_event(t, "new_message", payload)) {
+      on_frame(*r, payload);
+    } else {
+      totals_.other_frames.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+}
+
+// As ws_sender, with the frame `42["send_message",{…}]`; the only writer on its socket, so it
+// also answers the pings its reader saw (pong_due), until the run is over.
+awaitable<void> Bench::sio_sender(std::size_t k, long count, Latch done) {
+  auto& s = *ws_senders_[k];
+  auto pong = [&s]() -> awaitable<void> {
+    if (!s.pong_due) co_return;
+    s.pong_due = false;
+    co_await s.ws->async_write(asio::buffer(std::string_view("3")), use_awaitable);
+  };
+  try {
+    for (long n = 0; n < count && !sending_window_over(o_, send_start_) && fatal_.empty(); ++n) {
+      auto at = send_time(send_start_, o_, k, n);
+      if (at > Clock::now()) co_await sleep_for(at - Clock::now());
+      while (s.outstanding >= o_.ws_window && fatal_.empty()) {
+        co_await pong();
+        co_await sleep_for(std::chrono::microseconds(500));
+      }
+      if (!fatal_.empty()) break;
+      std::string cmid = std::to_string(k) + "-" + std::to_string(n);
+      json::object data{{"room_id", room_id_}, {"content", content_for(k, n)}, {"client_msg_id", cmid}};
+      std::string frame = R"(42["send_message",)" + json::serialize(data) + "]";
+      ++sent_;
+      ++s.outstanding;
+      s.frames[cmid] = frame;
+      co_await pong();
+      co_await s.ws->async_write(asio::buffer(frame), use_awaitable);
+    }
+    auto until =
+        Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o_.drain_timeout));
+    while (s.outstanding > 0 && Clock::now() < until && fatal_.empty()) {
+      co_await pong();
+      co_await sleep_for(std::chrono::milliseconds(1));
+    }
+    if (s.outstanding > 0 && fatal_.empty()) {
+      if (send_failed_ == 0) first_send_error_ = "no ack for " + std::to_string(s.outstanding) + " sends";
+      send_failed_ += s.outstanding;
+    }
+  } catch (const std::exception& e) {
+    if (send_failed_++ == 0) first_send_error_ = e.what();
+  }
+  done.count_down();
+  // The receivers may still be draining: keep the session alive.
+  try {
+    while (!finished_) {
+      co_await pong();
+      co_await sleep_for(std::chrono::milliseconds(50));
+    }
+  } catch (const std::exception&) {
+  }
+}
+
+awaitable<void> Bench::sio_sender_reader(std::size_t k) {
+  auto& s = *ws_senders_[k];
+  beast::flat_buffer buf;
+  for (;;) {
+    buf.clear();
+    auto [ec, n] = co_await s.ws->async_read(buf, kTuple);
+    if (ec) {
+      if (!finished_ && fatal_.empty()) fatal_ = "sender socket " + std::to_string(k) + " closed: " + ec.message();
+      co_return;
+    }
+    std::string_view t(static_cast<const char*>(buf.data().data()), buf.size());
+    std::string_view payload;
+    if (t == "2") {
+      s.pong_due = true;
+    } else if (sio_event(t, "ack", payload)) {
+      auto v = parse_json(std::string(payload));
+      auto cmid = str_field(v, {"data", "client_msg_id"});
+      if (!s.frames.erase(cmid)) continue;  // not one of this sender's outstanding sends
+      --s.outstanding;
+      record_ack(int_field(v, {"data", "message", "seq"}));
+    } else if (sio_event(t, "error_frame", payload)) {
+      auto v = parse_json(std::string(payload));
+      if (s.frames.erase(str_field(v, {"data", "client_msg_id"}))) --s.outstanding;
+      if (send_failed_++ == 0) first_send_error_ = std::string(t);
+    }
+  }
+}
+
 awaitable<void> Bench::main_flow() {
   auto ex = co_await asio::this_coro::executor;
   const bool idle = o_.scenario == "idle";
@@ -724,11 +911,17 @@ awaitable<void> Bench::main_flow() {
   std::size_t n_senders = idle ? 0 : static_cast<std::size_t>(o_.senders);
 
   auto t_setup = Clock::now();
-  co_await setup_users(n_users, "u", users_);
-  if (n_senders) co_await setup_users(n_senders, "s", sender_users_);
+  const bool peer = o_.target != "parley";
+  if (peer) {  // a peer has no users, no tokens and one room that every socket is in
+    users_.assign(1, User{});
+    sender_users_.assign(n_senders, User{});
+    room_id_ = "bench";
+  }
+  if (!peer) co_await setup_users(n_users, "u", users_);
+  if (n_senders && !peer) co_await setup_users(n_senders, "s", sender_users_);
   std::printf("setup: %zu users and %zu senders registered in %.1f s\n", n_users, n_senders,
               seconds_between(t_setup, Clock::now()));
-  if (!idle || o_.endpoint == "chatroom") {
+  if (!peer && (!idle || o_.endpoint == "chatroom")) {
     std::vector<User> members = users_;
     User creator = n_senders ? sender_users_[0] : users_[0];
     for (std::size_t k = 1; k < n_senders; ++k) members.push_back(sender_users_[k]);
@@ -777,6 +970,7 @@ awaitable<void> Bench::main_flow() {
       std::string first;
       boost::system::error_code ec;
       co_await open_socket(*s->ws, n_sockets + k, sender_users_[k], first, ec);
+      if (!ec && o_.target == "socketio-peer") co_await sio_open(*s->ws, first, ec);
       if (ec || first.find(R"("connected")") == std::string::npos)
         throw std::runtime_error("sender socket " + std::to_string(k) + " failed to open: " + ec.message() + " " +
                                  first);
@@ -784,6 +978,10 @@ awaitable<void> Bench::main_flow() {
     }
     // Each sender socket's reader: acks and errors; everything else is counted and dropped.
     for (std::size_t k = 0; k < n_senders; ++k) {
+      if (o_.target == "socketio-peer") {
+        asio::co_spawn(ex, sio_sender_reader(k), asio::detached);
+        continue;
+      }
       asio::co_spawn(
           ex,
           [this, k]() -> awaitable<void> {
@@ -841,7 +1039,9 @@ awaitable<void> Bench::main_flow() {
   Latch sent(ex, n_senders);
   for (std::size_t k = 0; k < n_senders; ++k) {
     long count = total / static_cast<long>(n_senders) + (static_cast<long>(k) < total % static_cast<long>(n_senders));
-    if (o_.send_via == "ws")
+    if (o_.target == "socketio-peer")
+      asio::co_spawn(ex, sio_sender(k, count, sent), asio::detached);
+    else if (o_.send_via == "ws")
       asio::co_spawn(ex, ws_sender(k, count, sent), asio::detached);
     else
       asio::co_spawn(ex, rest_sender(k, count, sent), asio::detached);
@@ -882,6 +1082,8 @@ int Bench::run() {
       return 2;
     }
     server_pid_ = o_.server_pid;
+  } else if (o_.target != "parley") {
+    if (int rc = start_peer(); rc != 0) return rc;
   } else {
     try {
       server_ = std::make_unique<ServerProcess>(o_.server_bin, o_.server_args, o_.server_cpu, 30.0);
@@ -899,7 +1101,7 @@ int Bench::run() {
   }
   if (o_.client_cpu >= 0 && !pin_to_cpu(o_.client_cpu))
     std::fprintf(stderr, "parley-bench: cannot pin the client to CPU %d\n", o_.client_cpu);
-  std::printf("server: %s%s\n", o_.url.empty() ? server_->url().c_str() : o_.url.c_str(),
+  std::printf("server: %s%s\n", o_.url.empty() ? (peer_ ? peer_->url() : server_->url()).c_str() : o_.url.c_str(),
               server_pid_ > 0 ? "" : " (no --server-pid: no server RSS/CPU)");
   std::fflush(stdout);
 
@@ -958,6 +1160,10 @@ int Bench::run() {
     int st = server_->stop();
     if (st != 0 && st != -1) std::fprintf(stderr, "parley-bench: the server exited with status %d\n", st);
   }
+  if (peer_) {
+    int st = peer_->stop();
+    if (st != 0 && st != -1) std::fprintf(stderr, "parley-bench: the peer exited with status %d\n", st);
+  }
   return rc;
 }
 
@@ -992,7 +1198,7 @@ int Bench::report() {
                      : -1;
     bad = bad || closed > 0 || conns != o_.conns;
     line = "RESULT scenario=idle endpoint=" + o_.endpoint + " conns=" + std::to_string(conns) +
-           " users=" + std::to_string(users_.size()) + " failed=" + std::to_string(failed) +
+           " users=" + std::to_string(o_.target == "parley" ? users_.size() : 0) + " failed=" + std::to_string(failed) +
            " closed=" + std::to_string(closed) + " rss_before_kib=" + std::to_string(rss_before_) +
            " rss_after_kib=" + std::to_string(rss_after_) + " rss_per_conn_kib=" + fmt("%.2f", per) +
            " connect_s=" + fmt("%.3f", secs) + " handshakes_per_s=" + fmt("%.0f", secs > 0 ? conns / secs : 0);
@@ -1028,7 +1234,7 @@ int Bench::report() {
     bad = bad || lost > 0 || dup > 0 || disorder > 0 || closed > 0 || send_failed_ > 0 || acked_.load() == 0;
     auto ms = [](std::uint64_t ns) { return fmt("%.3f", static_cast<double>(ns) / 1e6); };
     line = "RESULT scenario=fanout send_via=" + o_.send_via + " endpoint=" + o_.endpoint +
-           " members=" + std::to_string(o_.members) + " users=" + std::to_string(users_.size()) +
+           " members=" + std::to_string(o_.members) + " users=" + std::to_string(o_.target == "parley" ? users_.size() : 0) +
            " senders=" + std::to_string(o_.senders) + " rate=" + fmt("%.0f", o_.rate) +
            " messages=" + std::to_string(acked_.load()) + " sent=" + std::to_string(sent_) +
            " send_failed=" + std::to_string(send_failed_) + " shed=" + std::to_string(shed_) +
@@ -1048,7 +1254,7 @@ int Bench::report() {
     if (send_failed_ > 0)
       std::fprintf(stderr, "parley-bench: %ld sends failed; first: %s\n", send_failed_, first_send_error_.c_str());
   }
-  line += " status=" + status;
+  line += " target=" + o_.target + " status=" + status;
   std::printf("%s\n", line.c_str());
   std::fflush(stdout);
   return bad ? 1 : 0;
@@ -1105,6 +1311,17 @@ int main(int argc, char** argv) {
     sub->add_option("--connect-concurrency", o.connect_concurrency, "sockets opening at once")
         ->capture_default_str()
         ->check(CLI::Range(1, 10000));
+    sub->add_option("--target", o.target,
+                    "parley, or a peer from bench/peers/ (Node, no persistence): ws-peer (ws) or socketio-peer "
+                    "(Socket.IO 4, WebSocket transport)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"parley", "ws-peer", "socketio-peer"}));
+    sub->add_option("--peer-cmd", o.peer_cmd,
+                    "command line starting the peer (split on spaces; `--port 0` is appended; default: node "
+                    "PEERS_DIR/ws_peer.mjs or socketio_peer.mjs)");
+    sub->add_option("--peers-dir", o.peers_dir,
+                    std::string("directory of the peers and their node_modules (default ") +
+                        parley::bench::default_peers_dir() + ")");
     sub->add_option("--conns-per-addr", o.conns_per_addr,
                     "sockets per client source address (127.0.0.2, .3, … when more are wanted)")
         ->capture_default_str()
@@ -1139,7 +1356,21 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100000));
   CLI11_PARSE(app, argc, argv);
   o.scenario = idle->parsed() ? "idle" : fanout->parsed() ? "fanout" : extra.parsed();
-  if (o.url.empty() == o.server_bin.empty()) {
+  if (o.target != "parley") {
+    auto* sub = idle->parsed() ? idle : fanout;
+    std::string bad;
+    if (parley::bench::is_extra_scenario(o.scenario)) bad = "a peer runs only the idle and fanout scenarios";
+    else if (!o.server_bin.empty()) bad = "--server-bin is for --target parley (use --peer-cmd)";
+    else if (!o.server_args.empty()) bad = "--server-arg is for --target parley";
+    else if (o.endpoint != "sidebar") bad = "--endpoint is for --target parley (a peer has one room)";
+    else if (o.scenario == "fanout" && sub->count("--send-via") > 0 && o.send_via != "ws")
+      bad = "a peer takes sends over WebSocket only (--send-via ws)";
+    if (!bad.empty()) {
+      std::fprintf(stderr, "parley-bench: --target %s: %s\n", o.target.c_str(), bad.c_str());
+      return 2;
+    }
+    o.send_via = "ws";
+  } else if (o.url.empty() == o.server_bin.empty()) {
     std::fprintf(stderr, "parley-bench: give exactly one of --server-bin PATH or --url http://127.0.0.1:PORT\n");
     return 2;
   }
@@ -1156,6 +1387,8 @@ int main(int argc, char** argv) {
                  wanted - 64L - o.setup_concurrency, wanted, fds);
     return 2;
   }
+  if (o.target != "parley")
+    std::printf("params: target=%s (a bench/peers/ server: no users, one room, nothing persisted)\n", o.target.c_str());
   if (parley::bench::is_extra_scenario(o.scenario)) {
     // printed by the scenario, with its defaults resolved
   } else if (o.scenario == "idle")

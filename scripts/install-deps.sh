@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages Parley needs to build, run and test. Only what is missing
+# Installs the Debian 12 packages Parley needs to build, run and test (--test) or benchmark
+# against its peers (--bench: Node, gnuplot). Only what is missing
 # is installed; `apt-get update` runs once, and only when something is missing.
 set -euo pipefail
 PKGS=(
@@ -22,6 +23,12 @@ if [[ "${1:-}" == "--test" ]]; then
   PKGS+=(chromium)
   # Node and npm: any installed build will do (some machines carry a nodejs that bundles npm
   # and conflicts with Debian's npm package); Debian's otherwise.
+  command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
+  command -v npm >/dev/null 2>&1 || PKGS+=(npm)
+fi
+if [[ "${1:-}" == "--bench" ]]; then
+  # bench/compare.sh runs the peers (bench/peers/) on Node; bench/plot.sh draws with gnuplot.
+  PKGS+=(gnuplot-nox procps)
   command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
   command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 fi

@@ -23,6 +23,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh --test
 (cd tests && npm ci --no-audit --no-fund --loglevel=error)
+# The benchmark peers (Node ws, Socket.IO) for the bench_smoke runs against them.
+(cd bench/peers && npm ci --no-audit --no-fund --loglevel=error)
 
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
 export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
