@@ -100,6 +100,13 @@ class CorkedStream {
   // Sends everything buffered in as few writes as the socket takes; ends corking. (Defined in
   // ws_session.cpp, so that Beast is compiled in one translation unit less.)
   boost::asio::awaitable<boost::system::error_code> flush();
+  // What is buffered, written from here if nothing of ours is in flight and the socket takes
+  // it all without waiting (a non-blocking write): true, and corking ends. Else false, and
+  // what is left stays buffered, corked, for flush(); a socket error is kept for flush() to
+  // report. (Defined in ws_session.cpp.) Saves the asynchronous write's completion (a post
+  // and a coroutine resumption) when the socket has room, which is almost always.
+  bool write_now();
+  bool pending() const { return !buffer_.empty(); }  // bytes buffered, not yet written
   bool corked() const { return corked_; }
   std::size_t socket_writes() const { return socket_writes_; }  // writes issued to the socket
 

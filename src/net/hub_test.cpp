@@ -161,7 +161,7 @@ TEST_F(HubTest, OutOfOrderArrivalsReachEachConnectionInSeqOrderOnce) {
 // whose badge differs gets its own.
 TEST_F(HubTest, OneMessageIsRenderedOnceAndItsEqualBadgesShareOneFrame) {
   std::vector<Id> readers;
-  for (int i = 0; i < 5; ++i) readers.push_back(chat.create_user("u" + std::to_string(i), "h").id);
+  for (int i = 0; i < 5; ++i) readers.push_back(chat.create_user("reader" + std::to_string(i), "h").id);
   std::vector<Id> members = readers;
   members.push_back(bob);
   Id big = chat.create_group(alice, "big", members).room.id;

@@ -59,6 +59,25 @@ boost::asio::awaitable<boost::system::error_code> CorkedStream::flush() {
   }
 }
 
+bool CorkedStream::write_now() {
+  if (busy_ || error_) return false;
+  auto& sock = s_.socket();
+  boost::system::error_code ec;
+  if (!sock.non_blocking()) sock.non_blocking(true, ec);  // (asynchronous operations do not mind)
+  while (!ec && !buffer_.empty()) {
+    std::size_t n = sock.write_some(asio::buffer(buffer_), ec);
+    ++socket_writes_;
+    buffer_.erase(0, n);
+  }
+  if (ec == asio::error::would_block || ec == asio::error::try_again) return false;
+  if (ec) {
+    error_ = ec;
+    return false;
+  }
+  corked_ = false;
+  return true;
+}
+
 WsSession::WsSession(beast::tcp_stream& stream, std::shared_ptr<void> keep, WsDeps& deps, api::Admission adm,
                      std::string id)
     : keep_(std::move(keep)),
@@ -103,7 +122,37 @@ void WsSession::drain_inbox() {
     got.swap(inbox_);
     inbox_posted_ = false;
   }
+  draining_ = true;
   for (const auto& ev : got) push(ev);
+  draining_ = false;
+  if (wake_due_) {
+    wake_due_ = false;
+    if (!write_inline()) wake();
+  }
+}
+
+// The frames that are ready go out from here, in one non-blocking write, when the writer is
+// idle (parked on wake_ with nothing in flight and nothing else to do) and the socket takes
+// them at once: no wake-up of the writer, no asynchronous write to complete. True when all of
+// it is done; false leaves the rest (queued events, or bytes the socket did not take, kept
+// corked) to the writer, which the caller wakes.
+bool WsSession::write_inline() {
+  auto& cork = ws_.next_layer();
+  if (!writer_waiting_ || catching_up_ || closed_ || close_ || ping_due_ || queue_.empty() || cork.corked() ||
+      !ws_.is_open())
+    return false;
+  thread_local std::vector<api::OutEventPtr> batch;  // one per IO thread, emptied before returning
+  batch.clear();
+  queue_.take(batch, deps_.opts.write_batch);
+  queue_changed();
+  cork.cork();
+  for (const auto& ev : batch) cork.append_text_frame(ev->payload);
+  auto frames = batch.size();
+  batch.clear();
+  if (!cork.write_now()) return false;
+  for (std::size_t i = 0; i < frames; ++i) deps_.metrics.ws_frame_sent();
+  set_behind(queue_.events() * 4 >= deps_.opts.queue_max_events);
+  return queue_.empty();
 }
 
 void WsSession::deliver_snapshot(std::vector<api::OutEventPtr> badges) {
@@ -120,6 +169,10 @@ void WsSession::kick(std::uint16_t code, std::string reason) {
 }
 
 void WsSession::wake() {
+  if (draining_) {
+    wake_due_ = true;
+    return;
+  }
   if (!writer_waiting_) return;  // it looks at the queue before it waits again
   writer_waiting_ = false;
   wake_.cancel();
@@ -423,7 +476,7 @@ awaitable<void> WsSession::writer_loop() {
       if (ec) break;
       continue;
     }
-    if (!queue_.empty()) {
+    if (!queue_.empty() || ws_.next_layer().pending()) {  // (pending: what write_inline() left)
       batch.clear();
       queue_.take(batch, deps_.opts.write_batch);
       queue_changed();

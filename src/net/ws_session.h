@@ -53,6 +53,7 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   boost::asio::awaitable<bool> page_out(Id room, chat::Seq& cursor, chat::Seq until, bool& ok);
   void push(const api::OutEventPtr& ev, bool closing_flush = false);  // on the strand
   void drain_inbox();                                                 // on the strand
+  bool write_inline();                                                // on the strand
   void push_reply(std::string frame);                                 // on the strand
   void queue_changed();
   void set_behind(bool behind);
@@ -85,6 +86,8 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   OutboundQueue queue_;
   chat::DeliveryFilter filter_;
   bool writer_waiting_ = false;  // the writer waits on wake_ (wake() has something to cancel)
+  bool draining_ = false;        // in drain_inbox(): a wake() waits for its end (write_inline)
+  bool wake_due_ = false;
   bool catching_up_ = true;
   bool connected_sent_ = false;  // the first frame, once the position is read
   std::vector<api::OutEventPtr> pending_;  // live events held during replay/snapshot
