@@ -76,6 +76,23 @@ OutEventPtr badge_event(const chat::Badge& b) {
   return ev;
 }
 
+const OutEventPtr& BadgeFrames::get(const chat::Badge& b) {
+  auto same = [&](const chat::Badge& x) {
+    return x.room == b.room && x.unread == b.unread && x.total == b.total && x.last_seq == b.last_seq &&
+           x.read_seq == b.read_seq;
+  };
+  for (auto& [state, ev] : states_)
+    if (same(state)) return ev;
+  ++rendered_;
+  if (states_.size() >= kMax) {
+    uncached_ = badge_event(b);
+    return uncached_;
+  }
+  if (states_.empty()) states_.reserve(kMax);  // references handed out stay valid
+  states_.emplace_back(b, badge_event(b));
+  return states_.back().second;
+}
+
 OutEventPtr room_updated_event(const chat::RoomUpdated& e) {
   auto ev = std::make_shared<OutEvent>();
   ev->cls = EventClass::Message;

@@ -3,6 +3,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "api/fanout.h"
 #include "chat/events.h"
@@ -16,6 +18,21 @@ OutEventPtr new_message_event(const chat::Message& m, bool echo);  // echo: the 
 OutEventPtr message_read_event(const chat::MessageRead& e);
 OutEventPtr message_delivered_event(const chat::MessageDelivered& e);
 OutEventPtr badge_event(const chat::Badge& b);
+// The badges of one event's fan-out, each distinct state rendered once: in a room where the
+// members have read alike (a busy room nobody is reading: all of them) one frame serves every
+// member, where badge_event per member rendered the same JSON a thousand times. Holds at most
+// kMax states; beyond, a state is rendered on its own each time.
+class BadgeFrames {
+ public:
+  static constexpr std::size_t kMax = 16;
+  const OutEventPtr& get(const chat::Badge& b);
+  std::size_t rendered() const { return rendered_; }  // badge_event calls so far
+
+ private:
+  std::vector<std::pair<chat::Badge, OutEventPtr>> states_;
+  OutEventPtr uncached_;
+  std::size_t rendered_ = 0;
+};
 // room_updated {room_id, name, type, members: [user…]} and room_left {room_id}: no seq.
 OutEventPtr room_updated_event(const chat::RoomUpdated& e);
 OutEventPtr room_left_event(Id room);

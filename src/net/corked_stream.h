@@ -4,7 +4,9 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
+#include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace parley::net {
 
@@ -38,9 +40,12 @@ class CorkedStream {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
         [this](auto handler, const Buffers& buffers) {
           if (!corked_ && !busy_) {  // nothing of ours in flight: straight through
+            // Whole, not write_some: what Beast hands over at once is one or more whole
+            // frames, so the buffer never holds half a frame of Beast's when
+            // append_text_frame() adds one.
             busy_ = true;
             ++socket_writes_;
-            s_.async_write_some(buffers,
+            boost::asio::async_write(s_, buffers,
                                 [this, h = std::move(handler)](boost::system::error_code ec, std::size_t n) mutable {
                                   busy_ = false;
                                   if (ec && !error_) error_ = ec;
@@ -64,9 +69,44 @@ class CorkedStream {
 
   // From now on writes are buffered, until flush().
   void cork() { corked_ = true; }
+  // Appends one whole text frame (FIN, unmasked, uncompressed: a server's frame without
+  // permessage-deflate, which the sessions do not negotiate), header and payload, as Beast
+  // would frame it. The writer's batch path: a batch of shared frames costs one copy each
+  // into the buffer instead of one Beast write operation (and one completion posted) per
+  // frame. Only while corked, between Beast's own writes (the writer's strand is not inside
+  // a Beast write then, and a write that went straight through was whole), so frames never
+  // interleave; the caller checks that the stream is open.
+  void append_text_frame(std::string_view payload) {
+    unsigned char h[10];
+    std::size_t n = payload.size(), len;
+    h[0] = 0x81;  // FIN | text
+    if (n < 126) {
+      h[1] = static_cast<unsigned char>(n);
+      len = 2;
+    } else if (n <= 0xffff) {
+      h[1] = 126;
+      h[2] = static_cast<unsigned char>(n >> 8);
+      h[3] = static_cast<unsigned char>(n);
+      len = 4;
+    } else {
+      h[1] = 127;
+      for (int i = 0; i < 8; ++i) h[2 + i] = static_cast<unsigned char>(static_cast<std::uint64_t>(n) >> (56 - 8 * i));
+      len = 10;
+    }
+    if (error_) return;  // flush() reports it
+    buffer_.append(reinterpret_cast<const char*>(h), len);
+    buffer_.append(payload);
+  }
   // Sends everything buffered in as few writes as the socket takes; ends corking. (Defined in
   // ws_session.cpp, so that Beast is compiled in one translation unit less.)
   boost::asio::awaitable<boost::system::error_code> flush();
+  // What is buffered, written from here if nothing of ours is in flight and the socket takes
+  // it all without waiting (a non-blocking write): true, and corking ends. Else false, and
+  // what is left stays buffered, corked, for flush(); a socket error is kept for flush() to
+  // report. (Defined in ws_session.cpp.) Saves the asynchronous write's completion (a post
+  // and a coroutine resumption) when the socket has room, which is almost always.
+  bool write_now();
+  bool pending() const { return !buffer_.empty(); }  // bytes buffered, not yet written
   bool corked() const { return corked_; }
   std::size_t socket_writes() const { return socket_writes_; }  // writes issued to the socket
 

@@ -145,6 +145,13 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
     auto ev = api::badge_event(*b);
     each_follower(u, b->room, [&](const ConnPtr& c) { c->deliver(ev); });
   }
+  // The same within one event's fan-out: members whose badge is the same state (in a room
+  // where nobody has read yet, all of them) share one rendered frame (api::BadgeFrames).
+  void send_badge(UserConns& u, const std::optional<chat::Badge>& b, api::BadgeFrames& frames) {
+    if (!b) return;
+    const auto& ev = frames.get(*b);
+    each_follower(u, b->room, [&](const ConnPtr& c) { c->deliver(ev); });
+  }
 
   bool has_receiver(const std::vector<chat::MemberSeq>& members) const {
     for (const auto& m : members)
@@ -161,10 +168,12 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
 
   // The badges a message changes, for the members connected here.
   void apply_badges(const chat::MessageCreated& e) {
+    api::BadgeFrames frames;
     for (const auto& m : e.members)
       if (auto it = users.find(m.user); it != users.end())
-        send_badge(it->second, it->second.tracker.apply(e.message.room_id, e.message.seq, m.read_seq,
-                                                        m.user != e.message.sender_id));
+        send_badge(it->second,
+                   it->second.tracker.apply(e.message.room_id, e.message.seq, m.read_seq, m.user != e.message.sender_id),
+                   frames);
   }
 
   // new_message of m to every member's connections here: the echo copy to the sender's

@@ -29,6 +29,14 @@ struct FakeConn : net::WsConnection {
   void deliver(const api::OutEventPtr& ev) override {
     std::lock_guard g(mu);
     got.push_back(json::parse(ev->payload).as_object());
+    raw.push_back(ev);
+  }
+  std::vector<api::OutEventPtr> raw_of(std::string_view type) {
+    std::lock_guard g(mu);
+    std::vector<api::OutEventPtr> out;
+    for (auto& ev : raw)
+      if (json::parse(ev->payload).at("type").as_string() == type) out.push_back(ev);
+    return out;
   }
   void deliver_snapshot(std::vector<api::OutEventPtr> badges) override {
     std::lock_guard g(mu);
@@ -69,6 +77,7 @@ struct FakeConn : net::WsConnection {
   std::string id;
   std::mutex mu;
   std::vector<json::object> got;
+  std::vector<api::OutEventPtr> raw;  // what deliver() got, as shared
   std::vector<std::size_t> snapshots;
   std::vector<std::uint16_t> kicks;
   std::vector<std::string> kick_reasons;
@@ -145,6 +154,50 @@ TEST_F(HubTest, OutOfOrderArrivalsReachEachConnectionInSeqOrderOnce) {
   ASSERT_FALSE(badges.empty());
   EXPECT_EQ(badges.back().at("unread_count").as_int64(), 4);
   EXPECT_EQ(badges.back().at("total_unread").as_int64(), 4);
+}
+
+// A message to many members is rendered once: every receiver gets the same shared frame of
+// new_message, and members whose badge is the same state the same shared badge; a member
+// whose badge differs gets its own.
+TEST_F(HubTest, OneMessageIsRenderedOnceAndItsEqualBadgesShareOneFrame) {
+  std::vector<Id> readers;
+  for (int i = 0; i < 5; ++i) readers.push_back(chat.create_user("reader" + std::to_string(i), "h").id);
+  std::vector<Id> members = readers;
+  members.push_back(bob);
+  Id big = chat.create_group(alice, "big", members).room.id;
+  std::vector<std::shared_ptr<FakeConn>> conns;
+  for (std::size_t i = 0; i < readers.size(); ++i) conns.push_back(sidebar(readers[i], "r" + std::to_string(i)));
+  auto b = sidebar(bob, "b1");
+  auto m1 = chat.send(alice, big, "first", {}).message;
+  auto m2 = chat.send(alice, big, "second", {}).message;
+  auto event = [&](const chat::Message& m, Id bob_read) {
+    chat::MessageCreated e;
+    e.message = m;
+    e.members.push_back({alice, m.seq});
+    for (Id u : readers) e.members.push_back({u, 0});
+    e.members.push_back({bob, bob_read});
+    return std::make_shared<const chat::Event>(std::move(e));
+  };
+  hub->on_event(event(m1, 0));
+  hub->on_event(event(m2, m1.seq));  // bob has read the first one: his badge is 1, the others' 2
+  ASSERT_TRUE(until([&] {
+    for (auto& c : conns)
+      if (c->raw_of("new_message").size() < 2 || c->raw_of("unread_count_update").size() < 2) return false;
+    return b->raw_of("new_message").size() >= 2 && b->raw_of("unread_count_update").size() >= 2;
+  }));
+  for (int k = 0; k < 2; ++k) {
+    auto msg = conns[0]->raw_of("new_message")[k];
+    auto badge = conns[0]->raw_of("unread_count_update")[k];
+    for (auto& c : conns) {
+      EXPECT_EQ(c->raw_of("new_message")[k].get(), msg.get());
+      EXPECT_EQ(c->raw_of("unread_count_update")[k].get(), badge.get());
+    }
+    EXPECT_EQ(b->raw_of("new_message")[k].get(), msg.get());
+  }
+  EXPECT_EQ(b->raw_of("unread_count_update")[0].get(), conns[0]->raw_of("unread_count_update")[0].get());
+  EXPECT_NE(b->raw_of("unread_count_update")[1].get(), conns[0]->raw_of("unread_count_update")[1].get());
+  EXPECT_EQ(conns[3]->of("unread_count_update").back().at("unread_count").as_int64(), 2);
+  EXPECT_EQ(b->of("unread_count_update").back().at("unread_count").as_int64(), 1);
 }
 
 TEST_F(HubTest, AGapIsFilledFromStorageAfterTheHold) {

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <thread>
 
 #include "api/events_json.h"
 #include "common/error.h"
@@ -58,6 +59,25 @@ boost::asio::awaitable<boost::system::error_code> CorkedStream::flush() {
   }
 }
 
+bool CorkedStream::write_now() {
+  if (busy_ || error_) return false;
+  auto& sock = s_.socket();
+  boost::system::error_code ec;
+  if (!sock.non_blocking()) sock.non_blocking(true, ec);  // (asynchronous operations do not mind)
+  while (!ec && !buffer_.empty()) {
+    std::size_t n = sock.write_some(asio::buffer(buffer_), ec);
+    ++socket_writes_;
+    buffer_.erase(0, n);
+  }
+  if (ec == asio::error::would_block || ec == asio::error::try_again) return false;
+  if (ec) {
+    error_ = ec;
+    return false;
+  }
+  corked_ = false;
+  return true;
+}
+
 WsSession::WsSession(beast::tcp_stream& stream, std::shared_ptr<void> keep, WsDeps& deps, api::Admission adm,
                      std::string id)
     : keep_(std::move(keep)),
@@ -75,8 +95,64 @@ WsSession::WsSession(beast::tcp_stream& stream, std::shared_ptr<void> keep, WsDe
       queue_({deps.opts.queue_max_events, deps.opts.queue_max_bytes, deps.opts.queue_hard_factor}),
       inbound_(deps.opts.inbound_per_sec, deps.opts.inbound_burst) {}
 
+namespace {
+struct SpinGuard {
+  std::atomic_flag& f;
+  explicit SpinGuard(std::atomic_flag& flag) : f(flag) {
+    while (f.test_and_set(std::memory_order_acquire)) std::this_thread::yield();
+  }
+  ~SpinGuard() { f.clear(std::memory_order_release); }
+};
+}  // namespace
+
 void WsSession::deliver(const api::OutEventPtr& ev) {
-  asio::post(strand_, [self = shared_from_this(), ev] { self->push(ev); });
+  {
+    SpinGuard g(inbox_lock_);
+    inbox_.push_back(ev);
+    if (inbox_posted_) return;  // the posted drain takes it along
+    inbox_posted_ = true;
+  }
+  asio::post(strand_, [self = shared_from_this()] { self->drain_inbox(); });
+}
+
+void WsSession::drain_inbox() {
+  std::vector<api::OutEventPtr> got;
+  {
+    SpinGuard g(inbox_lock_);
+    got.swap(inbox_);
+    inbox_posted_ = false;
+  }
+  draining_ = true;
+  for (const auto& ev : got) push(ev);
+  draining_ = false;
+  if (wake_due_) {
+    wake_due_ = false;
+    if (!write_inline()) wake();
+  }
+}
+
+// The frames that are ready go out from here, in one non-blocking write, when the writer is
+// idle (parked on wake_ with nothing in flight and nothing else to do) and the socket takes
+// them at once: no wake-up of the writer, no asynchronous write to complete. True when all of
+// it is done; false leaves the rest (queued events, or bytes the socket did not take, kept
+// corked) to the writer, which the caller wakes.
+bool WsSession::write_inline() {
+  auto& cork = ws_.next_layer();
+  if (!writer_waiting_ || catching_up_ || closed_ || close_ || ping_due_ || queue_.empty() || cork.corked() ||
+      !ws_.is_open())
+    return false;
+  thread_local std::vector<api::OutEventPtr> batch;  // one per IO thread, emptied before returning
+  batch.clear();
+  queue_.take(batch, deps_.opts.write_batch);
+  queue_changed();
+  cork.cork();
+  for (const auto& ev : batch) cork.append_text_frame(ev->payload);
+  auto frames = batch.size();
+  batch.clear();
+  if (!cork.write_now()) return false;
+  for (std::size_t i = 0; i < frames; ++i) deps_.metrics.ws_frame_sent();
+  set_behind(queue_.events() * 4 >= deps_.opts.queue_max_events);
+  return queue_.empty();
 }
 
 void WsSession::deliver_snapshot(std::vector<api::OutEventPtr> badges) {
@@ -92,7 +168,15 @@ void WsSession::kick(std::uint16_t code, std::string reason) {
   });
 }
 
-void WsSession::wake() { wake_.cancel(); }
+void WsSession::wake() {
+  if (draining_) {
+    wake_due_ = true;
+    return;
+  }
+  if (!writer_waiting_) return;  // it looks at the queue before it waits again
+  writer_waiting_ = false;
+  wake_.cancel();
+}
 
 void WsSession::queue_changed() { deps_.metrics.ws_queue_depth(queue_.events()); }
 
@@ -267,15 +351,12 @@ awaitable<bool> WsSession::page_out(Id room, chat::Seq& cursor, chat::Seq until,
 // corked layer, which then sends them all at once.
 awaitable<bool> WsSession::write_batch(const std::vector<api::OutEventPtr>& batch) {
   auto& cork = ws_.next_layer();
-  cork.cork();
-  for (const auto& ev : batch) {
-    auto [ec, n] = co_await ws_.async_write(asio::buffer(ev->payload), tuple_awaitable);
-    if (ec) {
-      if (end_reason_ == "closed") end_reason_ = "write: " + ec.message();
-      co_await cork.flush();
-      co_return false;
-    }
+  if (!ws_.is_open()) {  // the peer's close came in (Beast answered it): no data after it
+    if (end_reason_ == "closed") end_reason_ = "write: closed";
+    co_return false;
   }
+  cork.cork();
+  for (const auto& ev : batch) cork.append_text_frame(ev->payload);
   write_started();
   auto ec = co_await cork.flush();
   writing_since_.reset();
@@ -395,7 +476,7 @@ awaitable<void> WsSession::writer_loop() {
       if (ec) break;
       continue;
     }
-    if (!queue_.empty()) {
+    if (!queue_.empty() || ws_.next_layer().pending()) {  // (pending: what write_inline() left)
       batch.clear();
       queue_.take(batch, deps_.opts.write_batch);
       queue_changed();
@@ -411,7 +492,9 @@ awaitable<void> WsSession::writer_loop() {
       break;
     }
     wake_.expires_at(Clock::time_point::max());
+    writer_waiting_ = true;
     co_await wake_.async_wait(tuple_awaitable);
+    writer_waiting_ = false;
   }
   // Unless a close handshake is under way (the reader ends when the peer answers it, or the
   // kill timer cuts it), nothing more will be written: end the connection.

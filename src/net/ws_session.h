@@ -52,6 +52,8 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   boost::asio::awaitable<bool> replay();
   boost::asio::awaitable<bool> page_out(Id room, chat::Seq& cursor, chat::Seq until, bool& ok);
   void push(const api::OutEventPtr& ev, bool closing_flush = false);  // on the strand
+  void drain_inbox();                                                 // on the strand
+  bool write_inline();                                                // on the strand
   void push_reply(std::string frame);                                 // on the strand
   void queue_changed();
   void set_behind(bool behind);
@@ -71,9 +73,21 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   api::WsIdentity who_;
   boost::asio::steady_timer wake_, keepalive_, kill_, snapshot_wait_, stall_, blocked_;
 
+  // Events handed over by deliver() (any thread) and not yet pushed: one post to the strand
+  // per batch instead of one per event (a fan-out to a socket of its new_message and badge,
+  // a burst of sends). Bounded as the posts it replaces were: by what the hub fans out before
+  // the strand runs (HubOptions::max_pending events); drained whole on each run, and push()
+  // applies the queue's bounds to every event of it. Empty, it holds no memory.
+  std::atomic_flag inbox_lock_;  // clear; held for a few instructions: spin, then yield
+  bool inbox_posted_ = false;    // a drain is posted and has not started
+  std::vector<api::OutEventPtr> inbox_;
+
   // Strand-only state.
   OutboundQueue queue_;
   chat::DeliveryFilter filter_;
+  bool writer_waiting_ = false;  // the writer waits on wake_ (wake() has something to cancel)
+  bool draining_ = false;        // in drain_inbox(): a wake() waits for its end (write_inline)
+  bool wake_due_ = false;
   bool catching_up_ = true;
   bool connected_sent_ = false;  // the first frame, once the position is read
   std::vector<api::OutEventPtr> pending_;  // live events held during replay/snapshot
