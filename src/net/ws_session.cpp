@@ -2,7 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <algorithm>
+#include <array>
 
 #include "api/events_json.h"
 #include "common/error.h"
@@ -13,7 +14,6 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 using asio::awaitable;
-using namespace asio::experimental::awaitable_operators;
 namespace {
 
 // A storage fault or shutdown (503 `unavailable`), as opposed to a refusal such as "not a member".
@@ -58,22 +58,93 @@ boost::asio::awaitable<boost::system::error_code> CorkedStream::flush() {
   }
 }
 
-WsSession::WsSession(beast::tcp_stream& stream, std::shared_ptr<void> keep, WsDeps& deps, api::Admission adm,
-                     std::string id)
+void WsSweep::add(WsSession& s) {
+  std::lock_guard g(mu_);
+  if (s.swept_) return;
+  s.swept_ = true;
+  s.sweep_prev_ = nullptr;
+  s.sweep_next_ = head_;
+  if (head_) head_->sweep_prev_ = &s;
+  head_ = &s;
+  ++size_;
+}
+
+void WsSweep::remove(WsSession& s) {
+  std::lock_guard g(mu_);
+  if (!s.swept_) return;
+  s.swept_ = false;
+  if (s.sweep_prev_) s.sweep_prev_->sweep_next_ = s.sweep_next_;
+  else head_ = s.sweep_next_;
+  if (s.sweep_next_) s.sweep_next_->sweep_prev_ = s.sweep_prev_;
+  s.sweep_prev_ = s.sweep_next_ = nullptr;
+  --size_;
+}
+
+std::size_t WsSweep::size() const {
+  std::lock_guard g(mu_);
+  return size_;
+}
+
+void WsSweep::sweep() {
+  std::vector<std::shared_ptr<WsSession>> live;
+  {
+    std::lock_guard g(mu_);
+    live.reserve(size_);
+    // A session whose last owner is gone (its destructor waits for the lock) is skipped.
+    for (WsSession* s = head_; s; s = s->sweep_next_)
+      if (auto p = s->weak_from_this().lock()) live.push_back(std::move(p));
+  }
+  for (auto& p : live) {
+    auto ex = p->strand_;
+    asio::post(ex, [p = std::move(p)] { p->keepalive_check(); });
+  }
+}
+
+std::chrono::milliseconds WsSession::keepalive_tick(const WsOptions& o) {
+  auto t = std::min(o.ping_interval, std::chrono::duration_cast<std::chrono::milliseconds>(o.idle_timeout / 5));
+  return std::max(t, std::chrono::milliseconds(1));
+}
+
+WsSession::WsSession(beast::tcp_stream& stream, std::shared_ptr<void> keep, WsDeps& deps, WsSweep& sweep,
+                     api::Admission adm, std::string id)
     : keep_(std::move(keep)),
       strand_(stream.get_executor()),
       ws_(stream),
       deps_(deps),
       adm_(std::move(adm)),
       who_{adm_.user, adm_.sidebar ? 0 : adm_.room, std::move(id)},
+      sweep_(sweep),
       wake_(stream.get_executor()),
-      keepalive_(stream.get_executor()),
-      kill_(stream.get_executor()),
-      snapshot_wait_(stream.get_executor()),
-      stall_(stream.get_executor()),
-      blocked_(stream.get_executor()),
-      queue_({deps.opts.queue_max_events, deps.opts.queue_max_bytes, deps.opts.queue_hard_factor}),
-      inbound_(deps.opts.inbound_per_sec, deps.opts.inbound_burst) {}
+      inbound_(deps.opts.inbound_per_sec, deps.opts.inbound_burst) {
+  adm_.refusal = {};
+  adm_.reason.clear();
+  adm_.reason.shrink_to_fit();
+}
+
+// (Out of the sweep already when run() ended: its Leave removes it on every path.)
+WsSession::~WsSession() {
+  if (swept_) sweep_.remove(*this);
+}
+
+OutboundQueue& WsSession::queue() {
+  if (!queue_) queue_.emplace(OutboundQueue::Limits{deps_.opts.queue_max_events, deps_.opts.queue_max_bytes,
+                                                    deps_.opts.queue_hard_factor});
+  return *queue_;
+}
+
+// Arms a timer made on first use (kill_, stall_, …): f(ec) when it fires or is cancelled.
+template <class F>
+void WsSession::arm(std::unique_ptr<asio::steady_timer>& t, std::chrono::steady_clock::duration d, F f) {
+  if (!t) t = std::make_unique<asio::steady_timer>(strand_);
+  t->expires_after(d);
+  t->async_wait(std::move(f));
+}
+
+namespace {
+void cancel(const std::unique_ptr<asio::steady_timer>& t) {
+  if (t) t->cancel();
+}
+}  // namespace
 
 void WsSession::deliver(const api::OutEventPtr& ev) {
   asio::post(strand_, [self = shared_from_this(), ev] { self->push(ev); });
@@ -82,7 +153,7 @@ void WsSession::deliver(const api::OutEventPtr& ev) {
 void WsSession::deliver_snapshot(std::vector<api::OutEventPtr> badges) {
   asio::post(strand_, [self = shared_from_this(), b = std::move(badges)]() mutable {
     self->snapshot_ = std::move(b);
-    self->snapshot_wait_.cancel();
+    cancel(self->snapshot_wait_);
   });
 }
 
@@ -94,7 +165,7 @@ void WsSession::kick(std::uint16_t code, std::string reason) {
 
 void WsSession::wake() { wake_.cancel(); }
 
-void WsSession::queue_changed() { deps_.metrics.ws_queue_depth(queue_.events()); }
+void WsSession::queue_changed() { deps_.metrics.ws_queue_depth(queued()); }
 
 // This connection's part in the server-wide "behind" count (api::LoadGauge): set when a write
 // has just completed (the client drains) and a quarter of the queue's bound still waits;
@@ -126,29 +197,28 @@ void WsSession::ended() {
   queue_changed();
   set_behind(false);
   wake();
-  keepalive_.cancel();
-  snapshot_wait_.cancel();
-  stall_.cancel();
-  blocked_.cancel();
+  cancel(snapshot_wait_);
+  cancel(stall_);
+  cancel(blocked_);
+  sweep_.remove(*this);
 }
 
 void WsSession::request_close(std::uint16_t code, std::string reason, bool flush) {
   if (closed_ || close_) return;
   end_reason_ = reason;
   if (!flush) {
-    deps_.metrics.add("parley_ws_events_dropped_total", static_cast<double>(queue_.events() + pending_.size()));
-    queue_.clear();
+    deps_.metrics.add("parley_ws_events_dropped_total", static_cast<double>(queued() + pending_.size()));
+    queue_.reset();
     pending_.clear();
   }
   close_ = std::make_pair(code, std::move(reason));
   queue_changed();
   set_behind(false);
   // A peer that never reads would keep the close frame from leaving: cut it off in time.
-  kill_.expires_after(deps_.opts.close_timeout);
-  kill_.async_wait([self = shared_from_this()](const beast::error_code& ec) {
+  arm(kill_, deps_.opts.close_timeout, [self = shared_from_this()](const beast::error_code& ec) {
     if (!ec) self->hard_close("close timeout");
   });
-  snapshot_wait_.cancel();
+  cancel(snapshot_wait_);
   wake();
 }
 
@@ -169,7 +239,7 @@ void WsSession::push(const api::OutEventPtr& ev, bool closing_flush) {
   if (ev->position > 0) filter_.messages_sent_up_to(ev->room, ev->position);
   if (ev->seq > 0 && !filter_.admit_message(ev->room, ev->seq)) return;
   if (ev->cls == api::EventClass::Badge && !filter_.admit_badge(ev->room, ev->last_seq, ev->read_seq)) return;
-  auto r = queue_.push(ev);
+  auto r = queue().push(ev);
   queue_changed();
   if (r == OutboundQueue::Push::HardOverflow) return slow_consumer();
   if (r == OutboundQueue::Push::Overflow && writing_since_) {
@@ -177,10 +247,9 @@ void WsSession::push(const api::OutEventPtr& ev, bool closing_flush) {
     // when the write has been pending for write_stall), else the server is behind.
     auto blocked_for = Clock::now() - *writing_since_;
     if (blocked_for >= deps_.opts.write_stall) return slow_consumer();
-    stall_.expires_after(deps_.opts.write_stall - blocked_for);
-    stall_.async_wait([self = shared_from_this()](const beast::error_code& ec) {
+    arm(stall_, deps_.opts.write_stall - blocked_for, [self = shared_from_this()](const beast::error_code& ec) {
       if (ec || self->closed_ || self->close_) return;
-      if (self->queue_.over_bounds() && self->writing_since_ &&
+      if (self->queue_ && self->queue_->over_bounds() && self->writing_since_ &&
           Clock::now() - *self->writing_since_ >= self->deps_.opts.write_stall)
         self->slow_consumer();
     });
@@ -198,8 +267,7 @@ void WsSession::push_reply(std::string frame) {
 void WsSession::write_started() {
   writing_since_ = Clock::now();
   if (behind_) {  // a write that blocks means the client, not the server, is slow
-    blocked_.expires_after(deps_.opts.write_blocked);
-    blocked_.async_wait([self = shared_from_this()](const beast::error_code& ec) {
+    arm(blocked_, deps_.opts.write_blocked, [self = shared_from_this()](const beast::error_code& ec) {
       if (!ec && self->writing_since_) self->set_behind(false);
     });
   }
@@ -325,8 +393,9 @@ awaitable<bool> WsSession::catch_up() {
   if (!adm_.sidebar) co_return co_await replay();
   // Badges right after any outage: one update per room, from the hub's tracker of the user.
   if (!snapshot_ && !close_ && !closed_) {  // (a close requested before the wait began: no wait)
-    snapshot_wait_.expires_after(deps_.opts.snapshot_timeout);
-    co_await snapshot_wait_.async_wait(tuple_awaitable);
+    if (!snapshot_wait_) snapshot_wait_ = std::make_unique<asio::steady_timer>(strand_);
+    snapshot_wait_->expires_after(deps_.opts.snapshot_timeout);
+    co_await snapshot_wait_->async_wait(tuple_awaitable);
   }
   if (close_ || closed_) co_return true;
   if (!snapshot_) {
@@ -395,13 +464,14 @@ awaitable<void> WsSession::writer_loop() {
       if (ec) break;
       continue;
     }
-    if (!queue_.empty()) {
+    if (queued() > 0) {
       batch.clear();
-      queue_.take(batch, deps_.opts.write_batch);
+      queue_->take(batch, deps_.opts.write_batch);
       queue_changed();
       ok = co_await write_batch(batch);
+      batch.clear();
       queue_changed();
-      set_behind(ok && queue_.events() * 4 >= deps_.opts.queue_max_events);
+      set_behind(ok && queued() * 4 >= deps_.opts.queue_max_events);
       continue;
     }
     if (close_) {
@@ -418,12 +488,27 @@ awaitable<void> WsSession::writer_loop() {
   if (!closed_ && !close_sent) hard_close(end_reason_);
 }
 
+// Reads each message in pieces: the first into a small buffer in the frame, the rest (if any)
+// into a string that is released once the message is handled, so an idle connection holds no
+// read buffer of its own (Beast's frame buffer is inside the stream).
 awaitable<void> WsSession::reader_loop() {
   auto self = shared_from_this();
-  beast::flat_buffer buf;
+  std::array<char, 64> head;
+  std::string msg;
   for (;;) {
-    buf.clear();
-    auto [ec, n] = co_await ws_.async_read(buf, tuple_awaitable);
+    auto [ec, n] = co_await ws_.async_read_some(asio::buffer(head), tuple_awaitable);
+    if (!ec) {
+      msg.assign(head.data(), n);
+      while (!ws_.is_message_done()) {
+        // Bounded by read_message_max (max_frame_bytes): Beast fails the read beyond it.
+        std::size_t old = msg.size(), chunk = std::clamp<std::size_t>(old, 256, 16 * 1024);
+        msg.resize(old + chunk);
+        std::size_t got = 0;
+        std::tie(ec, got) = co_await ws_.async_read_some(asio::buffer(msg.data() + old, chunk), tuple_awaitable);
+        msg.resize(old + got);
+        if (ec) break;
+      }
+    }
     if (ec) {
       if (end_reason_ == "closed") {
         if (ec == websocket::error::closed) {
@@ -436,17 +521,20 @@ awaitable<void> WsSession::reader_loop() {
       break;
     }
     last_rx_ = Clock::now();
-    if (close_) continue;  // closing: answer nothing more
+    if (close_) {  // closing: answer nothing more
+      std::string().swap(msg);
+      continue;
+    }
     // Inbound rate: a token bucket per connection, over every data frame (sends included).
     bool limited = !inbound_.take(last_rx_);
     if (!ws_.got_text()) {
       push_reply(limited ? api::error_frame("rate_limited", "too many frames")
                          : api::error_frame("binary_not_supported", "frames must be JSON text"));
+      std::string().swap(msg);
       continue;
     }
-    auto data = buf.cdata();
-    auto in =
-        deps_.service.dispatch(who_, std::string_view(static_cast<const char*>(data.data()), data.size()), limited);
+    auto in = deps_.service.dispatch(who_, std::string_view(msg), limited);
+    std::string().swap(msg);
     if (!in.reply.empty()) push_reply(std::move(in.reply));
     if (in.blocking) {
       // One at a time, in the order the frames came: a client's sends keep their order.
@@ -460,37 +548,32 @@ awaitable<void> WsSession::reader_loop() {
     }
   }
   ended();
-  kill_.cancel();
+  cancel(kill_);
   beast::error_code ignored;
   beast::get_lowest_layer(ws_).socket().close(ignored);
 }
 
-awaitable<void> WsSession::keepalive_loop() {
-  auto self = shared_from_this();
-  auto tick = std::min<Clock::duration>(deps_.opts.ping_interval, deps_.opts.idle_timeout / 5);
-  while (!closed_) {
-    keepalive_.expires_after(tick);
-    co_await keepalive_.async_wait(tuple_awaitable);
-    if (closed_) break;
-    auto now = Clock::now();
-    if (now - last_rx_ > deps_.opts.idle_timeout) {
-      hard_close("idle timeout");
-      break;
-    }
-    if (writing_since_ && now - *writing_since_ > deps_.opts.write_timeout) {  // the client does not drain
-      deps_.metrics.add("parley_ws_slow_consumer_closes_total", 1);
-      hard_close("write timeout");
-      break;
-    }
-    if (now - last_ping_ >= deps_.opts.ping_interval) {
-      last_ping_ = now;
-      ping_due_ = true;
-      wake();
-    }
+// WsSweep's tick: the idle and write timeouts, the ping, and what an idle connection can give
+// back. Pings go out on the sweep's cadence: every ping_interval once the first is sent (the
+// first between ping_interval - tick/2 and ping_interval + tick/2 after the connect).
+void WsSession::keepalive_check() {
+  if (closed_) return;
+  const auto& o = deps_.opts;
+  auto now = Clock::now();
+  if (now - last_rx_ > o.idle_timeout) return hard_close("idle timeout");
+  if (writing_since_ && now - *writing_since_ > o.write_timeout) {  // the client does not drain
+    deps_.metrics.add("parley_ws_slow_consumer_closes_total", 1);
+    return hard_close("write timeout");
   }
+  if (!close_ && now - last_ping_ >= o.ping_interval - keepalive_tick(o) / 2) {
+    last_ping_ = now;
+    ping_due_ = true;
+    wake();
+  }
+  if (queue_ && queue_->empty()) queue_.reset();  // the queue's blocks go back while idle
 }
 
-awaitable<void> WsSession::run(beast::http::request<beast::http::string_body> req) {
+awaitable<void> WsSession::run(std::unique_ptr<Request> req) {
   auto self = shared_from_this();
   auto started = Clock::now();
   beast::get_lowest_layer(ws_).expires_never();  // the websocket stream keeps its own time
@@ -503,26 +586,31 @@ awaitable<void> WsSession::run(beast::http::request<beast::http::string_body> re
   ws_.set_option(websocket::stream_base::decorator(
       [](websocket::response_type& res) { res.set(beast::http::field::server, "parley"); }));
   ws_.control_callback([this](websocket::frame_type, beast::string_view) { last_rx_ = Clock::now(); });
-  auto [ec] = co_await ws_.async_accept(req, tuple_awaitable);
+  auto [ec] = co_await ws_.async_accept(*req, tuple_awaitable);
+  req.reset();  // answered: its headers and target are not needed any more
   if (ec) {
     deps_.metrics.add("parley_ws_handshake_failures_total{reason=\"handshake\"}", 1);
     spdlog::info("ws handshake failed conn={} user={}: {}", who_.connection_id, adm_.user, ec.message());
     co_return;
   }
-  std::string gauge = std::string("parley_ws_connections{endpoint=\"") + endpoint() + "\"}";
+  const char* gauge = adm_.sidebar ? "parley_ws_connections{endpoint=\"sidebar\"}"
+                                   : "parley_ws_connections{endpoint=\"chatroom\"}";
   deps_.metrics.add(gauge, 1);
   deps_.service.load().connections(1);
+  last_rx_ = last_ping_ = Clock::now();
+  sweep_.add(*this);
   // Refused once the server is closing all sockets: this one came in too late for that.
   if (!deps_.hub.add(adm_.user, who_.room, self))
     request_close(1001, "server shutting down", true);
   else if (deps_.service.revoked(adm_))  // revoked after admission, before the hub knew this socket
     request_close(1008, "token revoked", false);
-  // Every exit path, exceptions included, leaves the registry and the gauges.
+  // Every exit path, exceptions included, leaves the registry, the sweep and the gauges.
   struct Leave {
     WsSession* s;
-    std::string gauge;
+    const char* gauge;
     ~Leave() {
       s->deps_.hub.remove(s->adm_.user, s->who_.room, s);
+      s->sweep_.remove(*s);
       s->deps_.metrics.add(gauge, -1);
       s->closed_ = true;
       s->set_behind(false);
@@ -531,7 +619,26 @@ awaitable<void> WsSession::run(beast::http::request<beast::http::string_body> re
   } leave{this, gauge};
   spdlog::info("ws connect conn={} user={} endpoint={} room={}", who_.connection_id, adm_.user, endpoint(),
                adm_.sidebar ? std::string("-") : format_id(adm_.room));
-  co_await (reader_loop() && writer_loop() && keepalive_loop());
+  // The writer runs beside the reader; the connection is over when both have ended.
+  asio::co_spawn(strand_, writer_loop(), [self](std::exception_ptr e) {
+    self->writer_done_ = true;
+    cancel(self->writer_end_);
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("ws writer ended by an unexpected error conn={}: {}", self->who_.connection_id, ex.what());
+    } catch (...) {
+      spdlog::error("ws writer ended by an unexpected error conn={}", self->who_.connection_id);
+    }
+    if (!self->closed_) self->hard_close("writer failed");
+  });
+  co_await reader_loop();
+  while (!writer_done_) {
+    if (!writer_end_) writer_end_ = std::make_unique<asio::steady_timer>(strand_);
+    writer_end_->expires_at(Clock::time_point::max());
+    co_await writer_end_->async_wait(tuple_awaitable);
+  }
   ws_.control_callback();
   spdlog::info("ws disconnect conn={} user={} endpoint={} room={} duration={:.1f}s reason={}", who_.connection_id,
                adm_.user, endpoint(), adm_.sidebar ? std::string("-") : format_id(adm_.room),

@@ -7,6 +7,7 @@
 #include <boost/beast/websocket.hpp>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
 
 #include "api/fanout.h"
@@ -22,17 +23,43 @@
 
 namespace parley::net {
 
-// One WebSocket connection, as transport: a reader, one writer and a keep-alive timer, all
-// on the connection's strand. Events come in through deliver(), pass the delivery filter
+class WsSession;
+
+// The keep-alive of every WebSocket session of a server on one timer instead of one timer
+// and coroutine per connection: every tick (WsSession::keepalive_tick) sweep() hands each
+// open session a check on its own strand (idle timeout, write timeout, ping due, buffers
+// released while idle). Sessions are linked through themselves (no node per connection);
+// bounded by the open sessions.
+class WsSweep {
+ public:
+  void add(WsSession& s);
+  void remove(WsSession& s);
+  void sweep();
+  std::size_t size() const;
+
+ private:
+  mutable std::mutex mu_;
+  WsSession* head_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+// One WebSocket connection, as transport: a reader and one writer, both on the connection's
+// strand, and a place in the server's keep-alive sweep (WsSweep). Events come in through deliver(), pass the delivery filter
 // (chat::DeliveryFilter: never a seq twice, never an older badge) and wait in the bounded
 // outbound queue (net/outbound_queue.h); client frames go to the inbound dispatcher (api/).
 class WsSession final : public WsConnection, public std::enable_shared_from_this<WsSession> {
  public:
   // keep: owns the stream (the HTTP connection); held as long as the session lives.
-  WsSession(boost::beast::tcp_stream& stream, std::shared_ptr<void> keep, WsDeps& deps, api::Admission adm,
-            std::string id);
-  // Completes the upgrade and serves the connection until it closes.
-  boost::asio::awaitable<void> run(boost::beast::http::request<boost::beast::http::string_body> req);
+  using Request = boost::beast::http::request<boost::beast::http::string_body>;
+  WsSession(boost::beast::tcp_stream& stream, std::shared_ptr<void> keep, WsDeps& deps, WsSweep& sweep,
+            api::Admission adm, std::string id);
+  ~WsSession() override;
+  // Completes the upgrade (the request is released once answered) and serves the connection
+  // until it closes.
+  boost::asio::awaitable<void> run(std::unique_ptr<Request> req);
+  // How often WsSweep checks every session: the ping interval, or a fifth of the idle timeout
+  // when that is shorter.
+  static std::chrono::milliseconds keepalive_tick(const WsOptions& o);
 
   void deliver(const api::OutEventPtr& ev) override;
   void deliver_snapshot(std::vector<api::OutEventPtr> badges) override;
@@ -44,7 +71,12 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   using Clock = std::chrono::steady_clock;
   boost::asio::awaitable<void> reader_loop();
   boost::asio::awaitable<void> writer_loop();
-  boost::asio::awaitable<void> keepalive_loop();
+  void keepalive_check();  // WsSweep's tick, on the strand
+  template <class F>
+  void arm(std::unique_ptr<boost::asio::steady_timer>& t, std::chrono::steady_clock::duration d, F f);
+  OutboundQueue& queue();
+  std::size_t queued() const { return queue_ ? queue_->events() : 0; }
+  friend class WsSweep;
   boost::asio::awaitable<bool> write_now(const std::string& frame);
   boost::asio::awaitable<bool> write_batch(const std::vector<api::OutEventPtr>& batch);
   boost::asio::awaitable<bool> catch_up();  // replay or snapshot; false: close
@@ -69,10 +101,17 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   WsDeps& deps_;
   api::Admission adm_;
   api::WsIdentity who_;
-  boost::asio::steady_timer wake_, keepalive_, kill_, snapshot_wait_, stall_, blocked_;
+  WsSweep& sweep_;
+  WsSession *sweep_prev_ = nullptr, *sweep_next_ = nullptr;  // WsSweep's list, under its mutex
+  bool swept_ = false;                                       // in the list
+  boost::asio::steady_timer wake_;  // the writer waits on it
+  // Made when first needed (most connections never need them): close timeout, badge snapshot
+  // wait, write stall, write blocked; and at the end, the wait for the writer to finish.
+  std::unique_ptr<boost::asio::steady_timer> kill_, snapshot_wait_, stall_, blocked_, writer_end_;
+  bool writer_done_ = false;
 
   // Strand-only state.
-  OutboundQueue queue_;
+  std::optional<OutboundQueue> queue_;  // made at the first event, released while idle
   chat::DeliveryFilter filter_;
   bool catching_up_ = true;
   bool connected_sent_ = false;  // the first frame, once the position is read
