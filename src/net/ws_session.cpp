@@ -114,7 +114,6 @@ WsSession::WsSession(beast::tcp_stream& stream, std::shared_ptr<void> keep, WsDe
       adm_(std::move(adm)),
       who_{adm_.user, adm_.sidebar ? 0 : adm_.room, std::move(id)},
       sweep_(sweep),
-      wake_(stream.get_executor()),
       inbound_(deps.opts.inbound_per_sec, deps.opts.inbound_burst) {
   adm_.refusal = {};
   adm_.reason.clear();
@@ -163,7 +162,30 @@ void WsSession::kick(std::uint16_t code, std::string reason) {
   });
 }
 
-void WsSession::wake() { wake_.cancel(); }
+// The writer runs only while there is something to write: an idle connection holds no
+// coroutine for it. wake() starts it again (on the strand) unless it runs already or the
+// connection is over.
+void WsSession::wake() {
+  if (writer_ != Writer::Idle || closed_) return;
+  writer_ = Writer::Running;
+  start_writer(writer_loop());
+}
+
+void WsSession::start_writer(awaitable<void> w) {
+  asio::co_spawn(strand_, std::move(w), [self = shared_from_this()](std::exception_ptr e) {
+    cancel(self->writer_end_);
+    if (!e) return;
+    self->writer_ = Writer::Done;  // the running writer threw (none other can have started)
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("ws writer ended by an unexpected error conn={}: {}", self->who_.connection_id, ex.what());
+    } catch (...) {
+      spdlog::error("ws writer ended by an unexpected error conn={}", self->who_.connection_id);
+    }
+    if (!self->closed_) self->hard_close("writer failed");
+  });
+}
 
 void WsSession::queue_changed() { deps_.metrics.ws_queue_depth(queued()); }
 
@@ -435,7 +457,7 @@ awaitable<bool> WsSession::send_connected() {
       api::connected_frame(adm_.user, who_.connection_id, adm_.sidebar ? std::nullopt : std::optional<Id>(adm_.room)));
 }
 
-awaitable<void> WsSession::writer_loop() {
+awaitable<void> WsSession::catch_up_then_write() {
   auto self = shared_from_this();
   bool ok = true;
   try {
@@ -451,11 +473,23 @@ awaitable<void> WsSession::writer_loop() {
   // A catch-up that ended in a close still says `connected` first (then the close).
   if (ok && !connected_sent_) ok = co_await send_connected();
   catching_up_ = false;
-  bool close_sent = false;
   auto held = std::move(pending_);
   pending_.clear();
   pending_bytes_ = 0;
   for (const auto& ev : held) push(ev, true);  // a 1001 close flushes what was held too
+  if (!ok) {
+    if (!closed_) hard_close(end_reason_);
+    writer_ = Writer::Done;
+    co_return;
+  }
+  co_await writer_loop();
+}
+
+// Writes what is due (a ping, the queue, the close) and ends when nothing is: wake() starts it
+// again. Once it has written the close or failed, it is done for the connection.
+awaitable<void> WsSession::writer_loop() {
+  auto self = shared_from_this();
+  bool ok = true, close_sent = false;
   std::vector<api::OutEventPtr> batch;
   while (ok && !closed_) {
     if (ping_due_) {
@@ -480,9 +514,10 @@ awaitable<void> WsSession::writer_loop() {
       close_sent = !ec;
       break;
     }
-    wake_.expires_at(Clock::time_point::max());
-    co_await wake_.async_wait(tuple_awaitable);
+    writer_ = Writer::Idle;
+    co_return;
   }
+  writer_ = Writer::Done;
   // Unless a close handshake is under way (the reader ends when the peer answers it, or the
   // kill timer cuts it), nothing more will be written: end the connection.
   if (!closed_ && !close_sent) hard_close(end_reason_);
@@ -620,21 +655,10 @@ awaitable<void> WsSession::run(std::unique_ptr<Request> req) {
   spdlog::info("ws connect conn={} user={} endpoint={} room={}", who_.connection_id, adm_.user, endpoint(),
                adm_.sidebar ? std::string("-") : format_id(adm_.room));
   // The writer runs beside the reader; the connection is over when both have ended.
-  asio::co_spawn(strand_, writer_loop(), [self](std::exception_ptr e) {
-    self->writer_done_ = true;
-    cancel(self->writer_end_);
-    if (!e) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      spdlog::error("ws writer ended by an unexpected error conn={}: {}", self->who_.connection_id, ex.what());
-    } catch (...) {
-      spdlog::error("ws writer ended by an unexpected error conn={}", self->who_.connection_id);
-    }
-    if (!self->closed_) self->hard_close("writer failed");
-  });
+  writer_ = Writer::Running;
+  start_writer(catch_up_then_write());
   co_await reader_loop();
-  while (!writer_done_) {
+  while (writer_ == Writer::Running) {
     if (!writer_end_) writer_end_ = std::make_unique<asio::steady_timer>(strand_);
     writer_end_->expires_at(Clock::time_point::max());
     co_await writer_end_->async_wait(tuple_awaitable);

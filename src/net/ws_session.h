@@ -70,7 +70,9 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
  private:
   using Clock = std::chrono::steady_clock;
   boost::asio::awaitable<void> reader_loop();
+  boost::asio::awaitable<void> catch_up_then_write();
   boost::asio::awaitable<void> writer_loop();
+  void start_writer(boost::asio::awaitable<void> w);
   void keepalive_check();  // WsSweep's tick, on the strand
   template <class F>
   void arm(std::unique_ptr<boost::asio::steady_timer>& t, std::chrono::steady_clock::duration d, F f);
@@ -104,11 +106,11 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   WsSweep& sweep_;
   WsSession *sweep_prev_ = nullptr, *sweep_next_ = nullptr;  // WsSweep's list, under its mutex
   bool swept_ = false;                                       // in the list
-  boost::asio::steady_timer wake_;  // the writer waits on it
   // Made when first needed (most connections never need them): close timeout, badge snapshot
   // wait, write stall, write blocked; and at the end, the wait for the writer to finish.
   std::unique_ptr<boost::asio::steady_timer> kill_, snapshot_wait_, stall_, blocked_, writer_end_;
-  bool writer_done_ = false;
+  enum class Writer { Idle, Running, Done };
+  Writer writer_ = Writer::Idle;  // Idle: no writer coroutine until wake()
 
   // Strand-only state.
   std::optional<OutboundQueue> queue_;  // made at the first event, released while idle
