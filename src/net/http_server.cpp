@@ -295,14 +295,12 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     }
     // From here the connection is the WebSocket session's, on a coroutine of its own: the HTTP
     // session's frames and read buffer go as soon as this returns.
-    auto session =
-        std::make_shared<WsSession>(stream, conn, *ws, sweep, std::move(adm), api::WsService::new_connection_id());
+    auto session = std::make_shared<WsSession>(stream, conn, *ws, sweep, std::move(adm),
+                                               api::WsService::new_connection_id(),
+                                               [self = shared_from_this(), conn] { self->forget(conn); });
     conn->ws = true;
     asio::co_spawn(stream.get_executor(), session->run(std::make_unique<WsSession::Request>(std::move(req))),
-                   [self = shared_from_this(), conn](std::exception_ptr e) {
-                     log_unexpected(e);
-                     self->forget(conn);
-                   });
+                   [](std::exception_ptr e) { log_unexpected(e); });
   }
 
   bool counted(Conn& conn) {

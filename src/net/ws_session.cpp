@@ -106,8 +106,9 @@ std::chrono::milliseconds WsSession::keepalive_tick(const WsOptions& o) {
 }
 
 WsSession::WsSession(beast::tcp_stream& stream, std::shared_ptr<void> keep, WsDeps& deps, WsSweep& sweep,
-                     api::Admission adm, std::string id)
+                     api::Admission adm, std::string id, std::function<void()> on_end)
     : keep_(std::move(keep)),
+      on_end_(std::move(on_end)),
       strand_(stream.get_executor()),
       ws_(stream),
       deps_(deps),
@@ -120,7 +121,7 @@ WsSession::WsSession(beast::tcp_stream& stream, std::shared_ptr<void> keep, WsDe
   adm_.reason.shrink_to_fit();
 }
 
-// (Out of the sweep already when run() ended: its Leave removes it on every path.)
+// (Out of the sweep already once finished: finish() removes it on every path after the upgrade.)
 WsSession::~WsSession() {
   if (swept_) sweep_.remove(*this);
 }
@@ -173,8 +174,7 @@ void WsSession::wake() {
 
 void WsSession::start_writer(awaitable<void> w) {
   asio::co_spawn(strand_, std::move(w), [self = shared_from_this()](std::exception_ptr e) {
-    cancel(self->writer_end_);
-    if (!e) return;
+    if (!e) return self->maybe_finish();
     self->writer_ = Writer::Done;  // the running writer threw (none other can have started)
     try {
       std::rethrow_exception(e);
@@ -184,6 +184,7 @@ void WsSession::start_writer(awaitable<void> w) {
       spdlog::error("ws writer ended by an unexpected error conn={}", self->who_.connection_id);
     }
     if (!self->closed_) self->hard_close("writer failed");
+    self->maybe_finish();
   });
 }
 
@@ -420,6 +421,7 @@ awaitable<bool> WsSession::catch_up() {
     co_await snapshot_wait_->async_wait(tuple_awaitable);
   }
   if (close_ || closed_) co_return true;
+  snapshot_wait_.reset();
   if (!snapshot_) {
     request_close(1011, "try again", false);
     co_return true;
@@ -523,69 +525,108 @@ awaitable<void> WsSession::writer_loop() {
   if (!closed_ && !close_sent) hard_close(end_reason_);
 }
 
-// Reads each message in pieces: the first into a small buffer in the frame, the rest (if any)
-// into a string that is released once the message is handled, so an idle connection holds no
-// read buffer of its own (Beast's frame buffer is inside the stream).
-awaitable<void> WsSession::reader_loop() {
-  auto self = shared_from_this();
-  std::array<char, 64> head;
-  std::string msg;
-  for (;;) {
-    auto [ec, n] = co_await ws_.async_read_some(asio::buffer(head), tuple_awaitable);
-    if (!ec) {
-      msg.assign(head.data(), n);
-      while (!ws_.is_message_done()) {
-        // Bounded by read_message_max (max_frame_bytes): Beast fails the read beyond it.
-        std::size_t old = msg.size(), chunk = std::clamp<std::size_t>(old, 256, 16 * 1024);
-        msg.resize(old + chunk);
-        std::size_t got = 0;
-        std::tie(ec, got) = co_await ws_.async_read_some(asio::buffer(msg.data() + old, chunk), tuple_awaitable);
-        msg.resize(old + got);
-        if (ec) break;
-      }
-    }
-    if (ec) {
-      if (end_reason_ == "closed") {
-        if (ec == websocket::error::closed) {
-          auto cr = ws_.reason();
-          end_reason_ = "client close " + std::to_string(cr.code);
-        } else {
-          end_reason_ = "read: " + ec.message();
-        }
-      }
-      break;
-    }
-    last_rx_ = Clock::now();
-    if (close_) {  // closing: answer nothing more
-      std::string().swap(msg);
-      continue;
-    }
-    // Inbound rate: a token bucket per connection, over every data frame (sends included).
-    bool limited = !inbound_.take(last_rx_);
-    if (!ws_.got_text()) {
-      push_reply(limited ? api::error_frame("rate_limited", "too many frames")
-                         : api::error_frame("binary_not_supported", "frames must be JSON text"));
-      std::string().swap(msg);
-      continue;
-    }
-    auto in = deps_.service.dispatch(who_, std::string_view(msg), limited);
-    std::string().swap(msg);
-    if (!in.reply.empty()) push_reply(std::move(in.reply));
-    if (in.blocking) {
-      // One at a time, in the order the frames came: a client's sends keep their order.
-      std::string answer;
-      try {
-        answer = co_await on_pool(deps_.pool, std::move(in.blocking));
-      } catch (const std::exception&) {
-        answer = api::error_frame("unavailable", "try again");
-      }
-      if (!answer.empty()) push_reply(std::move(answer));
+// The reader is a chain of read operations, not a coroutine: an idle connection waits in one
+// read into a small buffer in the session (Beast's frame buffer is inside the stream); the
+// rest of a longer message is read into a string that is released once the message is handled.
+void WsSession::read_next() {
+  ws_.async_read_some(asio::buffer(head_), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+    self->on_read(ec, n, false, 0);
+  });
+}
+
+void WsSession::on_read(beast::error_code ec, std::size_t n, bool into_msg, std::size_t old) {
+  if (!ec) {
+    if (into_msg)
+      msg_.resize(old + n);
+    else
+      msg_.assign(head_.data(), n);
+    if (!ws_.is_message_done()) {
+      // Bounded by read_message_max (max_frame_bytes): Beast fails the read beyond it.
+      std::size_t at = msg_.size(), chunk = std::clamp<std::size_t>(at, 256, 16 * 1024);
+      msg_.resize(at + chunk);
+      ws_.async_read_some(asio::buffer(msg_.data() + at, chunk),
+                          [self = shared_from_this(), at](beast::error_code ec, std::size_t n) {
+                            self->on_read(ec, n, true, at);
+                          });
+      return;
     }
   }
+  if (ec) {
+    std::string().swap(msg_);
+    if (end_reason_ == "closed") {
+      if (ec == websocket::error::closed) {
+        auto cr = ws_.reason();
+        end_reason_ = "client close " + std::to_string(cr.code);
+      } else {
+        end_reason_ = "read: " + ec.message();
+      }
+    }
+    return reader_ended();
+  }
+  last_rx_ = Clock::now();
+  if (close_) {  // closing: answer nothing more
+    std::string().swap(msg_);
+    return read_next();
+  }
+  // Inbound rate: a token bucket per connection, over every data frame (sends included).
+  bool limited = !inbound_.take(last_rx_);
+  if (!ws_.got_text()) {
+    std::string().swap(msg_);
+    push_reply(limited ? api::error_frame("rate_limited", "too many frames")
+                       : api::error_frame("binary_not_supported", "frames must be JSON text"));
+    return read_next();
+  }
+  auto in = deps_.service.dispatch(who_, std::string_view(msg_), limited);
+  std::string().swap(msg_);
+  if (!in.reply.empty()) push_reply(std::move(in.reply));
+  if (!in.blocking) return read_next();
+  // One at a time, in the order the frames came: a client's sends keep their order (the next
+  // frame is read once the answer is queued).
+  asio::co_spawn(
+      deps_.pool, [f = std::move(in.blocking)]() mutable -> awaitable<std::string> { co_return f(); },
+      asio::bind_executor(strand_, [self = shared_from_this()](std::exception_ptr e, std::string answer) {
+        if (e) answer = api::error_frame("unavailable", "try again");
+        if (!answer.empty()) self->push_reply(std::move(answer));
+        self->read_next();
+      }));
+}
+
+void WsSession::reader_ended() {
   ended();
   cancel(kill_);
   beast::error_code ignored;
   beast::get_lowest_layer(ws_).socket().close(ignored);
+  reader_done_ = true;
+  maybe_finish();
+}
+
+// The connection is over once the reader has ended and no writer runs (none starts after the
+// reader's end: the connection is closed by then).
+void WsSession::maybe_finish() {
+  if (reader_done_ && writer_ != Writer::Running) finish();
+}
+
+// Every exit path after the upgrade leaves the registry, the sweep and the gauges, then tells
+// the HTTP server (on_end).
+void WsSession::finish() {
+  if (finished_) return;
+  finished_ = true;
+  if (registered_) {
+    ws_.control_callback();
+    spdlog::info("ws disconnect conn={} user={} endpoint={} room={} duration={:.1f}s reason={}", who_.connection_id,
+                 adm_.user, endpoint(), adm_.sidebar ? std::string("-") : format_id(adm_.room),
+                 std::chrono::duration<double>(Clock::now() - started_).count(), end_reason_);
+    deps_.hub.remove(adm_.user, who_.room, this);
+    sweep_.remove(*this);
+    deps_.metrics.add(gauge(), -1);
+    closed_ = true;
+    set_behind(false);
+    deps_.service.load().connections(-1);
+  }
+  snapshot_wait_.reset();
+  auto end = std::move(on_end_);
+  on_end_ = nullptr;
+  if (end) end();
 }
 
 // WsSweep's tick: the idle and write timeouts, the ping, and what an idle connection can give
@@ -610,63 +651,49 @@ void WsSession::keepalive_check() {
 
 awaitable<void> WsSession::run(std::unique_ptr<Request> req) {
   auto self = shared_from_this();
-  auto started = Clock::now();
-  beast::get_lowest_layer(ws_).expires_never();  // the websocket stream keeps its own time
-  websocket::stream_base::timeout t{};
-  t.handshake_timeout = deps_.opts.handshake_timeout;
-  t.idle_timeout = websocket::stream_base::none();
-  t.keep_alive_pings = false;
-  ws_.set_option(t);
-  ws_.read_message_max(deps_.opts.max_frame_bytes);
-  ws_.set_option(websocket::stream_base::decorator(
-      [](websocket::response_type& res) { res.set(beast::http::field::server, "parley"); }));
-  ws_.control_callback([this](websocket::frame_type, beast::string_view) { last_rx_ = Clock::now(); });
-  auto [ec] = co_await ws_.async_accept(*req, tuple_awaitable);
-  req.reset();  // answered: its headers and target are not needed any more
-  if (ec) {
-    deps_.metrics.add("parley_ws_handshake_failures_total{reason=\"handshake\"}", 1);
-    spdlog::info("ws handshake failed conn={} user={}: {}", who_.connection_id, adm_.user, ec.message());
-    co_return;
-  }
-  const char* gauge = adm_.sidebar ? "parley_ws_connections{endpoint=\"sidebar\"}"
-                                   : "parley_ws_connections{endpoint=\"chatroom\"}";
-  deps_.metrics.add(gauge, 1);
-  deps_.service.load().connections(1);
-  last_rx_ = last_ping_ = Clock::now();
-  sweep_.add(*this);
-  // Refused once the server is closing all sockets: this one came in too late for that.
-  if (!deps_.hub.add(adm_.user, who_.room, self))
-    request_close(1001, "server shutting down", true);
-  else if (deps_.service.revoked(adm_))  // revoked after admission, before the hub knew this socket
-    request_close(1008, "token revoked", false);
-  // Every exit path, exceptions included, leaves the registry, the sweep and the gauges.
-  struct Leave {
-    WsSession* s;
-    const char* gauge;
-    ~Leave() {
-      s->deps_.hub.remove(s->adm_.user, s->who_.room, s);
-      s->sweep_.remove(*s);
-      s->deps_.metrics.add(gauge, -1);
-      s->closed_ = true;
-      s->set_behind(false);
-      s->deps_.service.load().connections(-1);
+  started_ = Clock::now();
+  try {
+    beast::get_lowest_layer(ws_).expires_never();  // the websocket stream keeps its own time
+    websocket::stream_base::timeout t{};
+    t.handshake_timeout = deps_.opts.handshake_timeout;
+    t.idle_timeout = websocket::stream_base::none();
+    t.keep_alive_pings = false;
+    ws_.set_option(t);
+    ws_.read_message_max(deps_.opts.max_frame_bytes);
+    ws_.set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& res) { res.set(beast::http::field::server, "parley"); }));
+    ws_.control_callback([this](websocket::frame_type, beast::string_view) { last_rx_ = Clock::now(); });
+    auto [ec] = co_await ws_.async_accept(*req, tuple_awaitable);
+    req.reset();  // answered: its headers and target are not needed any more
+    if (ec) {
+      deps_.metrics.add("parley_ws_handshake_failures_total{reason=\"handshake\"}", 1);
+      spdlog::info("ws handshake failed conn={} user={}: {}", who_.connection_id, adm_.user, ec.message());
+      ws_.control_callback();
+      finish();
+      co_return;
     }
-  } leave{this, gauge};
-  spdlog::info("ws connect conn={} user={} endpoint={} room={}", who_.connection_id, adm_.user, endpoint(),
-               adm_.sidebar ? std::string("-") : format_id(adm_.room));
-  // The writer runs beside the reader; the connection is over when both have ended.
-  writer_ = Writer::Running;
-  start_writer(catch_up_then_write());
-  co_await reader_loop();
-  while (writer_ == Writer::Running) {
-    if (!writer_end_) writer_end_ = std::make_unique<asio::steady_timer>(strand_);
-    writer_end_->expires_at(Clock::time_point::max());
-    co_await writer_end_->async_wait(tuple_awaitable);
+    deps_.metrics.add(gauge(), 1);
+    deps_.service.load().connections(1);
+    registered_ = true;
+    last_rx_ = last_ping_ = Clock::now();
+    sweep_.add(*this);
+    // Refused once the server is closing all sockets: this one came in too late for that.
+    if (!deps_.hub.add(adm_.user, who_.room, self))
+      request_close(1001, "server shutting down", true);
+    else if (deps_.service.revoked(adm_))  // revoked after admission, before the hub knew this socket
+      request_close(1008, "token revoked", false);
+    spdlog::info("ws connect conn={} user={} endpoint={} room={}", who_.connection_id, adm_.user, endpoint(),
+                 adm_.sidebar ? std::string("-") : format_id(adm_.room));
+    // The writer runs beside the reader; the connection is over when both have ended.
+    writer_ = Writer::Running;
+    start_writer(catch_up_then_write());
+    read_next();
+  } catch (const std::exception& e) {
+    spdlog::error("ws session failed conn={}: {}", who_.connection_id, e.what());
+    hard_close("failed");
+    reader_done_ = true;
+    maybe_finish();
   }
-  ws_.control_callback();
-  spdlog::info("ws disconnect conn={} user={} endpoint={} room={} duration={:.1f}s reason={}", who_.connection_id,
-               adm_.user, endpoint(), adm_.sidebar ? std::string("-") : format_id(adm_.room),
-               std::chrono::duration<double>(Clock::now() - started).count(), end_reason_);
 }
 
 }  // namespace parley::net

@@ -1,6 +1,8 @@
 #pragma once
 // Internal to net/: included by http_server.cpp only (it names Beast types).
+#include <array>
 #include <atomic>
+#include <functional>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -52,10 +54,10 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   // keep: owns the stream (the HTTP connection); held as long as the session lives.
   using Request = boost::beast::http::request<boost::beast::http::string_body>;
   WsSession(boost::beast::tcp_stream& stream, std::shared_ptr<void> keep, WsDeps& deps, WsSweep& sweep,
-            api::Admission adm, std::string id);
+            api::Admission adm, std::string id, std::function<void()> on_end);
   ~WsSession() override;
-  // Completes the upgrade (the request is released once answered) and serves the connection
-  // until it closes.
+  // Completes the upgrade (the request is released once answered) and starts the reader and the
+  // writer; on_end is called once the connection is over (also when the upgrade fails).
   boost::asio::awaitable<void> run(std::unique_ptr<Request> req);
   // How often WsSweep checks every session: the ping interval, or a fifth of the idle timeout
   // when that is shorter.
@@ -69,7 +71,14 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
 
  private:
   using Clock = std::chrono::steady_clock;
-  boost::asio::awaitable<void> reader_loop();
+  void read_next();
+  void on_read(boost::beast::error_code ec, std::size_t n, bool into_msg, std::size_t old);
+  void reader_ended();
+  void maybe_finish();
+  void finish();
+  const char* gauge() const {
+    return adm_.sidebar ? "parley_ws_connections{endpoint=\"sidebar\"}" : "parley_ws_connections{endpoint=\"chatroom\"}";
+  }
   boost::asio::awaitable<void> catch_up_then_write();
   boost::asio::awaitable<void> writer_loop();
   void start_writer(boost::asio::awaitable<void> w);
@@ -98,6 +107,7 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   const char* endpoint() const { return adm_.sidebar ? "sidebar" : "chatroom"; }
 
   std::shared_ptr<void> keep_;
+  std::function<void()> on_end_;
   boost::asio::any_io_executor strand_;  // the connection's strand
   boost::beast::websocket::stream<CorkedStream> ws_;
   WsDeps& deps_;
@@ -108,7 +118,11 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   bool swept_ = false;                                       // in the list
   // Made when first needed (most connections never need them): close timeout, badge snapshot
   // wait, write stall, write blocked; and at the end, the wait for the writer to finish.
-  std::unique_ptr<boost::asio::steady_timer> kill_, snapshot_wait_, stall_, blocked_, writer_end_;
+  std::unique_ptr<boost::asio::steady_timer> kill_, snapshot_wait_, stall_, blocked_;
+  std::array<char, 64> head_;  // the reader's buffer for the first bytes of a message
+  std::string msg_;            // the rest of a longer one, while it is read
+  bool reader_done_ = false, registered_ = false, finished_ = false;
+  Clock::time_point started_;
   enum class Writer { Idle, Running, Done };
   Writer writer_ = Writer::Idle;  // Idle: no writer coroutine until wake()
 
