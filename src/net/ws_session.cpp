@@ -112,14 +112,10 @@ WsSession::WsSession(beast::tcp_stream& stream, std::shared_ptr<void> keep, WsDe
       strand_(stream.get_executor()),
       ws_(stream),
       deps_(deps),
-      adm_(std::move(adm)),
+      adm_{adm.user, adm.room, adm.after_seq, adm.token_version, adm.sidebar},
       who_{adm_.user, adm_.sidebar ? 0 : adm_.room, std::move(id)},
       sweep_(sweep),
-      inbound_(deps.opts.inbound_per_sec, deps.opts.inbound_burst) {
-  adm_.refusal = {};
-  adm_.reason.clear();
-  adm_.reason.shrink_to_fit();
-}
+      inbound_(deps.opts.inbound_per_sec, deps.opts.inbound_burst) {}
 
 // (Out of the sweep already once finished: finish() removes it on every path after the upgrade.)
 WsSession::~WsSession() {
@@ -166,6 +162,13 @@ void WsSession::kick(std::uint16_t code, std::string reason) {
 // The writer runs only while there is something to write: an idle connection holds no
 // coroutine for it. wake() starts it again (on the strand) unless it runs already or the
 // connection is over.
+bool WsSession::revoked() const {
+  api::Admission a;
+  a.user = adm_.user;
+  a.token_version = adm_.token_version;
+  return deps_.service.revoked(a);
+}
+
 void WsSession::wake() {
   if (writer_ != Writer::Idle || closed_) return;
   writer_ = Writer::Running;
@@ -680,7 +683,7 @@ awaitable<void> WsSession::run(std::unique_ptr<Request> req) {
     // Refused once the server is closing all sockets: this one came in too late for that.
     if (!deps_.hub.add(adm_.user, who_.room, self))
       request_close(1001, "server shutting down", true);
-    else if (deps_.service.revoked(adm_))  // revoked after admission, before the hub knew this socket
+    else if (revoked())  // revoked after admission, before the hub knew this socket
       request_close(1008, "token revoked", false);
     spdlog::info("ws connect conn={} user={} endpoint={} room={}", who_.connection_id, adm_.user, endpoint(),
                  adm_.sidebar ? std::string("-") : format_id(adm_.room));

@@ -75,6 +75,7 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   void on_read(boost::beast::error_code ec, std::size_t n, bool into_msg, std::size_t old);
   void reader_ended();
   void maybe_finish();
+  bool revoked() const;
   void finish();
   const char* gauge() const {
     return adm_.sidebar ? "parley_ws_connections{endpoint=\"sidebar\"}" : "parley_ws_connections{endpoint=\"chatroom\"}";
@@ -111,7 +112,14 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   boost::asio::any_io_executor strand_;  // the connection's strand
   boost::beast::websocket::stream<CorkedStream> ws_;
   WsDeps& deps_;
-  api::Admission adm_;
+  // What the admission decided that the connection keeps (not the refusal's fields).
+  struct Admitted {
+    Id user = 0;
+    Id room = 0;
+    std::optional<chat::Seq> after_seq;
+    std::optional<std::int64_t> token_version;
+    bool sidebar = false;
+  } adm_;
   api::WsIdentity who_;
   WsSweep& sweep_;
   WsSession *sweep_prev_ = nullptr, *sweep_next_ = nullptr;  // WsSweep's list, under its mutex
