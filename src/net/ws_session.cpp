@@ -123,8 +123,9 @@ WsSession::~WsSession() {
 }
 
 OutboundQueue& WsSession::queue() {
-  if (!queue_) queue_.emplace(OutboundQueue::Limits{deps_.opts.queue_max_events, deps_.opts.queue_max_bytes,
-                                                    deps_.opts.queue_hard_factor});
+  if (!queue_)
+    queue_ = std::make_unique<OutboundQueue>(
+        OutboundQueue::Limits{deps_.opts.queue_max_events, deps_.opts.queue_max_bytes, deps_.opts.queue_hard_factor});
   return *queue_;
 }
 

@@ -135,7 +135,7 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   Writer writer_ = Writer::Idle;  // Idle: no writer coroutine until wake()
 
   // Strand-only state.
-  std::optional<OutboundQueue> queue_;  // made at the first event, released while idle
+  std::unique_ptr<OutboundQueue> queue_;  // made at the first event, released while idle (sweep)
   chat::DeliveryFilter filter_;
   bool catching_up_ = true;
   bool connected_sent_ = false;  // the first frame, once the position is read
