@@ -651,6 +651,7 @@ void WsSession::keepalive_check() {
     wake();
   }
   if (queue_ && queue_->empty()) queue_.reset();  // the queue's blocks go back while idle
+  if (writer_ != Writer::Running) ws_.next_layer().release();  // and the batch buffers
 }
 
 awaitable<void> WsSession::run(std::unique_ptr<Request> req) {
