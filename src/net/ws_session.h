@@ -45,10 +45,12 @@ class WsSweep {
   std::size_t size_ = 0;
 };
 
-// One WebSocket connection, as transport: a reader and one writer, both on the connection's
-// strand, and a place in the server's keep-alive sweep (WsSweep). Events come in through deliver(), pass the delivery filter
-// (chat::DeliveryFilter: never a seq twice, never an older badge) and wait in the bounded
-// outbound queue (net/outbound_queue.h); client frames go to the inbound dispatcher (api/).
+// One WebSocket connection, as transport: a chain of reads and a writer that runs while there
+// is something to write, both on the connection's strand, and a place in the server's
+// keep-alive sweep (WsSweep); idle, it holds no coroutine. Events come in through deliver(),
+// pass the delivery filter (chat::DeliveryFilter: never a seq twice, never an older badge)
+// and wait in the bounded outbound queue (net/outbound_queue.h); client frames go to the
+// inbound dispatcher (api/).
 class WsSession final : public WsConnection, public std::enable_shared_from_this<WsSession> {
  public:
   // keep: owns the stream (the HTTP connection); held as long as the session lives.
@@ -125,7 +127,7 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   WsSession *sweep_prev_ = nullptr, *sweep_next_ = nullptr;  // WsSweep's list, under its mutex
   bool swept_ = false;                                       // in the list
   // Made when first needed (most connections never need them): close timeout, badge snapshot
-  // wait, write stall, write blocked; and at the end, the wait for the writer to finish.
+  // wait (released once the snapshot is in), write stall, write blocked.
   std::unique_ptr<boost::asio::steady_timer> kill_, snapshot_wait_, stall_, blocked_;
   std::array<char, 64> head_;  // the reader's buffer for the first bytes of a message
   std::string msg_;            // the rest of a longer one, while it is read
