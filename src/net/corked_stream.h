@@ -108,6 +108,13 @@ class CorkedStream {
   bool write_now();
   bool pending() const { return !buffer_.empty(); }  // bytes buffered, not yet written
   bool corked() const { return corked_; }
+  // Gives the buffers' memory back (they keep the capacity of the largest batch) when nothing
+  // is buffered or in flight: an idle connection's (called by the keep-alive sweep).
+  void release() {
+    if (corked_ || busy_ || !buffer_.empty()) return;
+    std::string().swap(buffer_);
+    std::string().swap(out_);
+  }
   std::size_t socket_writes() const { return socket_writes_; }  // writes issued to the socket
 
  private:

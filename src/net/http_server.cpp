@@ -130,6 +130,19 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     ws->service.load().io_lag_ms(0);
   }
 
+  // Keep-alive of every WebSocket session (ping, idle and write timeouts), on one timer.
+  WsSweep sweep;
+  awaitable<void> ws_sweep() {
+    asio::steady_timer t(acceptor.get_executor());
+    auto tick = WsSession::keepalive_tick(ws->opts);
+    while (!stopping) {
+      t.expires_after(tick);
+      auto [ec] = co_await t.async_wait(tuple_awaitable);
+      if (ec) co_return;
+      sweep.sweep();
+    }
+  }
+
   // Open connections, so that shutdown can close the idle ones. Bounded by the number of
   // open sockets (the process's file descriptor limit).
   mutable std::mutex conns_mu;
@@ -137,6 +150,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     explicit Conn(tcp::socket s) : stream(std::move(s)) {}
     beast::tcp_stream stream;
     std::atomic<bool> waiting{false};  // blocked reading the next request
+    bool ws = false;                   // upgraded: the WebSocket session ends it, not the HTTP one
     std::string counted_ip;            // the key it holds in per_ip (empty: none); under conns_mu
   };
   std::set<std::shared_ptr<Conn>> conns;
@@ -164,6 +178,23 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     conn.counted_ip.clear();
   }
 
+  // Forgets a connection that has ended.
+  void forget(const std::shared_ptr<Conn>& conn) {
+    std::lock_guard g(conns_mu);
+    release_ip(*conn);
+    conns.erase(conn);
+  }
+  static void log_unexpected(std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("connection ended by an unexpected error: {}", ex.what());
+    } catch (...) {
+      spdlog::error("connection ended by an unexpected error");
+    }
+  }
+
   Impl(asio::io_context& i, asio::thread_pool& p, api::RestApi& a, HttpOptions o, WsDeps* w)
       : ioc(i), pool(p), api(a), opts(o), ws(w), acceptor(i) {}
 
@@ -186,18 +217,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       }
       asio::co_spawn(conn->stream.get_executor(), session(conn),
                      [self = shared_from_this(), conn](std::exception_ptr e) {
-                       if (e) {
-                         try {
-                           std::rethrow_exception(e);
-                         } catch (const std::exception& ex) {
-                           spdlog::error("connection ended by an unexpected error: {}", ex.what());
-                         } catch (...) {
-                           spdlog::error("connection ended by an unexpected error");
-                         }
-                       }
-                       std::lock_guard g(self->conns_mu);
-                       self->release_ip(*conn);
-                       self->conns.erase(conn);
+                       log_unexpected(e);
+                       if (!conn->ws) self->forget(conn);  // else its WebSocket session does
                      });
     }
   }
@@ -272,8 +293,14 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       stream.socket().close(ec);
       co_return;
     }
-    auto session = std::make_shared<WsSession>(stream, conn, *ws, std::move(adm), api::WsService::new_connection_id());
-    co_await session->run(std::move(req));
+    // From here the connection is the WebSocket session's, on a coroutine of its own: the HTTP
+    // session's frames and read buffer go as soon as this returns.
+    auto session = std::make_shared<WsSession>(stream, conn, *ws, sweep, std::move(adm),
+                                               api::WsService::new_connection_id(),
+                                               [self = shared_from_this(), conn] { self->forget(conn); });
+    conn->ws = true;
+    asio::co_spawn(stream.get_executor(), session->run(std::make_unique<WsSession::Request>(std::move(req))),
+                   [](std::exception_ptr e) { log_unexpected(e); });
   }
 
   bool counted(Conn& conn) {
@@ -648,7 +675,10 @@ void HttpServer::set_uploads(api::UploadTransfers* uploads) { impl_->uploads = u
 
 void HttpServer::start() {
   asio::co_spawn(impl_->acceptor.get_executor(), impl_->accept_loop(), asio::detached);
-  if (impl_->ws) asio::co_spawn(asio::make_strand(impl_->ioc), impl_->lag_probe(), asio::detached);
+  if (impl_->ws) {
+    asio::co_spawn(asio::make_strand(impl_->ioc), impl_->lag_probe(), asio::detached);
+    asio::co_spawn(asio::make_strand(impl_->ioc), impl_->ws_sweep(), asio::detached);
+  }
 }
 
 void HttpServer::stop() {

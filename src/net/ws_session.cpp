@@ -2,7 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <algorithm>
+#include <array>
 #include <thread>
 
 #include "api/events_json.h"
@@ -14,7 +15,6 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 using asio::awaitable;
-using namespace asio::experimental::awaitable_operators;
 namespace {
 
 // A storage fault or shutdown (503 `unavailable`), as opposed to a refusal such as "not a member".
@@ -78,22 +78,84 @@ bool CorkedStream::write_now() {
   return true;
 }
 
-WsSession::WsSession(beast::tcp_stream& stream, std::shared_ptr<void> keep, WsDeps& deps, api::Admission adm,
-                     std::string id)
+void WsSweep::add(WsSession& s) {
+  std::lock_guard g(mu_);
+  if (s.swept_) return;
+  s.swept_ = true;
+  s.sweep_prev_ = nullptr;
+  s.sweep_next_ = head_;
+  if (head_) head_->sweep_prev_ = &s;
+  head_ = &s;
+  ++size_;
+}
+
+void WsSweep::remove(WsSession& s) {
+  std::lock_guard g(mu_);
+  if (!s.swept_) return;
+  s.swept_ = false;
+  if (s.sweep_prev_) s.sweep_prev_->sweep_next_ = s.sweep_next_;
+  else head_ = s.sweep_next_;
+  if (s.sweep_next_) s.sweep_next_->sweep_prev_ = s.sweep_prev_;
+  s.sweep_prev_ = s.sweep_next_ = nullptr;
+  --size_;
+}
+
+std::size_t WsSweep::size() const {
+  std::lock_guard g(mu_);
+  return size_;
+}
+
+void WsSweep::sweep() {
+  std::vector<std::shared_ptr<WsSession>> live;
+  {
+    std::lock_guard g(mu_);
+    live.reserve(size_);
+    // A session whose last owner is gone (its destructor waits for the lock) is skipped.
+    for (WsSession* s = head_; s; s = s->sweep_next_)
+      if (auto p = s->weak_from_this().lock()) live.push_back(std::move(p));
+  }
+  for (auto& p : live) {
+    auto ex = p->strand_;
+    asio::post(ex, [p = std::move(p)] { p->keepalive_check(); });
+  }
+}
+
+std::chrono::milliseconds WsSession::keepalive_tick(const WsOptions& o) {
+  auto t = std::min(o.ping_interval, std::chrono::duration_cast<std::chrono::milliseconds>(o.idle_timeout / 5));
+  return std::max(t, std::chrono::milliseconds(1));
+}
+
+WsSession::WsSession(beast::tcp_stream& stream, std::shared_ptr<void> keep, WsDeps& deps, WsSweep& sweep,
+                     api::Admission adm, std::string id, std::function<void()> on_end)
     : keep_(std::move(keep)),
+      on_end_(std::move(on_end)),
       strand_(stream.get_executor()),
       ws_(stream),
       deps_(deps),
-      adm_(std::move(adm)),
+      adm_{adm.user, adm.room, adm.after_seq, adm.token_version, adm.sidebar},
       who_{adm_.user, adm_.sidebar ? 0 : adm_.room, std::move(id)},
-      wake_(stream.get_executor()),
-      keepalive_(stream.get_executor()),
-      kill_(stream.get_executor()),
-      snapshot_wait_(stream.get_executor()),
-      stall_(stream.get_executor()),
-      blocked_(stream.get_executor()),
-      queue_({deps.opts.queue_max_events, deps.opts.queue_max_bytes, deps.opts.queue_hard_factor}),
+      sweep_(sweep),
       inbound_(deps.opts.inbound_per_sec, deps.opts.inbound_burst) {}
+
+// (Out of the sweep already once finished: finish() removes it on every path after the upgrade.)
+WsSession::~WsSession() {
+  if (swept_) sweep_.remove(*this);
+}
+
+OutboundQueue& WsSession::queue() {
+  if (!queue_)
+    queue_ = std::make_unique<OutboundQueue>(
+        OutboundQueue::Limits{deps_.opts.queue_max_events, deps_.opts.queue_max_bytes, deps_.opts.queue_hard_factor});
+  return *queue_;
+}
+
+// Arms a timer made on first use (kill_, stall_, …): f(ec) when it fires or is cancelled.
+template <class F>
+void WsSession::arm(std::unique_ptr<asio::steady_timer>& t, std::chrono::steady_clock::duration d, F f) {
+  if (!t) t = std::make_unique<asio::steady_timer>(strand_);
+  t->expires_after(d);
+  t->async_wait(std::move(f));
+}
 
 namespace {
 struct SpinGuard {
@@ -103,6 +165,10 @@ struct SpinGuard {
   }
   ~SpinGuard() { f.clear(std::memory_order_release); }
 };
+
+void cancel(const std::unique_ptr<asio::steady_timer>& t) {
+  if (t) t->cancel();
+}
 }  // namespace
 
 void WsSession::deliver(const api::OutEventPtr& ev) {
@@ -132,33 +198,33 @@ void WsSession::drain_inbox() {
 }
 
 // The frames that are ready go out from here, in one non-blocking write, when the writer is
-// idle (parked on wake_ with nothing in flight and nothing else to do) and the socket takes
+// idle (no writer coroutine: nothing in flight and nothing else to do) and the socket takes
 // them at once: no wake-up of the writer, no asynchronous write to complete. True when all of
 // it is done; false leaves the rest (queued events, or bytes the socket did not take, kept
 // corked) to the writer, which the caller wakes.
 bool WsSession::write_inline() {
   auto& cork = ws_.next_layer();
-  if (!writer_waiting_ || catching_up_ || closed_ || close_ || ping_due_ || queue_.empty() || cork.corked() ||
+  if (writer_ != Writer::Idle || catching_up_ || closed_ || close_ || ping_due_ || queued() == 0 || cork.corked() ||
       !ws_.is_open())
     return false;
   thread_local std::vector<api::OutEventPtr> batch;  // one per IO thread, emptied before returning
   batch.clear();
-  queue_.take(batch, deps_.opts.write_batch);
+  queue_->take(batch, deps_.opts.write_batch);
   queue_changed();
   cork.cork();
   for (const auto& ev : batch) cork.append_text_frame(ev->payload);
   auto frames = batch.size();
   batch.clear();
+  for (std::size_t i = 0; i < frames; ++i) deps_.metrics.ws_frame_sent();  // written here or by the writer
   if (!cork.write_now()) return false;
-  for (std::size_t i = 0; i < frames; ++i) deps_.metrics.ws_frame_sent();
-  set_behind(queue_.events() * 4 >= deps_.opts.queue_max_events);
-  return queue_.empty();
+  set_behind(queued() * 4 >= deps_.opts.queue_max_events);
+  return queued() == 0;
 }
 
 void WsSession::deliver_snapshot(std::vector<api::OutEventPtr> badges) {
   asio::post(strand_, [self = shared_from_this(), b = std::move(badges)]() mutable {
     self->snapshot_ = std::move(b);
-    self->snapshot_wait_.cancel();
+    cancel(self->snapshot_wait_);
   });
 }
 
@@ -168,17 +234,43 @@ void WsSession::kick(std::uint16_t code, std::string reason) {
   });
 }
 
+// The writer runs only while there is something to write: an idle connection holds no
+// coroutine for it. wake() starts it again (on the strand) unless it runs already or the
+// connection is over.
+bool WsSession::revoked() const {
+  api::Admission a;
+  a.user = adm_.user;
+  a.token_version = adm_.token_version;
+  return deps_.service.revoked(a);
+}
+
 void WsSession::wake() {
-  if (draining_) {
+  if (draining_) {  // drain_inbox() first tries write_inline(), then wakes
     wake_due_ = true;
     return;
   }
-  if (!writer_waiting_) return;  // it looks at the queue before it waits again
-  writer_waiting_ = false;
-  wake_.cancel();
+  if (writer_ != Writer::Idle || closed_) return;
+  writer_ = Writer::Running;
+  start_writer(writer_loop());
 }
 
-void WsSession::queue_changed() { deps_.metrics.ws_queue_depth(queue_.events()); }
+void WsSession::start_writer(awaitable<void> w) {
+  asio::co_spawn(strand_, std::move(w), [self = shared_from_this()](std::exception_ptr e) {
+    if (!e) return self->maybe_finish();
+    self->writer_ = Writer::Done;  // the running writer threw (none other can have started)
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("ws writer ended by an unexpected error conn={}: {}", self->who_.connection_id, ex.what());
+    } catch (...) {
+      spdlog::error("ws writer ended by an unexpected error conn={}", self->who_.connection_id);
+    }
+    if (!self->closed_) self->hard_close("writer failed");
+    self->maybe_finish();
+  });
+}
+
+void WsSession::queue_changed() { deps_.metrics.ws_queue_depth(queued()); }
 
 // This connection's part in the server-wide "behind" count (api::LoadGauge): set when a write
 // has just completed (the client drains) and a quarter of the queue's bound still waits;
@@ -210,29 +302,28 @@ void WsSession::ended() {
   queue_changed();
   set_behind(false);
   wake();
-  keepalive_.cancel();
-  snapshot_wait_.cancel();
-  stall_.cancel();
-  blocked_.cancel();
+  cancel(snapshot_wait_);
+  cancel(stall_);
+  cancel(blocked_);
+  sweep_.remove(*this);
 }
 
 void WsSession::request_close(std::uint16_t code, std::string reason, bool flush) {
   if (closed_ || close_) return;
   end_reason_ = reason;
   if (!flush) {
-    deps_.metrics.add("parley_ws_events_dropped_total", static_cast<double>(queue_.events() + pending_.size()));
-    queue_.clear();
+    deps_.metrics.add("parley_ws_events_dropped_total", static_cast<double>(queued() + pending_.size()));
+    queue_.reset();
     pending_.clear();
   }
   close_ = std::make_pair(code, std::move(reason));
   queue_changed();
   set_behind(false);
   // A peer that never reads would keep the close frame from leaving: cut it off in time.
-  kill_.expires_after(deps_.opts.close_timeout);
-  kill_.async_wait([self = shared_from_this()](const beast::error_code& ec) {
+  arm(kill_, deps_.opts.close_timeout, [self = shared_from_this()](const beast::error_code& ec) {
     if (!ec) self->hard_close("close timeout");
   });
-  snapshot_wait_.cancel();
+  cancel(snapshot_wait_);
   wake();
 }
 
@@ -253,7 +344,7 @@ void WsSession::push(const api::OutEventPtr& ev, bool closing_flush) {
   if (ev->position > 0) filter_.messages_sent_up_to(ev->room, ev->position);
   if (ev->seq > 0 && !filter_.admit_message(ev->room, ev->seq)) return;
   if (ev->cls == api::EventClass::Badge && !filter_.admit_badge(ev->room, ev->last_seq, ev->read_seq)) return;
-  auto r = queue_.push(ev);
+  auto r = queue().push(ev);
   queue_changed();
   if (r == OutboundQueue::Push::HardOverflow) return slow_consumer();
   if (r == OutboundQueue::Push::Overflow && writing_since_) {
@@ -261,10 +352,9 @@ void WsSession::push(const api::OutEventPtr& ev, bool closing_flush) {
     // when the write has been pending for write_stall), else the server is behind.
     auto blocked_for = Clock::now() - *writing_since_;
     if (blocked_for >= deps_.opts.write_stall) return slow_consumer();
-    stall_.expires_after(deps_.opts.write_stall - blocked_for);
-    stall_.async_wait([self = shared_from_this()](const beast::error_code& ec) {
+    arm(stall_, deps_.opts.write_stall - blocked_for, [self = shared_from_this()](const beast::error_code& ec) {
       if (ec || self->closed_ || self->close_) return;
-      if (self->queue_.over_bounds() && self->writing_since_ &&
+      if (self->queue_ && self->queue_->over_bounds() && self->writing_since_ &&
           Clock::now() - *self->writing_since_ >= self->deps_.opts.write_stall)
         self->slow_consumer();
     });
@@ -282,8 +372,7 @@ void WsSession::push_reply(std::string frame) {
 void WsSession::write_started() {
   writing_since_ = Clock::now();
   if (behind_) {  // a write that blocks means the client, not the server, is slow
-    blocked_.expires_after(deps_.opts.write_blocked);
-    blocked_.async_wait([self = shared_from_this()](const beast::error_code& ec) {
+    arm(blocked_, deps_.opts.write_blocked, [self = shared_from_this()](const beast::error_code& ec) {
       if (!ec && self->writing_since_) self->set_behind(false);
     });
   }
@@ -406,10 +495,12 @@ awaitable<bool> WsSession::catch_up() {
   if (!adm_.sidebar) co_return co_await replay();
   // Badges right after any outage: one update per room, from the hub's tracker of the user.
   if (!snapshot_ && !close_ && !closed_) {  // (a close requested before the wait began: no wait)
-    snapshot_wait_.expires_after(deps_.opts.snapshot_timeout);
-    co_await snapshot_wait_.async_wait(tuple_awaitable);
+    if (!snapshot_wait_) snapshot_wait_ = std::make_unique<asio::steady_timer>(strand_);
+    snapshot_wait_->expires_after(deps_.opts.snapshot_timeout);
+    co_await snapshot_wait_->async_wait(tuple_awaitable);
   }
   if (close_ || closed_) co_return true;
+  snapshot_wait_.reset();
   if (!snapshot_) {
     request_close(1011, "try again", false);
     co_return true;
@@ -447,7 +538,7 @@ awaitable<bool> WsSession::send_connected() {
       api::connected_frame(adm_.user, who_.connection_id, adm_.sidebar ? std::nullopt : std::optional<Id>(adm_.room)));
 }
 
-awaitable<void> WsSession::writer_loop() {
+awaitable<void> WsSession::catch_up_then_write() {
   auto self = shared_from_this();
   bool ok = true;
   try {
@@ -463,11 +554,23 @@ awaitable<void> WsSession::writer_loop() {
   // A catch-up that ended in a close still says `connected` first (then the close).
   if (ok && !connected_sent_) ok = co_await send_connected();
   catching_up_ = false;
-  bool close_sent = false;
   auto held = std::move(pending_);
   pending_.clear();
   pending_bytes_ = 0;
   for (const auto& ev : held) push(ev, true);  // a 1001 close flushes what was held too
+  if (!ok) {
+    if (!closed_) hard_close(end_reason_);
+    writer_ = Writer::Done;
+    co_return;
+  }
+  co_await writer_loop();
+}
+
+// Writes what is due (a ping, the queue, the close) and ends when nothing is: wake() starts it
+// again. Once it has written the close or failed, it is done for the connection.
+awaitable<void> WsSession::writer_loop() {
+  auto self = shared_from_this();
+  bool ok = true, close_sent = false;
   std::vector<api::OutEventPtr> batch;
   while (ok && !closed_) {
     if (ping_due_) {
@@ -476,13 +579,14 @@ awaitable<void> WsSession::writer_loop() {
       if (ec) break;
       continue;
     }
-    if (!queue_.empty() || ws_.next_layer().pending()) {  // (pending: what write_inline() left)
+    if (queued() > 0 || ws_.next_layer().pending()) {  // (pending: what write_inline() left)
       batch.clear();
-      queue_.take(batch, deps_.opts.write_batch);
+      if (queue_) queue_->take(batch, deps_.opts.write_batch);
       queue_changed();
       ok = co_await write_batch(batch);
+      batch.clear();
       queue_changed();
-      set_behind(ok && queue_.events() * 4 >= deps_.opts.queue_max_events);
+      set_behind(ok && queued() * 4 >= deps_.opts.queue_max_events);
       continue;
     }
     if (close_) {
@@ -491,134 +595,185 @@ awaitable<void> WsSession::writer_loop() {
       close_sent = !ec;
       break;
     }
-    wake_.expires_at(Clock::time_point::max());
-    writer_waiting_ = true;
-    co_await wake_.async_wait(tuple_awaitable);
-    writer_waiting_ = false;
+    writer_ = Writer::Idle;
+    co_return;
   }
+  writer_ = Writer::Done;
   // Unless a close handshake is under way (the reader ends when the peer answers it, or the
   // kill timer cuts it), nothing more will be written: end the connection.
   if (!closed_ && !close_sent) hard_close(end_reason_);
 }
 
-awaitable<void> WsSession::reader_loop() {
-  auto self = shared_from_this();
-  beast::flat_buffer buf;
-  for (;;) {
-    buf.clear();
-    auto [ec, n] = co_await ws_.async_read(buf, tuple_awaitable);
-    if (ec) {
-      if (end_reason_ == "closed") {
-        if (ec == websocket::error::closed) {
-          auto cr = ws_.reason();
-          end_reason_ = "client close " + std::to_string(cr.code);
-        } else {
-          end_reason_ = "read: " + ec.message();
-        }
-      }
-      break;
-    }
-    last_rx_ = Clock::now();
-    if (close_) continue;  // closing: answer nothing more
-    // Inbound rate: a token bucket per connection, over every data frame (sends included).
-    bool limited = !inbound_.take(last_rx_);
-    if (!ws_.got_text()) {
-      push_reply(limited ? api::error_frame("rate_limited", "too many frames")
-                         : api::error_frame("binary_not_supported", "frames must be JSON text"));
-      continue;
-    }
-    auto data = buf.cdata();
-    auto in =
-        deps_.service.dispatch(who_, std::string_view(static_cast<const char*>(data.data()), data.size()), limited);
-    if (!in.reply.empty()) push_reply(std::move(in.reply));
-    if (in.blocking) {
-      // One at a time, in the order the frames came: a client's sends keep their order.
-      std::string answer;
-      try {
-        answer = co_await on_pool(deps_.pool, std::move(in.blocking));
-      } catch (const std::exception&) {
-        answer = api::error_frame("unavailable", "try again");
-      }
-      if (!answer.empty()) push_reply(std::move(answer));
+// The reader is a chain of read operations, not a coroutine: an idle connection waits in one
+// read into a small buffer in the session (Beast's frame buffer is inside the stream); the
+// rest of a longer message is read into a string that is released once the message is handled.
+void WsSession::read_next() {
+  ws_.async_read_some(asio::buffer(head_), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+    self->on_read(ec, n, false, 0);
+  });
+}
+
+void WsSession::on_read(beast::error_code ec, std::size_t n, bool into_msg, std::size_t old) {
+  if (!ec) {
+    if (into_msg)
+      msg_.resize(old + n);
+    else
+      msg_.assign(head_.data(), n);
+    if (!ws_.is_message_done()) {
+      // Bounded by read_message_max (max_frame_bytes): Beast fails the read beyond it.
+      std::size_t at = msg_.size(), chunk = std::clamp<std::size_t>(at, 256, 16 * 1024);
+      msg_.resize(at + chunk);
+      ws_.async_read_some(asio::buffer(msg_.data() + at, chunk),
+                          [self = shared_from_this(), at](beast::error_code ec, std::size_t n) {
+                            self->on_read(ec, n, true, at);
+                          });
+      return;
     }
   }
+  if (ec) {
+    std::string().swap(msg_);
+    if (end_reason_ == "closed") {
+      if (ec == websocket::error::closed) {
+        auto cr = ws_.reason();
+        end_reason_ = "client close " + std::to_string(cr.code);
+      } else {
+        end_reason_ = "read: " + ec.message();
+      }
+    }
+    return reader_ended();
+  }
+  last_rx_ = Clock::now();
+  if (close_) {  // closing: answer nothing more
+    std::string().swap(msg_);
+    return read_next();
+  }
+  // Inbound rate: a token bucket per connection, over every data frame (sends included).
+  bool limited = !inbound_.take(last_rx_);
+  if (!ws_.got_text()) {
+    std::string().swap(msg_);
+    push_reply(limited ? api::error_frame("rate_limited", "too many frames")
+                       : api::error_frame("binary_not_supported", "frames must be JSON text"));
+    return read_next();
+  }
+  auto in = deps_.service.dispatch(who_, std::string_view(msg_), limited);
+  std::string().swap(msg_);
+  if (!in.reply.empty()) push_reply(std::move(in.reply));
+  if (!in.blocking) return read_next();
+  // One at a time, in the order the frames came: a client's sends keep their order (the next
+  // frame is read once the answer is queued).
+  asio::co_spawn(
+      deps_.pool, [f = std::move(in.blocking)]() mutable -> awaitable<std::string> { co_return f(); },
+      asio::bind_executor(strand_, [self = shared_from_this()](std::exception_ptr e, std::string answer) {
+        if (e) answer = api::error_frame("unavailable", "try again");
+        if (!answer.empty()) self->push_reply(std::move(answer));
+        self->read_next();
+      }));
+}
+
+void WsSession::reader_ended() {
   ended();
-  kill_.cancel();
+  cancel(kill_);
   beast::error_code ignored;
   beast::get_lowest_layer(ws_).socket().close(ignored);
+  reader_done_ = true;
+  maybe_finish();
 }
 
-awaitable<void> WsSession::keepalive_loop() {
-  auto self = shared_from_this();
-  auto tick = std::min<Clock::duration>(deps_.opts.ping_interval, deps_.opts.idle_timeout / 5);
-  while (!closed_) {
-    keepalive_.expires_after(tick);
-    co_await keepalive_.async_wait(tuple_awaitable);
-    if (closed_) break;
-    auto now = Clock::now();
-    if (now - last_rx_ > deps_.opts.idle_timeout) {
-      hard_close("idle timeout");
-      break;
-    }
-    if (writing_since_ && now - *writing_since_ > deps_.opts.write_timeout) {  // the client does not drain
-      deps_.metrics.add("parley_ws_slow_consumer_closes_total", 1);
-      hard_close("write timeout");
-      break;
-    }
-    if (now - last_ping_ >= deps_.opts.ping_interval) {
-      last_ping_ = now;
-      ping_due_ = true;
-      wake();
-    }
-  }
+// The connection is over once the reader has ended and no writer runs (none starts after the
+// reader's end: the connection is closed by then).
+void WsSession::maybe_finish() {
+  if (reader_done_ && writer_ != Writer::Running) finish();
 }
 
-awaitable<void> WsSession::run(beast::http::request<beast::http::string_body> req) {
-  auto self = shared_from_this();
-  auto started = Clock::now();
-  beast::get_lowest_layer(ws_).expires_never();  // the websocket stream keeps its own time
-  websocket::stream_base::timeout t{};
-  t.handshake_timeout = deps_.opts.handshake_timeout;
-  t.idle_timeout = websocket::stream_base::none();
-  t.keep_alive_pings = false;
-  ws_.set_option(t);
-  ws_.read_message_max(deps_.opts.max_frame_bytes);
-  ws_.set_option(websocket::stream_base::decorator(
-      [](websocket::response_type& res) { res.set(beast::http::field::server, "parley"); }));
-  ws_.control_callback([this](websocket::frame_type, beast::string_view) { last_rx_ = Clock::now(); });
-  auto [ec] = co_await ws_.async_accept(req, tuple_awaitable);
-  if (ec) {
-    deps_.metrics.add("parley_ws_handshake_failures_total{reason=\"handshake\"}", 1);
-    spdlog::info("ws handshake failed conn={} user={}: {}", who_.connection_id, adm_.user, ec.message());
-    co_return;
+// Every exit path after the upgrade leaves the registry, the sweep and the gauges, then tells
+// the HTTP server (on_end).
+void WsSession::finish() {
+  if (finished_) return;
+  finished_ = true;
+  if (registered_) {
+    ws_.control_callback();
+    spdlog::info("ws disconnect conn={} user={} endpoint={} room={} duration={:.1f}s reason={}", who_.connection_id,
+                 adm_.user, endpoint(), adm_.sidebar ? std::string("-") : format_id(adm_.room),
+                 std::chrono::duration<double>(Clock::now() - started_).count(), end_reason_);
+    deps_.hub.remove(adm_.user, who_.room, this);
+    sweep_.remove(*this);
+    deps_.metrics.add(gauge(), -1);
+    closed_ = true;
+    set_behind(false);
+    deps_.service.load().connections(-1);
   }
-  std::string gauge = std::string("parley_ws_connections{endpoint=\"") + endpoint() + "\"}";
-  deps_.metrics.add(gauge, 1);
-  deps_.service.load().connections(1);
-  // Refused once the server is closing all sockets: this one came in too late for that.
-  if (!deps_.hub.add(adm_.user, who_.room, self))
-    request_close(1001, "server shutting down", true);
-  else if (deps_.service.revoked(adm_))  // revoked after admission, before the hub knew this socket
-    request_close(1008, "token revoked", false);
-  // Every exit path, exceptions included, leaves the registry and the gauges.
-  struct Leave {
-    WsSession* s;
-    std::string gauge;
-    ~Leave() {
-      s->deps_.hub.remove(s->adm_.user, s->who_.room, s);
-      s->deps_.metrics.add(gauge, -1);
-      s->closed_ = true;
-      s->set_behind(false);
-      s->deps_.service.load().connections(-1);
+  snapshot_wait_.reset();
+  auto end = std::move(on_end_);
+  on_end_ = nullptr;
+  if (end) end();
+}
+
+// WsSweep's tick: the idle and write timeouts, the ping, and what an idle connection can give
+// back. Pings go out on the sweep's cadence: every ping_interval once the first is sent (the
+// first between ping_interval - tick/2 and ping_interval + tick/2 after the connect).
+void WsSession::keepalive_check() {
+  if (closed_) return;
+  const auto& o = deps_.opts;
+  auto now = Clock::now();
+  if (now - last_rx_ > o.idle_timeout) return hard_close("idle timeout");
+  if (writing_since_ && now - *writing_since_ > o.write_timeout) {  // the client does not drain
+    deps_.metrics.add("parley_ws_slow_consumer_closes_total", 1);
+    return hard_close("write timeout");
+  }
+  if (!close_ && now - last_ping_ >= o.ping_interval - keepalive_tick(o) / 2) {
+    last_ping_ = now;
+    ping_due_ = true;
+    wake();
+  }
+  if (queue_ && queue_->empty()) queue_.reset();  // the queue's blocks go back while idle
+  if (writer_ != Writer::Running) ws_.next_layer().release();  // and the batch buffers
+}
+
+awaitable<void> WsSession::run(std::unique_ptr<Request> req) {
+  auto self = shared_from_this();
+  started_ = Clock::now();
+  try {
+    beast::get_lowest_layer(ws_).expires_never();  // the websocket stream keeps its own time
+    websocket::stream_base::timeout t{};
+    t.handshake_timeout = deps_.opts.handshake_timeout;
+    t.idle_timeout = websocket::stream_base::none();
+    t.keep_alive_pings = false;
+    ws_.set_option(t);
+    ws_.read_message_max(deps_.opts.max_frame_bytes);
+    ws_.set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& res) { res.set(beast::http::field::server, "parley"); }));
+    ws_.control_callback([this](websocket::frame_type, beast::string_view) { last_rx_ = Clock::now(); });
+    auto [ec] = co_await ws_.async_accept(*req, tuple_awaitable);
+    req.reset();  // answered: its headers and target are not needed any more
+    if (ec) {
+      deps_.metrics.add("parley_ws_handshake_failures_total{reason=\"handshake\"}", 1);
+      spdlog::info("ws handshake failed conn={} user={}: {}", who_.connection_id, adm_.user, ec.message());
+      ws_.control_callback();
+      finish();
+      co_return;
     }
-  } leave{this, gauge};
-  spdlog::info("ws connect conn={} user={} endpoint={} room={}", who_.connection_id, adm_.user, endpoint(),
-               adm_.sidebar ? std::string("-") : format_id(adm_.room));
-  co_await (reader_loop() && writer_loop() && keepalive_loop());
-  ws_.control_callback();
-  spdlog::info("ws disconnect conn={} user={} endpoint={} room={} duration={:.1f}s reason={}", who_.connection_id,
-               adm_.user, endpoint(), adm_.sidebar ? std::string("-") : format_id(adm_.room),
-               std::chrono::duration<double>(Clock::now() - started).count(), end_reason_);
+    deps_.metrics.add(gauge(), 1);
+    deps_.service.load().connections(1);
+    registered_ = true;
+    last_rx_ = last_ping_ = Clock::now();
+    sweep_.add(*this);
+    // Refused once the server is closing all sockets: this one came in too late for that.
+    if (!deps_.hub.add(adm_.user, who_.room, self))
+      request_close(1001, "server shutting down", true);
+    else if (revoked())  // revoked after admission, before the hub knew this socket
+      request_close(1008, "token revoked", false);
+    spdlog::info("ws connect conn={} user={} endpoint={} room={}", who_.connection_id, adm_.user, endpoint(),
+                 adm_.sidebar ? std::string("-") : format_id(adm_.room));
+    // The writer runs beside the reader; the connection is over when both have ended.
+    writer_ = Writer::Running;
+    start_writer(catch_up_then_write());
+    read_next();
+  } catch (const std::exception& e) {
+    spdlog::error("ws session failed conn={}: {}", who_.connection_id, e.what());
+    hard_close("failed");
+    reader_done_ = true;
+    maybe_finish();
+  }
 }
 
 }  // namespace parley::net

@@ -1,12 +1,15 @@
 #pragma once
 // Internal to net/: included by http_server.cpp only (it names Beast types).
+#include <array>
 #include <atomic>
+#include <functional>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
 
 #include "api/fanout.h"
@@ -22,17 +25,45 @@
 
 namespace parley::net {
 
-// One WebSocket connection, as transport: a reader, one writer and a keep-alive timer, all
-// on the connection's strand. Events come in through deliver(), pass the delivery filter
-// (chat::DeliveryFilter: never a seq twice, never an older badge) and wait in the bounded
-// outbound queue (net/outbound_queue.h); client frames go to the inbound dispatcher (api/).
+class WsSession;
+
+// The keep-alive of every WebSocket session of a server on one timer instead of one timer
+// and coroutine per connection: every tick (WsSession::keepalive_tick) sweep() hands each
+// open session a check on its own strand (idle timeout, write timeout, ping due, buffers
+// released while idle). Sessions are linked through themselves (no node per connection);
+// bounded by the open sessions.
+class WsSweep {
+ public:
+  void add(WsSession& s);
+  void remove(WsSession& s);
+  void sweep();
+  std::size_t size() const;
+
+ private:
+  mutable std::mutex mu_;
+  WsSession* head_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+// One WebSocket connection, as transport: a chain of reads and a writer that runs while there
+// is something to write, both on the connection's strand, and a place in the server's
+// keep-alive sweep (WsSweep); idle, it holds no coroutine. Events come in through deliver(),
+// pass the delivery filter (chat::DeliveryFilter: never a seq twice, never an older badge)
+// and wait in the bounded outbound queue (net/outbound_queue.h); client frames go to the
+// inbound dispatcher (api/).
 class WsSession final : public WsConnection, public std::enable_shared_from_this<WsSession> {
  public:
   // keep: owns the stream (the HTTP connection); held as long as the session lives.
-  WsSession(boost::beast::tcp_stream& stream, std::shared_ptr<void> keep, WsDeps& deps, api::Admission adm,
-            std::string id);
-  // Completes the upgrade and serves the connection until it closes.
-  boost::asio::awaitable<void> run(boost::beast::http::request<boost::beast::http::string_body> req);
+  using Request = boost::beast::http::request<boost::beast::http::string_body>;
+  WsSession(boost::beast::tcp_stream& stream, std::shared_ptr<void> keep, WsDeps& deps, WsSweep& sweep,
+            api::Admission adm, std::string id, std::function<void()> on_end);
+  ~WsSession() override;
+  // Completes the upgrade (the request is released once answered) and starts the reader and the
+  // writer; on_end is called once the connection is over (also when the upgrade fails).
+  boost::asio::awaitable<void> run(std::unique_ptr<Request> req);
+  // How often WsSweep checks every session: the ping interval, or a fifth of the idle timeout
+  // when that is shorter.
+  static std::chrono::milliseconds keepalive_tick(const WsOptions& o);
 
   void deliver(const api::OutEventPtr& ev) override;
   void deliver_snapshot(std::vector<api::OutEventPtr> badges) override;
@@ -42,9 +73,24 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
 
  private:
   using Clock = std::chrono::steady_clock;
-  boost::asio::awaitable<void> reader_loop();
+  void read_next();
+  void on_read(boost::beast::error_code ec, std::size_t n, bool into_msg, std::size_t old);
+  void reader_ended();
+  void maybe_finish();
+  bool revoked() const;
+  void finish();
+  const char* gauge() const {
+    return adm_.sidebar ? "parley_ws_connections{endpoint=\"sidebar\"}" : "parley_ws_connections{endpoint=\"chatroom\"}";
+  }
+  boost::asio::awaitable<void> catch_up_then_write();
   boost::asio::awaitable<void> writer_loop();
-  boost::asio::awaitable<void> keepalive_loop();
+  void start_writer(boost::asio::awaitable<void> w);
+  void keepalive_check();  // WsSweep's tick, on the strand
+  template <class F>
+  void arm(std::unique_ptr<boost::asio::steady_timer>& t, std::chrono::steady_clock::duration d, F f);
+  OutboundQueue& queue();
+  std::size_t queued() const { return queue_ ? queue_->events() : 0; }
+  friend class WsSweep;
   boost::asio::awaitable<bool> write_now(const std::string& frame);
   boost::asio::awaitable<bool> write_batch(const std::vector<api::OutEventPtr>& batch);
   boost::asio::awaitable<bool> catch_up();  // replay or snapshot; false: close
@@ -66,12 +112,31 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   const char* endpoint() const { return adm_.sidebar ? "sidebar" : "chatroom"; }
 
   std::shared_ptr<void> keep_;
+  std::function<void()> on_end_;
   boost::asio::any_io_executor strand_;  // the connection's strand
   boost::beast::websocket::stream<CorkedStream> ws_;
   WsDeps& deps_;
-  api::Admission adm_;
+  // What the admission decided that the connection keeps (not the refusal's fields).
+  struct Admitted {
+    Id user = 0;
+    Id room = 0;
+    std::optional<chat::Seq> after_seq;
+    std::optional<std::int64_t> token_version;
+    bool sidebar = false;
+  } adm_;
   api::WsIdentity who_;
-  boost::asio::steady_timer wake_, keepalive_, kill_, snapshot_wait_, stall_, blocked_;
+  WsSweep& sweep_;
+  WsSession *sweep_prev_ = nullptr, *sweep_next_ = nullptr;  // WsSweep's list, under its mutex
+  bool swept_ = false;                                       // in the list
+  // Made when first needed (most connections never need them): close timeout, badge snapshot
+  // wait (released once the snapshot is in), write stall, write blocked.
+  std::unique_ptr<boost::asio::steady_timer> kill_, snapshot_wait_, stall_, blocked_;
+  std::array<char, 64> head_;  // the reader's buffer for the first bytes of a message
+  std::string msg_;            // the rest of a longer one, while it is read
+  bool reader_done_ = false, registered_ = false, finished_ = false;
+  Clock::time_point started_;
+  enum class Writer { Idle, Running, Done };
+  Writer writer_ = Writer::Idle;  // Idle: no writer coroutine until wake()
 
   // Events handed over by deliver() (any thread) and not yet pushed: one post to the strand
   // per batch instead of one per event (a fan-out to a socket of its new_message and badge,
@@ -83,9 +148,8 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   std::vector<api::OutEventPtr> inbox_;
 
   // Strand-only state.
-  OutboundQueue queue_;
+  std::unique_ptr<OutboundQueue> queue_;  // made at the first event, released while idle (sweep)
   chat::DeliveryFilter filter_;
-  bool writer_waiting_ = false;  // the writer waits on wake_ (wake() has something to cancel)
   bool draining_ = false;        // in drain_inbox(): a wake() waits for its end (write_inline)
   bool wake_due_ = false;
   bool catching_up_ = true;
