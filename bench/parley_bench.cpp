@@ -388,7 +388,8 @@ class Bench {
   awaitable<void> connect_worker(std::size_t thread, Latch done);
   awaitable<void> open_socket(websocket::stream<tcp::socket>& ws, std::size_t i, const User& u, std::string& first,
                               boost::system::error_code& ec);
-  awaitable<void> receive_loop(std::shared_ptr<Receiver> r);
+  // engine_io: Socket.IO framing (answers the pings, takes new_message events out of `42[…]`)
+  awaitable<void> receive_loop(std::shared_ptr<Receiver> r, bool engine_io);
   void on_frame(Receiver& r, std::string_view t);
   awaitable<void> rest_sender(std::size_t k, long count, Latch done);
   awaitable<void> ws_sender(std::size_t k, long count, Latch done);
@@ -396,7 +397,6 @@ class Bench {
   // opening, a Socket.IO receiver's loop, and a Socket.IO sender with its reader.
   int start_peer();
   awaitable<void> sio_open(websocket::stream<tcp::socket>& ws, std::string& first, boost::system::error_code& ec);
-  awaitable<void> sio_receive_loop(std::shared_ptr<Receiver> r);
   awaitable<void> sio_sender(std::size_t k, long count, Latch done);
   awaitable<void> sio_sender_reader(std::size_t k);
   void record_ack(std::int64_t seq);
@@ -408,7 +408,7 @@ class Bench {
   std::vector<std::unique_ptr<asio::io_context>> ctxs_;
   std::vector<std::unique_ptr<ThreadStats>> stats_;
   std::unique_ptr<ServerProcess> server_;
-  std::unique_ptr<PeerProcess> peer_;
+  std::unique_ptr<ChildProcess> peer_;
   pid_t server_pid_ = 0;
   tcp::endpoint ep_;
   std::string host_header_, run_id_;
@@ -581,7 +581,7 @@ awaitable<void> Bench::connect_worker(std::size_t thread, Latch done) {
       r->open = true;
       totals_.connected.fetch_add(1);
       receivers_[i] = r;  // distinct slots; read only after all threads joined or the latch
-      asio::co_spawn(ex, o_.target == "socketio-peer" ? sio_receive_loop(r) : receive_loop(r), asio::detached);
+      asio::co_spawn(ex, receive_loop(r, o_.target == "socketio-peer"), asio::detached);
     }
     done.count_down();
   }
@@ -627,7 +627,7 @@ void Bench::on_frame(Receiver& r, std::string_view t) {
   }
 }
 
-awaitable<void> Bench::receive_loop(std::shared_ptr<Receiver> r) {
+awaitable<void> Bench::receive_loop(std::shared_ptr<Receiver> r, bool engine_io) {
   beast::flat_buffer buf;
   for (;;) {
     buf.clear();
@@ -643,7 +643,16 @@ awaitable<void> Bench::receive_loop(std::shared_ptr<Receiver> r) {
       co_return;
     }
     auto d = buf.data();
-    on_frame(*r, std::string_view(static_cast<const char*>(d.data()), d.size()));
+    std::string_view t(static_cast<const char*>(d.data()), d.size()), payload;
+    if (!engine_io) {
+      on_frame(*r, t);
+    } else if (t == "2") {  // Engine.IO ping: answer at once (a receiver writes nothing else)
+      co_await r->ws->async_write(asio::buffer(std::string_view("3")), kTuple);
+    } else if (sio_event(t, "new_message", payload)) {
+      on_frame(*r, payload);
+    } else {
+      totals_.other_frames.fetch_add(1, std::memory_order_relaxed);
+    }
   }
 }
 
@@ -762,7 +771,7 @@ int Bench::start_peer() {
     argv = {"node", script};
   }
   try {
-    peer_ = std::make_unique<PeerProcess>(argv, o_.server_cpu, 30.0);
+    peer_ = parley::bench::start_peer(argv, o_.server_cpu, 30.0);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "parley-bench: cannot start the peer: %s\n", e.what());
     return 2;
@@ -793,33 +802,6 @@ awaitable<void> Bench::sio_open(websocket::stream<tcp::socket>& ws, std::string&
   if (ec) co_return;
   std::string got = beast::buffers_to_string(buf.data());
   first = got.substr(0, 3) == "40{" ? std::string(R"({"type":"connected"})") : "no namespace connect: " + got.substr(0, 200);
-}
-
-awaitable<void> Bench::sio_receive_loop(std::shared_ptr<Receiver> r) {
-  beast::flat_buffer buf;
-  for (;;) {
-    buf.clear();
-    auto [ec, n] = co_await r->ws->async_read(buf, kTuple);
-    if (ec) {
-      r->open = false;
-      auto reason = r->ws->reason();
-      r->close_reason = ec == websocket::error::closed
-                            ? "closed " + std::to_string(reason.code) + " " + std::string(reason.reason.c_str())
-                            : ec.message();
-      if (!finished_ && totals_.closed.fetch_add(1) < 5)
-        std::fprintf(stderr, "parley-bench: socket %zu closed: %s\n", r->index, r->close_reason.c_str());
-      co_return;
-    }
-    std::string_view t(static_cast<const char*>(buf.data().data()), buf.size());
-    std::string_view payload;
-    if (t == "2") {  // Engine.IO ping: answer at once (a receiver writes nothing else)
-      co_await r->ws->async_write(asio::buffer(std::string_view("3")), kTuple);
-    } else if (sio_event(t, "new_message", payload)) {
-      on_frame(*r, payload);
-    } else {
-      totals_.other_frames.fetch_add(1, std::memory_order_relaxed);
-    }
-  }
 }
 
 // As ws_sender, with the frame `42["send_message",{…}]`; the only writer on its socket, so it

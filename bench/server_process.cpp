@@ -68,21 +68,11 @@ bool has_flag(const std::vector<std::string>& args, const std::string& flag) {
 }
 }  // namespace
 
-ServerProcess::ServerProcess(const std::string& bin, const std::vector<std::string>& args, int cpu,
-                             double startup_timeout_s) {
-  char tmpl[] = "/tmp/parley-bench-XXXXXX";
-  if (!mkdtemp(tmpl)) throw std::runtime_error(std::string("mkdtemp: ") + std::strerror(errno));
-  dir_ = tmpl;
-  std::vector<std::string> argv{bin, "serve"};
-  const std::pair<std::string, std::string> defaults[] = {
-      {"--listen", "127.0.0.1:0"}, {"--db", "sqlite:" + dir_ + "/parley.db"}, {"--rate-limit-per-sec", "0"},
-      {"--ws-cooldown-ms", "0"},   {"--max-connections-per-ip", "0"}, {"--ws-inbound-per-sec", "100000"},        {"--ws-inbound-burst", "100000"},
-      {"--log-level", "warn"}};
-  for (const auto& [flag, value] : defaults)
-    if (!has_flag(args, flag)) argv.insert(argv.end(), {flag, value});
-  argv.insert(argv.end(), args.begin(), args.end());
+ChildProcess::ChildProcess(std::vector<std::string> argv, int cpu, double startup_timeout_s, std::string what,
+                           const std::function<std::string(const std::string& out)>& find_url)
+    : what_(std::move(what)) {
+  if (argv.empty()) throw std::runtime_error("empty command for " + what_);
   for (const auto& a : argv) command_ += (command_.empty() ? "" : " ") + a;
-
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
   pid_t parent = getpid();
@@ -92,34 +82,26 @@ ServerProcess::ServerProcess(const std::string& bin, const std::vector<std::stri
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != parent) _exit(127);
     dup2(fds[1], STDOUT_FILENO);
-    if (cpu >= 0 && !pin_to_cpu(cpu)) std::fprintf(stderr, "parley-bench: cannot pin the server to CPU %d\n", cpu);
+    if (cpu >= 0 && !pin_to_cpu(cpu))
+      std::fprintf(stderr, "parley-bench: cannot pin %s to CPU %d\n", what_.c_str(), cpu);
     std::vector<char*> cargv;
     for (auto& a : argv) cargv.push_back(a.data());
     cargv.push_back(nullptr);
-    execv(cargv[0], cargv.data());
+    execvp(cargv[0], cargv.data());
     std::fprintf(stderr, "parley-bench: exec %s: %s\n", cargv[0], std::strerror(errno));
     _exit(127);
   }
   close(fds[1]);
   out_fd_ = fds[0];
 
-  // Read stdout until the listening line (or exit, or timeout).
+  // Read stdout until the address is announced (or exit, or timeout).
   std::string out;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(startup_timeout_s);
-  const std::string marker = "listening on http://";
-  while (true) {
-    auto pos = out.find(marker);
-    if (pos != std::string::npos) {
-      auto end = out.find_first_of(" \r\n", pos + marker.size());
-      if (end != std::string::npos) {
-        url_ = out.substr(pos + marker.size() - 7, end - pos - marker.size() + 7);
-        break;
-      }
-    }
+  while ((url_ = find_url(out)).empty()) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       stop();
-      throw std::runtime_error("the server printed no listening line within the start-up timeout");
+      throw std::runtime_error(what_ + " announced no listening address within the start-up timeout: " + command_);
     }
     pollfd p{out_fd_, POLLIN, 0};
     if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
@@ -127,7 +109,8 @@ ServerProcess::ServerProcess(const std::string& bin, const std::vector<std::stri
     ssize_t n = read(out_fd_, buf, sizeof buf);
     if (n <= 0) {
       stop();
-      throw std::runtime_error("the server exited before listening (status " + std::to_string(status_) + ")");
+      throw std::runtime_error(what_ + " exited before listening (status " + std::to_string(status_) +
+                               "): " + command_);
     }
     out.append(buf, static_cast<std::size_t>(n));
   }
@@ -139,7 +122,7 @@ ServerProcess::ServerProcess(const std::string& bin, const std::vector<std::stri
   });
 }
 
-int ServerProcess::stop() {
+int ChildProcess::stop() {
   if (pid_ > 0) {
     kill(pid_, SIGTERM);
     int st = 0;
@@ -147,7 +130,7 @@ int ServerProcess::stop() {
     pid_t r;
     while ((r = waitpid(pid_, &st, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline) usleep(10000);
     if (r == 0) {
-      std::fprintf(stderr, "parley-bench: the server did not stop within 15 s of SIGTERM; killing it\n");
+      std::fprintf(stderr, "parley-bench: %s did not stop within 15 s of SIGTERM; killing it\n", what_.c_str());
       kill(pid_, SIGKILL);
       r = waitpid(pid_, &st, 0);
     }
@@ -159,12 +142,50 @@ int ServerProcess::stop() {
     close(out_fd_);
     out_fd_ = -1;
   }
+  return status_;
+}
+
+ChildProcess::~ChildProcess() { stop(); }
+
+ServerProcess::ServerProcess(const std::string& bin, const std::vector<std::string>& args, int cpu,
+                             double startup_timeout_s) {
+  char tmpl[] = "/tmp/parley-bench-XXXXXX";
+  if (!mkdtemp(tmpl)) throw std::runtime_error(std::string("mkdtemp: ") + std::strerror(errno));
+  dir_ = tmpl;
+  std::vector<std::string> argv{bin, "serve"};
+  const std::pair<std::string, std::string> defaults[] = {
+      {"--listen", "127.0.0.1:0"},       {"--db", "sqlite:" + dir_ + "/parley.db"},
+      {"--rate-limit-per-sec", "0"},     {"--ws-cooldown-ms", "0"},
+      {"--max-connections-per-ip", "0"}, {"--ws-inbound-per-sec", "100000"},
+      {"--ws-inbound-burst", "100000"},  {"--log-level", "warn"}};
+  for (const auto& [flag, value] : defaults)
+    if (!has_flag(args, flag)) argv.insert(argv.end(), {flag, value});
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto find_url = [](const std::string& out) -> std::string {
+    const std::string marker = "listening on http://";
+    auto pos = out.find(marker);
+    if (pos == std::string::npos) return "";
+    auto end = out.find_first_of(" \r\n", pos + marker.size());
+    if (end == std::string::npos) return "";
+    return out.substr(pos + marker.size() - 7, end - pos - marker.size() + 7);
+  };
+  try {
+    child_ = std::make_unique<ChildProcess>(std::move(argv), cpu, startup_timeout_s, "the server", find_url);
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+    throw;
+  }
+}
+
+int ServerProcess::stop() {
+  int st = child_->stop();
   if (!dir_.empty()) {
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
     dir_.clear();
   }
-  return status_;
+  return st;
 }
 
 ServerProcess::~ServerProcess() { stop(); }

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -21,18 +22,20 @@ bool pin_to_cpu(int cpu);
 // Raises RLIMIT_NOFILE's soft limit to the hard limit; returns the new soft limit.
 long raise_fd_limit();
 
-// A `parley serve` child on a free loopback port and a fresh SQLite file in a temporary
-// directory. The destructor stops it (SIGTERM, then SIGKILL after 15 s) and removes the
-// directory; the child also gets SIGTERM if this process dies first (PR_SET_PDEATHSIG).
-class ServerProcess {
+// A child process under test: started from argv (argv[0] looked up in PATH unless it holds a
+// '/'), pinned to a CPU, stdout read until `find_url` finds the address it listens on in what
+// it printed so far, then copied to our stderr. Stopped with SIGTERM (SIGKILL after 15 s) by
+// stop() or the destructor; it also gets SIGTERM if this process dies first (PR_SET_PDEATHSIG).
+class ChildProcess {
  public:
-  // Starts BIN serve with `args` appended to the defaults (a default whose flag appears in
-  // `args` is dropped). Waits up to `startup_timeout_s` for the "listening on" line.
-  // Throws std::runtime_error when it does not start.
-  ServerProcess(const std::string& bin, const std::vector<std::string>& args, int cpu, double startup_timeout_s);
-  ~ServerProcess();
-  ServerProcess(const ServerProcess&) = delete;
-  ServerProcess& operator=(const ServerProcess&) = delete;
+  // find_url: the http://HOST:PORT the output announces, or "" while it has not yet.
+  // `what` names it in errors ("the server", "the peer"). Throws std::runtime_error when it
+  // exits or announces nothing within `startup_timeout_s`.
+  ChildProcess(std::vector<std::string> argv, int cpu, double startup_timeout_s, std::string what,
+               const std::function<std::string(const std::string& out)>& find_url);
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
 
   pid_t pid() const { return pid_; }
   const std::string& url() const { return url_; }          // http://127.0.0.1:PORT
@@ -43,9 +46,30 @@ class ServerProcess {
  private:
   pid_t pid_ = -1;
   int out_fd_ = -1;
-  std::string dir_, url_, command_;
+  std::string what_, url_, command_;
   std::thread drain_;  // copies the child's stdout after the listening line to our stderr
   int status_ = -1;
+};
+
+// A `parley serve` child on a free loopback port and a fresh SQLite file in a temporary
+// directory, which stop() and the destructor remove after stopping it.
+class ServerProcess {
+ public:
+  // Starts BIN serve with `args` appended to the defaults (a default whose flag appears in
+  // `args` is dropped). Waits up to `startup_timeout_s` for the "listening on" line.
+  ServerProcess(const std::string& bin, const std::vector<std::string>& args, int cpu, double startup_timeout_s);
+  ~ServerProcess();
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+  pid_t pid() const { return child_->pid(); }
+  const std::string& url() const { return child_->url(); }
+  const std::string& command() const { return child_->command(); }
+  int stop();
+
+ private:
+  std::string dir_;
+  std::unique_ptr<ChildProcess> child_;
 };
 
 }  // namespace parley::bench
