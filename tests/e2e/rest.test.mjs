@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { startServer, client, newUser } from './lib/server.mjs';
 import {
   TIME_RE, ID_RE, sleep, raw, assertError, assertStatus, assertUser, assertMessage, assertRoom,
-  memberIds, assertLike, b64url, b64urlJson, decodePart, signJwt, hmacOk, rawHttp, retryShed,
+  memberIds, assertLike, b64url, b64urlJson, decodePart, signJwt, hmacOk, rawHttp, retryShed, sendOk,
 } from './lib/rest-helpers.mjs';
 
 // The server's HS256 key: the file holds KEY plus a trailing newline, which the server drops.
@@ -44,11 +44,7 @@ async function createGroup(owner, name, members = []) {
   assertStatus(r, 201, `create room ${name}`);
   return r.body;
 }
-async function send(who, roomId, content, extra = {}) {
-  const r = await who.api.post(`/api/chatrooms/${roomId}/messages`, { content, ...extra });
-  assertStatus(r, 201, `send ${content}`);
-  return r.body;
-}
+const send = sendOk;
 async function unread(who) {
   const r = await who.api.get('/api/messages/unread-counts');
   assertStatus(r, 200, 'unread-counts');

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { startServer, newUser } from './lib/server.mjs';
 import { useSuite, NO_COOLDOWN } from './lib/suite.mjs';
-import { TIME_RE, ID_RE, sleep, assertStatus, retryShed, createGroupOk as group } from './lib/rest-helpers.mjs';
+import { TIME_RE, ID_RE, sleep, assertStatus, retryShed, createGroupOk as group, sendOk } from './lib/rest-helpers.mjs';
 import { open, connect, probeUpgrade, rawConnect, where } from './lib/ws-client.mjs';
 
 const UNKNOWN_ID = '987654321987654321';
@@ -16,11 +16,7 @@ let S; // main server: no cooldown
 before(async () => { S = await server(NO_COOLDOWN); });
 
 // ---- helpers ----
-async function send(who, roomId, content = 'hello', extra = {}) {
-  const r = await who.api.post(`/api/chatrooms/${roomId}/messages`, { content, ...extra });
-  assertStatus(r, 201, `send in ${roomId}`);
-  return r.body;
-}
+const send = sendOk;
 const sidebar = async (srv, u, opts) => track(await open(srv.url, `/ws?token=${u.token}`, opts));
 const chatroom = async (srv, u, roomId, afterSeq, opts) => track(await open(srv.url,
   `/api/ws?token=${u.token}&room_id=${roomId}${afterSeq === undefined ? '' : `&after_seq=${afterSeq}`}`, opts));

@@ -14,7 +14,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { newUser } from './lib/server.mjs';
 import { useSuite, NO_COOLDOWN } from './lib/suite.mjs';
-import { sleep, assertStatus, assertMessage, createGroupOk as group } from './lib/rest-helpers.mjs';
+import { sleep, assertStatus, assertMessage, createGroupOk as group, sendOk } from './lib/rest-helpers.mjs';
 import { open, plainNewMessage } from './lib/ws-client.mjs';
 
 const UNKNOWN_ID = '987654321987654321';
@@ -29,11 +29,7 @@ const keys = (o) => Object.keys(o).sort();
 const range = (a, b) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
 const show = (x) => JSON.stringify(x)?.slice(0, 400);
 
-async function restSend(who, roomId, content = 'hello', extra = {}, status = 201) {
-  const r = await who.api.post(`/api/chatrooms/${roomId}/messages`, { content, ...extra });
-  assertStatus(r, status, `REST send in ${roomId}`);
-  return r.body;
-}
+const restSend = sendOk;
 const sidebar = async (srv, u) => track(await open(srv.url, `/ws?token=${u.token}`));
 const chatroom = async (srv, u, roomId) => track(await open(srv.url, `/api/ws?token=${u.token}&room_id=${roomId}`));
 // Lets the `connected` snapshot settle, then forgets it.
