@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <variant>
 
 #include "chat/service.h"
@@ -30,13 +31,7 @@ class KnownUsers {
 
   // True when user exists and version is their current token version.
   bool token_valid(Id user, std::int64_t version) {
-    {
-      std::lock_guard g(mu_);
-      if (const std::int64_t* v = versions_.touch(user)) {
-        if (*v == version && trusted_) return true;
-        if (*v > version) return false;  // revoked
-      }
-    }
+    if (auto known = token_valid_cached(user, version)) return *known;
     auto current = chat_.token_version(user);  // a miss, or newer than remembered
     if (!current) return false;
     raise(user, *current);
@@ -53,6 +48,17 @@ class KnownUsers {
     if (!current) return false;
     raise(user, *current);
     return true;
+  }
+
+  // Never blocks: token_valid's answer when the cache has it (a remembered version, trusted,
+  // equal: valid; higher: revoked), nullopt when only storage can tell.
+  std::optional<bool> token_valid_cached(Id user, std::int64_t version) {
+    std::lock_guard g(mu_);
+    if (const std::int64_t* v = versions_.touch(user)) {
+      if (*v == version && trusted_) return true;
+      if (*v > version) return false;  // revoked
+    }
+    return std::nullopt;
   }
 
   // Never blocks: true when tokens of user at version are known to be revoked (for a socket

@@ -23,9 +23,17 @@ bool WsGate::cooldown_passed(const std::string& key) {
   return cooldown_.pass(key, std::chrono::milliseconds(opts_.cooldown_ms));
 }
 
+std::optional<Admission> WsGate::try_admit(const UpgradeRequest& req) {
+  try {
+    return decide(req, false);
+  } catch (const WouldBlock&) {
+    return std::nullopt;
+  }
+}
+
 Admission WsGate::admit(const UpgradeRequest& req) {
   try {
-    return decide(req);
+    return decide(req, true);
   } catch (const Error& e) {
     if (e.kind() != ErrorKind::Unavailable) throw;
     Admission a;
@@ -36,7 +44,10 @@ Admission WsGate::admit(const UpgradeRequest& req) {
   }
 }
 
-Admission WsGate::decide(const UpgradeRequest& req) {
+Admission WsGate::decide(const UpgradeRequest& req, bool may_block) {
+  auto blocking = [&] {
+    if (!may_block) throw WouldBlock{};
+  };
   Admission a;
   auto refuse = [&](int status, const char* code, const std::string& msg, const char* reason) {
     a.accepted = false;
@@ -81,7 +92,9 @@ Admission WsGate::decide(const UpgradeRequest& req) {
   if (token) {
     auto claims = jwt_.verify(*token, now_ms());
     if (!claims) return refuse(401, "unauthorized", "invalid or expired token", "token");
-    if (!known_.token_valid(claims->user, claims->version))
+    auto valid = known_.token_valid_cached(claims->user, claims->version);
+    if (!valid) blocking();
+    if (valid ? !*valid : !known_.token_valid(claims->user, claims->version))
       return refuse(401, "unauthorized", "the token was revoked or its user does not exist", "token");
     user = claims->user;
     a.token_version = claims->version;
@@ -89,6 +102,7 @@ Admission WsGate::decide(const UpgradeRequest& req) {
       return refuse(401, "unauthorized", "user_id does not match the token", "user_mismatch");
   } else if (a.sidebar && user_param && opts_.allow_insecure_sidebar) {
     user = parse_id(*user_param);
+    if (user) blocking();
     if (!user || !known_.exists(*user)) return refuse(401, "unauthorized", "unknown user_id", "user_id");
   } else {
     return refuse(401, "unauthorized", "a token is required", "no_token");
@@ -105,6 +119,7 @@ Admission WsGate::decide(const UpgradeRequest& req) {
       if (!v) return refuse(400, "invalid_request", "after_seq must be a non-negative integer", "bad_request");
       a.after_seq = *v;
     }
+    blocking();
     try {  // refuse before the upgrade; the session reads the room's last_seq itself when it joins
       chat_.require_membership(a.user, a.room);
     } catch (const Error& e) {
@@ -115,6 +130,7 @@ Admission WsGate::decide(const UpgradeRequest& req) {
   }
 
   std::string key = format_id(a.user) + (a.sidebar ? "|sidebar" : "|room|" + format_id(a.room));
+  if (opts_.cooldown_ms > 0 && !own_cooldown_) blocking();  // a shared store (Redis) is asked over the network
   if (!cooldown_passed(key)) {
     refuse(429, "rate_limited", "reconnecting too fast", "cooldown");
     a.refusal.headers.emplace_back("Retry-After", "1");

@@ -50,6 +50,11 @@ class WsGate {
          CooldownStore* cooldown = nullptr);
   // A storage fault while deciding → 503 `unavailable` with Retry-After (reason "unavailable").
   Admission admit(const UpgradeRequest& req);
+  // admit() on the IO thread, when it needs no storage and no shared cooldown store: a sidebar
+  // whose token's version the cache holds (KnownUsers::token_valid_cached), and every refusal
+  // found before a storage read. nullopt: ask admit() off the IO threads. Never blocks; the
+  // same decision admit() makes (nothing is recorded when it returns nullopt).
+  std::optional<Admission> try_admit(const UpgradeRequest& req);
   // Never blocks: whether the admitted connection's token has been revoked since (a revocation
   // that reached the hub before the connection registered there).
   bool revoked(const Admission& a) const {
@@ -57,7 +62,8 @@ class WsGate {
   }
 
  private:
-  Admission decide(const UpgradeRequest& req);
+  struct WouldBlock {};                                 // thrown by decide() when !may_block
+  Admission decide(const UpgradeRequest& req, bool may_block);
   bool cooldown_passed(const std::string& key);
 
   chat::ChatService& chat_;

@@ -161,3 +161,42 @@ TEST_F(WsGateTest, TheCooldownStoreIsNotAskedForARefusedUpgradeNorWhenTheCooldow
   EXPECT_TRUE(off.admit(chatroom(alice, room)).accepted);
   EXPECT_TRUE(store.asked.empty());
 }
+
+// try_admit decides on the IO thread only what needs no storage: a sidebar whose token
+// version is cached, and refusals found before any read; the rest is left to admit().
+TEST_F(WsGateTest, TryAdmitDecidesWithoutStorageOnlyWhatTheCacheAnswers) {
+  WsGate gate(chat, jwt, known, WsGateOptions{{}, false, 500});
+  UpgradeRequest sidebar{"/ws?token=" + token(alice), "", "", "h"};
+  EXPECT_FALSE(gate.try_admit(sidebar));  // cold cache: storage decides
+  ASSERT_TRUE(gate.admit(sidebar).accepted);
+  auto again = gate.try_admit(sidebar);  // cached now; the cooldown (local) still applies
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->refusal.status, 429);
+  WsGate no_cooldown(chat, jwt, known, WsGateOptions{{}, false, 0});
+  auto quick = no_cooldown.try_admit(sidebar);
+  ASSERT_TRUE(quick);
+  EXPECT_TRUE(quick->accepted) << quick->refusal.body;
+  EXPECT_TRUE(quick->sidebar);
+  EXPECT_EQ(quick->user, alice);
+  EXPECT_EQ(quick->token_version, 0);
+  // A chatroom needs the membership from storage; a bad token or path is refused at once.
+  EXPECT_FALSE(no_cooldown.try_admit(chatroom(alice, room)));
+  auto bad = no_cooldown.try_admit(UpgradeRequest{"/ws?token=x.y.z", "", "", "h"});
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->refusal.status, 401);
+  auto nowhere = no_cooldown.try_admit(UpgradeRequest{"/elsewhere", "", "", "h"});
+  ASSERT_TRUE(nowhere);
+  EXPECT_EQ(nowhere->refusal.status, 404);
+  // A revocation the cache knows refuses without storage.
+  known.raise(alice, chat.revoke_tokens(alice));
+  auto revoked = no_cooldown.try_admit(sidebar);
+  ASSERT_TRUE(revoked);
+  EXPECT_EQ(revoked->refusal.status, 401);
+  // A shared cooldown store is asked over the network: never on the IO thread.
+  FakeCooldown store;
+  WsGate shared(chat, jwt, known, WsGateOptions{{}, false, 500}, &store);
+  UpgradeRequest bobs{"/ws?token=" + token(bob), "", "", "h"};
+  ASSERT_TRUE(shared.admit(bobs).accepted);
+  EXPECT_FALSE(shared.try_admit(bobs));
+  EXPECT_EQ(store.asked.size(), 1u);
+}

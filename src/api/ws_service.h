@@ -72,6 +72,7 @@ class WsService {
       : chat_(chat), gate_(gate), metrics_(metrics), load_(load), dispatcher_(chat, metrics, load) {}
 
   Admission admit(const UpgradeRequest& req) { return gate_.admit(req); }
+  std::optional<Admission> try_admit(const UpgradeRequest& req) { return gate_.try_admit(req); }
   // Never blocks: whether the admitted connection's token has been revoked since admission.
   bool revoked(const Admission& a) const { return gate_.revoked(a); }
   static std::string new_connection_id();

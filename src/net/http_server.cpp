@@ -268,8 +268,13 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       api::UpgradeRequest ur{std::string(req.target()), std::string(req[http::field::authorization]),
                              std::string(req[http::field::origin]), std::string(req[http::field::host])};
       try {
-        adm = co_await asio::co_spawn(
-            pool, [this, &ur]() -> awaitable<api::Admission> { co_return ws->service.admit(ur); }, use_awaitable);
+        // Decided here when that needs no storage (a sidebar whose token version is cached:
+        // no hop to the pool and back); otherwise on the pool.
+        if (auto quick = ws->service.try_admit(ur))
+          adm = std::move(*quick);
+        else
+          adm = co_await asio::co_spawn(
+              pool, [this, &ur]() -> awaitable<api::Admission> { co_return ws->service.admit(ur); }, use_awaitable);
       } catch (const std::exception& e) {
         spdlog::error("ws admission failed: {}", e.what());
         adm.refusal = api::error_response(503, "unavailable", "try again");

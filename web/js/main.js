@@ -257,6 +257,7 @@ async function openRoom(id) {
     typingSentAt: 0,
     typingIdle: null,
     socket: null,
+    settled: false,       // the first page is placed (first unread or newest): reading may count
   };
   state.chat = chat;
   $('messages').replaceChildren();
@@ -291,6 +292,7 @@ async function openRoom(id) {
   } else {
     scrollToBottom();
   }
+  chat.settled = true;
   updateJumpButton();
   const url = () => `/api/ws?token=${encodeURIComponent(api.token)}&room_id=${encodeURIComponent(id)}&after_seq=${chat.newest}`;
   chat.socket = new Socket(url, {
@@ -580,7 +582,9 @@ function resendPending(chat) {
 let readBusy = false;
 async function markVisibleRead() {
   const chat = state.chat;
-  if (!chat || readBusy || document.visibilityState !== 'visible') return;
+  // Not while the room opens: the page is not placed yet, and what shows at its top for a
+  // moment was never seen (it would be marked read, and the first unread lost).
+  if (!chat || !chat.settled || readBusy || document.visibilityState !== 'visible') return;
   const list = $('messages');
   const box = list.getBoundingClientRect();
   let best = null;
@@ -632,7 +636,7 @@ async function jumpToUnread() {
 
 async function loadOlder(limit = 50) {
   const chat = state.chat;
-  if (!chat || chat.loadingOlder || !chat.hasMore || chat.oldest === null) return;
+  if (!chat || !chat.settled || chat.loadingOlder || !chat.hasMore || chat.oldest === null) return;
   chat.loadingOlder = true;
   const list = $('messages');
   const fromBottom = list.scrollHeight - list.scrollTop;
