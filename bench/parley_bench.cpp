@@ -358,7 +358,6 @@ bool sio_event(std::string_view t, std::string_view name, std::string_view& payl
 // ---------------------------------------------------------------------------------------------
 // The run
 
-// chat, rest and reconnect-storm (scenarios.inc).
 // How a client waits before it sends a shed request again: 20 ms, doubling up to 1 s, ±25 %
 // jitter, back to 20 ms after its next success. (With a fixed 20 ms, 16,000 sockets turned a
 // moment of overload into a storm of refused frames that kept the server's core busy
@@ -374,6 +373,7 @@ struct ShedBackoff {
   void reset() { attempt = 0; }
 };
 
+// chat, rest and reconnect-storm (scenarios.inc).
 class Bench;
 struct Scenarios;
 std::shared_ptr<Scenarios> make_scenarios(Bench& b);

@@ -199,9 +199,9 @@ export async function createGroupOk(owner, members, name = 'room') {
   assertStatus(r, 201, 'create room');
   return r.body;
 }
-// A message sent by who over REST, asserted 201 (200: a retry of a stored one). A send shed at the entrance (503
-// unavailable with Retry-After: nothing was stored) goes again, as a client would;
-// sanitizer builds run slowly enough to be shed under a burst of parallel sends.
+// A message sent by who over REST, asserted 201 (or status: 200 for a retry of a stored one).
+// A send shed at the entrance (503 unavailable with Retry-After: nothing was stored) goes
+// again, as a client would; sanitizer builds run slowly enough to be shed under a burst.
 export async function sendOk(who, roomId, content = 'hello', extra = {}, status = 201) {
   const r = await retryShed(() => who.api.post(`/api/chatrooms/${roomId}/messages`, { content, ...extra }));
   assertStatus(r, status, `send in ${roomId}`);
