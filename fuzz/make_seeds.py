@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the seed inputs of fuzz/corpus/{http,ws,jwt}/ (small real requests, frames, tokens).
+"""Writes the seed inputs of fuzz/corpus/{http,ws,jwt,ws_frames}/ (small real requests, frames,
+tokens, client WebSocket frames on the wire).
 Crash regressions kept in those directories (regress-*) are not touched. The JWT seeds are
 signed with fuzz_check.h's kKey at fuzz_jwt.cpp's kNow."""
 import base64, hashlib, hmac, json, os
@@ -152,3 +153,57 @@ jwt = {
 }
 for k, v in jwt.items():
     write('jwt', k, v)
+
+
+# fuzz_ws_frames: byte 0 picks the piece size (bits 0-5: 1 + value) and release() after each
+# piece (bit 6); the rest is what a client sends on the wire after the upgrade (RFC 6455 frames).
+def cframe(op, payload=b'', fin=True, rsv=0, mask=b'\x37\xfa\x21\x3d', masked=True, form=None):
+    n = len(payload)
+    form = form or (7 if n < 126 else 16 if n <= 0xffff else 64)
+    h = bytes([(0x80 if fin else 0) | (rsv << 4) | op])
+    m = 0x80 if masked else 0
+    if form == 7:
+        h += bytes([m | n])
+    elif form == 16:
+        h += bytes([m | 126]) + n.to_bytes(2, 'big')
+    else:
+        h += bytes([m | 127]) + n.to_bytes(8, 'big')
+    if not masked:
+        return h + payload
+    return h + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def close(code, reason=b''):
+    return cframe(8, code.to_bytes(2, 'big') + reason)
+
+
+TEXT, BINARY, CONT, CLOSE, PING, PONG = 1, 2, 0, 8, 9, 10
+ws_frames = {
+    'text': bytes([0]) + cframe(TEXT, b'Hello'),
+    'all-kinds': bytes([63]) + cframe(TEXT, b'{"type":"ping"}') + cframe(BINARY, bytes(range(256)))
+    + cframe(PING, b'p') + cframe(PONG) + cframe(TEXT) + close(1000, b'bye'),
+    'fragmented': bytes([6 | 64]) + cframe(TEXT, b'Hel', fin=False) + cframe(PING, b'are you there?')
+    + cframe(CONT, b'lo, ', fin=False, mask=b'\xa5\x01\xfe\x5c') + cframe(PONG, b'x') + cframe(CONT, b'world')
+    + cframe(BINARY, b'\x00\xff', fin=False) + cframe(CONT),
+    'utf8-split': bytes([2]) + cframe(TEXT, '\u20ac\U0001F600'.encode()[:2], fin=False)
+    + cframe(CONT, '\u20ac\U0001F600'.encode()[2:5], fin=False) + cframe(CONT, '\u20ac\U0001F600'.encode()[5:]),
+    'utf8-overlong-split': bytes([1]) + cframe(TEXT, b'\xc0', fin=False) + cframe(CONT, b'\xaf'),
+    'len16-max': bytes([40 | 64]) + cframe(BINARY, b'b' * 4000, fin=False) + cframe(CONT, b'c' * 96),
+    'too-big': bytes([63]) + cframe(TEXT, b'a' * 4000, fin=False) + cframe(CONT, b'b' * 97),
+    'len64-header': bytes([3]) + cframe(BINARY, b'x' * 65536)[:14],
+    'non-minimal': bytes([5]) + cframe(TEXT, b'ok') + cframe(TEXT, b'abc', form=16),
+    'close-empty': bytes([0]) + cframe(CLOSE),
+    'close-1-byte': bytes([0]) + cframe(CLOSE, b'\x03'),
+    'close-1005': bytes([9]) + close(1005),
+    'close-bad-reason': bytes([9]) + close(1000, b'\xff'),
+    'unmasked': bytes([4]) + cframe(TEXT, b'plain', masked=False),
+    'rsv1': bytes([4]) + cframe(TEXT, b'deflated?', rsv=4),
+    'opcode-11': bytes([4]) + cframe(11, b'?'),
+    'ping-fragmented': bytes([4]) + cframe(PING, b'p', fin=False),
+    'ping-126': bytes([10]) + cframe(PING, b'p' * 126),
+    'lone-continuation': bytes([0]) + cframe(CONT, b'x'),
+    'text-in-text': bytes([0]) + cframe(TEXT, b'a', fin=False) + cframe(TEXT, b'b'),
+    'empty-at-end': bytes([12]) + cframe(TEXT, b'a') + cframe(TEXT),
+}
+for k, v in ws_frames.items():
+    write('ws_frames', k, v)

@@ -5,12 +5,12 @@
 # leak or hang (an input running longer than 10 s) fails the run; the input that caused it is
 # written to build/fuzz/work/<target>/artifacts/. Inputs the fuzzer finds go to
 # build/fuzz/work/<target>/corpus/ (kept between local runs; fuzz/corpus/ only changes by hand).
-# Usage: scripts/fuzz.sh [TARGET…]   (targets: http ws jwt; default all)
+# Usage: scripts/fuzz.sh [TARGET…]   (targets: http ws jwt ws_frames; default all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${PARLEY_FUZZ_SECONDS:-30}
 targets=("$@")
-((${#targets[@]})) || targets=(http ws jwt)
+((${#targets[@]})) || targets=(http ws jwt ws_frames)
 
 CC=clang-14 CXX=clang++-14 cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DPARLEY_TESTS=OFF -DPARLEY_FUZZ=ON >/dev/null

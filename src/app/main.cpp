@@ -347,6 +347,8 @@ int serve(const app::Config& cfg) {
   metrics.declare("parley_ws_events_dropped_total", "counter", "Queued events dropped when a connection was cut.");
   metrics.declare("parley_ws_slow_consumer_closes_total", "counter", "Connections closed 1008 slow consumer.");
   metrics.declare("parley_ws_handshake_failures_total", "counter", "Refused or failed upgrades by reason.");
+  metrics.declare("parley_ws_protocol_errors_total", "counter",
+                  "Connections closed 1002, 1007 or 1009 for an RFC 6455 violation.");
   metrics.add("parley_ws_connections{endpoint=\"sidebar\"}", 0);
   metrics.add("parley_ws_connections{endpoint=\"chatroom\"}", 0);
   net::HttpOptions http_opts;

@@ -1,14 +1,18 @@
-// The corked layer under a WebSocket stream: frames written while corked leave in one socket
-// write, in order, and a write that goes straight through is never overtaken.
+// The byte pipe under a WebSocket session: frames appended while corked leave in one socket
+// write, whole and in order, and read back as a plain Beast client reads them; the session's
+// own 101 answer completes Beast's client handshake.
 #include "net/corked_stream.h"
 
 #include <gtest/gtest.h>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
 
 using namespace parley;
 namespace asio = boost::asio;
 namespace beast = boost::beast;
+namespace http = beast::http;
 namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 
@@ -26,7 +30,7 @@ struct Pair {
   }
 };
 
-// Reads n text frames on the client side (a plain Beast client).
+// Reads n messages on the client side (a plain Beast client).
 asio::awaitable<std::vector<std::string>> read_frames(websocket::stream<beast::tcp_stream&>& ws, int n) {
   std::vector<std::string> got;
   for (int i = 0; i < n; ++i) {
@@ -37,104 +41,72 @@ asio::awaitable<std::vector<std::string>> read_frames(websocket::stream<beast::t
   }
   co_return got;
 }
-// The WebSocket upgrade of the pair: server accepts, client handshakes.
-asio::awaitable<void> upgrade(websocket::stream<net::CorkedStream>& server,
+// The upgrade of the pair: the client handshakes with Beast; the server reads the request and
+// answers with net::ws_accept_response() through the corked layer, as WsSession does.
+asio::awaitable<void> upgrade(beast::tcp_stream& server, net::CorkedStream& cork,
                               websocket::stream<beast::tcp_stream&>& client) {
   using namespace asio::experimental::awaitable_operators;
-  auto accept = [&]() -> asio::awaitable<void> { co_await server.async_accept(asio::use_awaitable); };
+  auto accept = [&]() -> asio::awaitable<void> {
+    beast::flat_buffer b;
+    http::request<http::string_body> req;
+    co_await http::async_read(server, b, req, asio::use_awaitable);
+    EXPECT_TRUE(websocket::is_upgrade(req));
+    cork.cork();
+    cork.append_raw(net::ws_accept_response(req[http::field::sec_websocket_key]));
+    EXPECT_FALSE(co_await cork.flush());
+  };
   auto handshake = [&]() -> asio::awaitable<void> { co_await client.async_handshake("x", "/", asio::use_awaitable); };
   co_await (accept() && handshake());
 }
 }  // namespace
 
-TEST(CorkedStream, FramesWrittenWhileCorkedLeaveInOneSocketWriteInOrder) {
+TEST(CorkedStream, FramesAppendedWhileCorkedLeaveInOneSocketWriteInOrder) {
   Pair p;
-  websocket::stream<net::CorkedStream> server(p.server);
+  net::CorkedStream cork(p.server);
   websocket::stream<beast::tcp_stream&> client(p.client);
   std::vector<std::string> got;
   std::size_t writes_before = 0, writes_after = 0;
-  bool flushed_ok = false;
+  bool flushed_ok = false, handshook = false;
   asio::co_spawn(
       p.ioc,
       [&]() -> asio::awaitable<void> {
-        using namespace asio::experimental::awaitable_operators;
-        co_await upgrade(server, client);
-        auto& cork = server.next_layer();
+        co_await upgrade(p.server, cork, client);
+        handshook = true;
         writes_before = cork.socket_writes();
         cork.cork();
-        for (int i = 0; i < 10; ++i) {
-          auto [ec, n] = co_await server.async_write(asio::buffer("frame " + std::to_string(i)), tuple_awaitable);
-          EXPECT_FALSE(ec);
-        }
+        for (int i = 0; i < 10; ++i) cork.append_text_frame("frame " + std::to_string(i));
         EXPECT_EQ(cork.socket_writes(), writes_before);  // nothing reached the socket yet
+        EXPECT_TRUE(cork.pending());
         flushed_ok = !co_await cork.flush();
         writes_after = cork.socket_writes();
         got = co_await read_frames(client, 10);
-        // Uncorked, a write goes straight through.
-        co_await server.async_write(asio::buffer(std::string("alone")), asio::use_awaitable);
-        auto last = co_await read_frames(client, 1);
-        EXPECT_EQ(last, std::vector<std::string>{"alone"});
       },
       asio::detached);
   p.ioc.run_for(std::chrono::seconds(10));
+  EXPECT_TRUE(handshook);
   EXPECT_TRUE(flushed_ok);
   EXPECT_EQ(writes_after - writes_before, 1u);  // ten frames, one write
   ASSERT_EQ(got.size(), 10u);
   for (int i = 0; i < 10; ++i) EXPECT_EQ(got[i], "frame " + std::to_string(i));
 }
 
-TEST(CorkedStream, AWriteDuringAFlushWaitsBehindItAndTheCloseHandshakeWorks) {
+// Frames of every header length form (7-bit, 16-bit and 64-bit lengths) and control frames
+// between them (a ping, then a close with its code and reason) read back whole, in order, from
+// one socket write.
+TEST(CorkedStream, FramesOfEveryLengthAndControlFramesReadBackWholeInOrder) {
   Pair p;
-  websocket::stream<net::CorkedStream> server(p.server);
+  net::CorkedStream cork(p.server);
   websocket::stream<beast::tcp_stream&> client(p.client);
-  std::vector<std::string> got;
-  bool closed = false;
-  asio::co_spawn(
-      p.ioc,
-      [&]() -> asio::awaitable<void> {
-        using namespace asio::experimental::awaitable_operators;
-        co_await upgrade(server, client);
-        auto& cork = server.next_layer();
-        cork.cork();
-        std::string big(1 << 20, 'b');  // larger than the socket buffer: the flush takes a while
-        co_await server.async_write(asio::buffer(big), asio::use_awaitable);
-        auto flush = [&]() -> asio::awaitable<void> { co_await cork.flush(); };
-        auto meanwhile = [&]() -> asio::awaitable<void> {
-          co_await server.async_write(asio::buffer(std::string("after")), asio::use_awaitable);
-        };
-        auto reader = [&]() -> asio::awaitable<void> { got = co_await read_frames(client, 2); };
-        co_await (flush() && meanwhile() && reader());
-        auto close_server = [&]() -> asio::awaitable<void> {
-          co_await server.async_close(websocket::close_code::normal, asio::use_awaitable);
-        };
-        auto read_close = [&]() -> asio::awaitable<void> {
-          beast::flat_buffer b;
-          auto [ec, n] = co_await client.async_read(b, tuple_awaitable);
-          closed = ec == websocket::error::closed;
-        };
-        co_await (close_server() && read_close());
-      },
-      asio::detached);
-  p.ioc.run_for(std::chrono::seconds(10));
-  ASSERT_EQ(got.size(), 2u);
-  EXPECT_EQ(got[0].size(), 1u << 20);
-  EXPECT_EQ(got[1], "after");
-  EXPECT_TRUE(closed);
-}
-
-// The writer's batch path: frames appended whole (one per header length form: 7-bit, 16-bit
-// and 64-bit lengths) read back as a plain Beast client reads them, in order, in one socket
-// write, also next to what Beast itself writes (a ping queued in the same batch, a write that
-// went straight through just before).
-TEST(CorkedStream, AppendedTextFramesReadBackWholeInOrderBesideBeastsOwnWrites) {
-  Pair p;
-  websocket::stream<net::CorkedStream> server(p.server);
-  websocket::stream<beast::tcp_stream&> client(p.client);
-  const std::vector<std::string> sent{"", std::string(125, 'a'), std::string(126, 'b'), std::string(65535, 'c'),
-                                      std::string(65536, 'd'), "{\"type\":\"new_message\"}"};
+  const std::vector<std::string> sent{"",
+                                      std::string(125, 'a'),
+                                      std::string(126, 'b'),
+                                      std::string(65535, 'c'),
+                                      std::string(65536, 'd'),
+                                      "{\"type\":\"new_message\"}"};
   std::vector<std::string> got;
   int pings = 0;
   std::size_t writes = 0;
+  beast::error_code end;
   client.control_callback([&](websocket::frame_type k, beast::string_view) {
     if (k == websocket::frame_type::ping) ++pings;
   });
@@ -143,18 +115,24 @@ TEST(CorkedStream, AppendedTextFramesReadBackWholeInOrderBesideBeastsOwnWrites) 
       p.ioc,
       [&]() -> asio::awaitable<void> {
         using namespace asio::experimental::awaitable_operators;
-        co_await upgrade(server, client);
-        auto& cork = server.next_layer();
-        co_await server.async_write(asio::buffer(std::string("straight")), asio::use_awaitable);
+        co_await upgrade(p.server, cork, client);
         auto before = cork.socket_writes();
         cork.cork();
         for (std::size_t i = 0; i < 3; ++i) cork.append_text_frame(sent[i]);
-        co_await server.async_ping({}, asio::use_awaitable);  // Beast's frame, buffered in between
+        cork.append_frame(net::WsOpcode::Ping, {});
         for (std::size_t i = 3; i < sent.size(); ++i) cork.append_text_frame(sent[i]);
+        cork.append_frame(net::WsOpcode::Close, net::ws_close_payload(4001, "done"));
         auto reader = [&]() -> asio::awaitable<void> {
-          got = co_await read_frames(client, static_cast<int>(sent.size()) + 1);
+          got = co_await read_frames(client, static_cast<int>(sent.size()));
+          beast::flat_buffer b;
+          auto [ec, n] = co_await client.async_read(b, tuple_awaitable);  // the close
+          end = ec;
         };
-        auto flush = [&]() -> asio::awaitable<void> { EXPECT_FALSE(co_await cork.flush()); };
+        auto flush = [&]() -> asio::awaitable<void> {
+          EXPECT_FALSE(co_await cork.flush());
+          beast::error_code ec;  // the server's end after its close, which Beast's client waits for
+          p.server.socket().shutdown(tcp::socket::shutdown_send, ec);
+        };
         co_await (flush() && reader());
         writes = cork.socket_writes() - before;
       },
@@ -162,9 +140,11 @@ TEST(CorkedStream, AppendedTextFramesReadBackWholeInOrderBesideBeastsOwnWrites) 
   p.ioc.run_for(std::chrono::seconds(10));
   EXPECT_EQ(writes, 1u);
   EXPECT_EQ(pings, 1);
-  ASSERT_EQ(got.size(), sent.size() + 1);
-  EXPECT_EQ(got[0], "straight");
-  for (std::size_t i = 0; i < sent.size(); ++i) EXPECT_EQ(got[i + 1], sent[i]) << "frame " << i;
+  ASSERT_EQ(got.size(), sent.size());
+  for (std::size_t i = 0; i < sent.size(); ++i) EXPECT_EQ(got[i], sent[i]) << "frame " << i;
+  EXPECT_EQ(end, websocket::error::closed);
+  EXPECT_EQ(client.reason().code, 4001);
+  EXPECT_EQ(std::string(client.reason().reason.c_str()), "done");
 }
 
 // The writer's inline path: what is appended is written at once when the socket has room
@@ -172,7 +152,7 @@ TEST(CorkedStream, AppendedTextFramesReadBackWholeInOrderBesideBeastsOwnWrites) 
 // flush that follows sends it, whole and in order.
 TEST(CorkedStream, WriteNowSendsWhatTheSocketTakesAndLeavesTheRestToTheFlush) {
   Pair p;
-  websocket::stream<net::CorkedStream> server(p.server);
+  net::CorkedStream cork(p.server);
   websocket::stream<beast::tcp_stream&> client(p.client);
   client.read_message_max(64 << 20);
   bool small_done = false, big_done = true, pending_after = false, corked_after = false, flushed_ok = false;
@@ -182,8 +162,7 @@ TEST(CorkedStream, WriteNowSendsWhatTheSocketTakesAndLeavesTheRestToTheFlush) {
       p.ioc,
       [&]() -> asio::awaitable<void> {
         using namespace asio::experimental::awaitable_operators;
-        co_await upgrade(server, client);
-        auto& cork = server.next_layer();
+        co_await upgrade(p.server, cork, client);
         cork.cork();
         cork.append_text_frame("one");
         cork.append_text_frame("two");

@@ -13,7 +13,6 @@ namespace parley::net {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
-namespace websocket = beast::websocket;
 using asio::awaitable;
 namespace {
 
@@ -37,15 +36,11 @@ auto on_pool(asio::thread_pool& pool, F f) -> awaitable<decltype(f())> {
 
 boost::asio::awaitable<boost::system::error_code> CorkedStream::flush() {
   corked_ = false;
+  if (busy_) co_return asio::error::in_progress;  // one flush at a time (the session's writer)
   for (;;) {
     if (error_) {
       buffer_.clear();
       co_return error_;
-    }
-    if (busy_) {  // a write that went straight through is still in flight
-      idle_.expires_at(std::chrono::steady_clock::time_point::max());
-      co_await idle_.async_wait(tuple_awaitable);
-      continue;
     }
     if (buffer_.empty()) co_return error_;
     busy_ = true;
@@ -130,11 +125,13 @@ WsSession::WsSession(beast::tcp_stream& stream, std::shared_ptr<void> keep, WsDe
     : keep_(std::move(keep)),
       on_end_(std::move(on_end)),
       strand_(stream.get_executor()),
-      ws_(stream),
+      stream_(stream),
+      cork_(stream),
       deps_(deps),
       adm_{adm.user, adm.room, adm.after_seq, adm.token_version, adm.sidebar},
       who_{adm_.user, adm_.sidebar ? 0 : adm_.room, std::move(id)},
       sweep_(sweep),
+      frames_(deps.opts.max_frame_bytes),
       inbound_(deps.opts.inbound_per_sec, deps.opts.inbound_burst) {}
 
 // (Out of the sweep already once finished: finish() removes it on every path after the upgrade.)
@@ -203,9 +200,9 @@ void WsSession::drain_inbox() {
 // it is done; false leaves the rest (queued events, or bytes the socket did not take, kept
 // corked) to the writer, which the caller wakes.
 bool WsSession::write_inline() {
-  auto& cork = ws_.next_layer();
+  auto& cork = cork_;
   if (writer_ != Writer::Idle || catching_up_ || closed_ || close_ || ping_due_ || queued() == 0 || cork.corked() ||
-      !ws_.is_open())
+      cork.busy() || !may_send())
     return false;
   thread_local std::vector<api::OutEventPtr> batch;  // one per IO thread, emptied before returning
   batch.clear();
@@ -291,8 +288,8 @@ void WsSession::slow_consumer() {
 void WsSession::hard_close(const std::string& why) {
   if (end_reason_ == "closed") end_reason_ = why;
   beast::error_code ec;
-  beast::get_lowest_layer(ws_).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-  beast::get_lowest_layer(ws_).socket().close(ec);
+  stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  stream_.socket().close(ec);
   ended();
 }
 
@@ -320,9 +317,7 @@ void WsSession::request_close(std::uint16_t code, std::string reason, bool flush
   queue_changed();
   set_behind(false);
   // A peer that never reads would keep the close frame from leaving: cut it off in time.
-  arm(kill_, deps_.opts.close_timeout, [self = shared_from_this()](const beast::error_code& ec) {
-    if (!ec) self->hard_close("close timeout");
-  });
+  cut_within(deps_.opts.close_timeout);
   cancel(snapshot_wait_);
   wake();
 }
@@ -379,8 +374,15 @@ void WsSession::write_started() {
 }
 
 awaitable<bool> WsSession::write_now(const std::string& frame) {
+  if (!may_send()) {
+    if (end_reason_ == "closed") end_reason_ = "write: closed";
+    co_return false;
+  }
   write_started();
-  auto [ec, n] = co_await ws_.async_write(asio::buffer(frame), tuple_awaitable);
+  cork_.cork();
+  cork_.append_text_frame(frame);
+  boost::system::error_code ec;
+  if (!cork_.write_now()) ec = co_await cork_.flush();  // (the socket had no room for all of it)
   writing_since_.reset();
   if (ec) {
     if (end_reason_ == "closed") end_reason_ = "write: " + ec.message();
@@ -436,11 +438,12 @@ awaitable<bool> WsSession::page_out(Id room, chat::Seq& cursor, chat::Seq until,
   }
 }
 
-// The frames that are ready together leave in one write: Beast frames each of them into the
-// corked layer, which then sends them all at once.
+// The frames that are ready together leave in one write: each of them is framed into the
+// corked layer, which then sends them all at once, after whatever it holds already (control
+// frames, what write_inline() left). An empty batch just sends what is held.
 awaitable<bool> WsSession::write_batch(const std::vector<api::OutEventPtr>& batch) {
-  auto& cork = ws_.next_layer();
-  if (!ws_.is_open()) {  // the peer's close came in (Beast answered it): no data after it
+  auto& cork = cork_;
+  if (!batch.empty() && !may_send()) {  // a close went out or came in: no data after it
     if (end_reason_ == "closed") end_reason_ = "write: closed";
     co_return false;
   }
@@ -575,24 +578,41 @@ awaitable<void> WsSession::writer_loop() {
   while (ok && !closed_) {
     if (ping_due_) {
       ping_due_ = false;
-      auto [ec] = co_await ws_.async_ping({}, tuple_awaitable);
-      if (ec) break;
+      if (may_send()) {
+        cork_.cork();
+        cork_.append_frame(WsOpcode::Ping, {});
+      }
       continue;
     }
-    if (queued() > 0 || ws_.next_layer().pending()) {  // (pending: what write_inline() left)
+    if (cork_.pending() || (may_send() && queued() > 0)) {  // (pending: control frames, what write_inline() left)
       batch.clear();
-      if (queue_) queue_->take(batch, deps_.opts.write_batch);
+      if (queue_ && may_send()) queue_->take(batch, deps_.opts.write_batch);
       queue_changed();
       ok = co_await write_batch(batch);
       batch.clear();
       queue_changed();
       set_behind(ok && queued() * 4 >= deps_.opts.queue_max_events);
+      if (ok && teardown_due_ && !cork_.pending()) {
+        teardown();
+        close_sent = true;
+        break;
+      }
       continue;
     }
-    if (close_) {
-      auto [ec] = co_await ws_.async_close(
-          websocket::close_reason(static_cast<websocket::close_code>(close_->first), close_->second), tuple_awaitable);
+    if (close_ && !close_sent_) {
+      close_sent_ = true;
+      cork_.cork();
+      cork_.append_frame(WsOpcode::Close, ws_close_payload(close_->first, close_->second));
+      write_started();
+      auto ec = co_await cork_.flush();
+      writing_since_.reset();
       close_sent = !ec;
+      // A violation's close, or the answer to the client's: the connection ends here. Otherwise
+      // the reader waits for the client's close, for the handshake timeout at most.
+      if (close_sent && (fail_close_ || peer_closed_))
+        teardown();
+      else if (close_sent)
+        cut_within(deps_.opts.handshake_timeout);
       break;
     }
     writer_ = Writer::Idle;
@@ -604,77 +624,170 @@ awaitable<void> WsSession::writer_loop() {
   if (!closed_ && !close_sent) hard_close(end_reason_);
 }
 
-// The reader is a chain of read operations, not a coroutine: an idle connection waits in one
-// read into a small buffer in the session (Beast's frame buffer is inside the stream); the
-// rest of a longer message is read into a string that is released once the message is handled.
+// The reader is a chain of waits, not a coroutine: an idle connection waits for its socket to
+// become readable, holding no buffer; what is there is then read (until the socket would
+// block) into one buffer per IO thread and parsed at once (net/ws_frames.h). Only a partly
+// read message is kept in the session (WsFrameReader), and the unparsed rest of a read while
+// a blocking frame is answered (in_).
 void WsSession::read_next() {
-  ws_.async_read_some(asio::buffer(head_), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
-    self->on_read(ec, n, false, 0);
-  });
+  stream_.socket().async_wait(asio::ip::tcp::socket::wait_read,
+                              [self = shared_from_this()](const boost::system::error_code& ec) { self->on_readable(ec); });
 }
 
-void WsSession::on_read(beast::error_code ec, std::size_t n, bool into_msg, std::size_t old) {
-  if (!ec) {
-    if (into_msg)
-      msg_.resize(old + n);
-    else
-      msg_.assign(head_.data(), n);
-    if (!ws_.is_message_done()) {
-      // Bounded by read_message_max (max_frame_bytes): Beast fails the read beyond it.
-      std::size_t at = msg_.size(), chunk = std::clamp<std::size_t>(at, 256, 16 * 1024);
-      msg_.resize(at + chunk);
-      ws_.async_read_some(asio::buffer(msg_.data() + at, chunk),
-                          [self = shared_from_this(), at](beast::error_code ec, std::size_t n) {
-                            self->on_read(ec, n, true, at);
-                          });
-      return;
-    }
-  }
+void WsSession::on_readable(const boost::system::error_code& ec) {
   if (ec) {
-    std::string().swap(msg_);
-    if (end_reason_ == "closed") {
-      if (ec == websocket::error::closed) {
-        auto cr = ws_.reason();
-        end_reason_ = "client close " + std::to_string(cr.code);
-      } else {
-        end_reason_ = "read: " + ec.message();
-      }
-    }
+    if (end_reason_ == "closed") end_reason_ = "read: " + ec.message();
     return reader_ended();
   }
-  last_rx_ = Clock::now();
-  if (close_) {  // closing: answer nothing more
-    std::string().swap(msg_);
-    return read_next();
+  read_available();
+}
+
+void WsSession::read_available() {
+  thread_local std::array<char, 16 * 1024> buf;  // one per IO thread; parsed before the next read
+  auto& sock = stream_.socket();
+  boost::system::error_code ec;
+  if (!sock.non_blocking()) sock.non_blocking(true, ec);
+  for (;;) {
+    std::size_t n = sock.read_some(asio::buffer(buf), ec);
+    // Until the socket would block: the reactor signals readiness only when it changes.
+    if (ec == asio::error::would_block || ec == asio::error::try_again) return read_next();
+    if (ec) {
+      if (end_reason_ == "closed") end_reason_ = "read: " + ec.message();
+      return reader_ended();
+    }
+    if (!handle_input(std::string_view(buf.data(), n))) return;
   }
+}
+
+// Parses and handles what was read. After a violation or once our side is shut down, the
+// rest is dropped (the connection waits for the client's end).
+bool WsSession::handle_input(std::string_view data) {
+  while (!data.empty()) {
+    if (tearing_down_ || peer_closed_ || frames_.failed()) return true;
+    WsEvent ev;
+    data.remove_prefix(frames_.next(data, ev));
+    if (ev.kind == WsEvent::Kind::None) break;
+    last_rx_ = Clock::now();
+    switch (ev.kind) {
+      case WsEvent::Kind::Ping:
+        send_control(WsOpcode::Pong, ev.payload);
+        break;
+      case WsEvent::Kind::Pong:
+      case WsEvent::Kind::None:
+        break;
+      case WsEvent::Kind::Close:
+        on_peer_close(ev.code);
+        return true;
+      case WsEvent::Kind::Error:
+        deps_.metrics.add("parley_ws_protocol_errors_total", 1);
+        if (end_reason_ == "closed") end_reason_ = "protocol: " + std::string(ev.payload);
+        spdlog::info("ws protocol error conn={} user={}: {} (close {})", who_.connection_id, adm_.user, ev.payload,
+                     ev.code);
+        fail_close_ = true;
+        request_close(ev.code, std::string(ev.payload), false);
+        break;
+      case WsEvent::Kind::Text:
+      case WsEvent::Kind::Binary:
+        if (on_message(ev)) {
+          in_.assign(data);
+          return false;
+        }
+        break;
+    }
+  }
+  return true;
+}
+
+bool WsSession::on_message(const WsEvent& ev) {
+  if (close_) return false;  // closing: answer nothing more
   // Inbound rate: a token bucket per connection, over every data frame (sends included).
   bool limited = !inbound_.take(last_rx_);
-  if (!ws_.got_text()) {
-    std::string().swap(msg_);
+  if (ev.kind != WsEvent::Kind::Text) {
     push_reply(limited ? api::error_frame("rate_limited", "too many frames")
                        : api::error_frame("binary_not_supported", "frames must be JSON text"));
-    return read_next();
+    return false;
   }
-  auto in = deps_.service.dispatch(who_, std::string_view(msg_), limited);
-  std::string().swap(msg_);
+  auto in = deps_.service.dispatch(who_, ev.payload, limited);
   if (!in.reply.empty()) push_reply(std::move(in.reply));
-  if (!in.blocking) return read_next();
+  if (!in.blocking) return false;
   // One at a time, in the order the frames came: a client's sends keep their order (the next
-  // frame is read once the answer is queued).
+  // frame is parsed once the answer is queued).
   asio::co_spawn(
       deps_.pool, [f = std::move(in.blocking)]() mutable -> awaitable<std::string> { co_return f(); },
       asio::bind_executor(strand_, [self = shared_from_this()](std::exception_ptr e, std::string answer) {
         if (e) answer = api::error_frame("unavailable", "try again");
         if (!answer.empty()) self->push_reply(std::move(answer));
-        self->read_next();
+        self->resume_reading();
       }));
+  return true;
+}
+
+void WsSession::resume_reading() {
+  std::string rest;
+  rest.swap(in_);
+  if (!handle_input(rest)) return;
+  read_available();
+}
+
+// A ping's pong: out now if nothing is in flight and the socket takes it, else with the next
+// write (the writer's, woken when idle).
+void WsSession::send_control(WsOpcode op, std::string_view payload) {
+  if (!may_send()) return;
+  cork_.append_frame(op, payload);
+  if (cork_.busy()) return;  // the flush in flight takes it along
+  if (!cork_.write_now() && writer_ == Writer::Idle) wake();
+}
+
+// The client's close: answered with its code (none if it gave none), then the connection
+// ends once the answer has left.
+void WsSession::on_peer_close(std::uint16_t code) {
+  if (end_reason_ == "closed") end_reason_ = "client close " + std::to_string(code);
+  bool answer = !close_sent_ && !closed_;
+  peer_closed_ = true;
+  if (answer) {
+    close_sent_ = true;
+    cork_.append_frame(WsOpcode::Close, code ? ws_close_payload(code, "") : std::string());
+  }
+  teardown_when_sent();
+}
+
+void WsSession::teardown_when_sent() {
+  if (closed_) return;
+  if (!cork_.busy() && cork_.pending()) cork_.write_now();
+  if (cork_.busy() || cork_.pending()) {  // the writer's flush ends with teardown()
+    teardown_due_ = true;
+    cut_within(deps_.opts.close_timeout);
+    if (writer_ == Writer::Idle) wake();
+    return;
+  }
+  teardown();
+}
+
+// Our side is done: FIN after the last byte, then the reader drops what still comes until the
+// client's end (or kill_ cuts it), as RFC 6455 §7.1.1 has a server close the TCP connection.
+void WsSession::teardown() {
+  if (tearing_down_ || closed_) return;
+  tearing_down_ = true;
+  boost::system::error_code ec;
+  stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  cut_within(deps_.opts.handshake_timeout);
+  ended();
+}
+
+// The connection is cut (hard_close) d from now at the latest: kill_ keeps an earlier deadline.
+void WsSession::cut_within(Clock::duration d) {
+  if (kill_ && kill_->expiry() > Clock::now() && kill_->expiry() - Clock::now() <= d) return;
+  arm(kill_, d, [self = shared_from_this()](const beast::error_code& ec) {
+    if (!ec) self->hard_close("close timeout");
+  });
 }
 
 void WsSession::reader_ended() {
   ended();
   cancel(kill_);
   beast::error_code ignored;
-  beast::get_lowest_layer(ws_).socket().close(ignored);
+  stream_.socket().close(ignored);
+  std::string().swap(in_);
   reader_done_ = true;
   maybe_finish();
 }
@@ -691,7 +804,6 @@ void WsSession::finish() {
   if (finished_) return;
   finished_ = true;
   if (registered_) {
-    ws_.control_callback();
     spdlog::info("ws disconnect conn={} user={} endpoint={} room={} duration={:.1f}s reason={}", who_.connection_id,
                  adm_.user, endpoint(), adm_.sidebar ? std::string("-") : format_id(adm_.room),
                  std::chrono::duration<double>(Clock::now() - started_).count(), end_reason_);
@@ -726,29 +838,29 @@ void WsSession::keepalive_check() {
     wake();
   }
   if (queue_ && queue_->empty()) queue_.reset();  // the queue's blocks go back while idle
-  if (writer_ != Writer::Running) ws_.next_layer().release();  // and the batch buffers
+  if (writer_ != Writer::Running) cork_.release();  // and the batch buffers
+  if (in_.empty()) frames_.release();                 // and the last message's
 }
 
 awaitable<void> WsSession::run(std::unique_ptr<Request> req) {
   auto self = shared_from_this();
   started_ = Clock::now();
   try {
-    beast::get_lowest_layer(ws_).expires_never();  // the websocket stream keeps its own time
-    websocket::stream_base::timeout t{};
-    t.handshake_timeout = deps_.opts.handshake_timeout;
-    t.idle_timeout = websocket::stream_base::none();
-    t.keep_alive_pings = false;
-    ws_.set_option(t);
-    ws_.read_message_max(deps_.opts.max_frame_bytes);
-    ws_.set_option(websocket::stream_base::decorator(
-        [](websocket::response_type& res) { res.set(beast::http::field::server, "parley"); }));
-    ws_.control_callback([this](websocket::frame_type, beast::string_view) { last_rx_ = Clock::now(); });
-    auto [ec] = co_await ws_.async_accept(*req, tuple_awaitable);
+    // The upgrade's answer, written here (no Beast stream per connection); http_server.cpp
+    // checked the request (GET, Upgrade/Connection, version 13, a 16-byte key) before.
+    stream_.expires_never();
+    cork_.cork();
+    cork_.append_raw(ws_accept_response((*req)[beast::http::field::sec_websocket_key]));
     req.reset();  // answered: its headers and target are not needed any more
+    boost::system::error_code ec;
+    if (!cork_.write_now()) {
+      stream_.expires_after(deps_.opts.handshake_timeout);
+      ec = co_await cork_.flush();
+      stream_.expires_never();
+    }
     if (ec) {
       deps_.metrics.add("parley_ws_handshake_failures_total{reason=\"handshake\"}", 1);
       spdlog::info("ws handshake failed conn={} user={}: {}", who_.connection_id, adm_.user, ec.message());
-      ws_.control_callback();
       finish();
       co_return;
     }

@@ -6,7 +6,6 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/websocket.hpp>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -21,6 +20,7 @@
 #include "net/corked_stream.h"
 #include "net/hub.h"
 #include "net/outbound_queue.h"
+#include "net/ws_frames.h"
 #include "net/ws_options.h"
 
 namespace parley::net {
@@ -47,7 +47,9 @@ class WsSweep {
 
 // One WebSocket connection, as transport: a chain of reads and a writer that runs while there
 // is something to write, both on the connection's strand, and a place in the server's
-// keep-alive sweep (WsSweep); idle, it holds no coroutine. Events come in through deliver(),
+// keep-alive sweep (WsSweep); idle, it holds no coroutine and no buffer. It frames what it
+// sends and parses what it reads itself (net/ws_frames.h) straight on the TCP socket, after
+// answering the upgrade itself. Events come in through deliver(),
 // pass the delivery filter (chat::DeliveryFilter: never a seq twice, never an older badge)
 // and wait in the bounded outbound queue (net/outbound_queue.h); client frames go to the
 // inbound dispatcher (api/).
@@ -74,7 +76,17 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
  private:
   using Clock = std::chrono::steady_clock;
   void read_next();
-  void on_read(boost::beast::error_code ec, std::size_t n, bool into_msg, std::size_t old);
+  void on_readable(const boost::system::error_code& ec);
+  void read_available();
+  bool handle_input(std::string_view data);  // false: paused (the rest kept in in_) or over
+  bool on_message(const WsEvent& ev);        // true: paused until a blocking answer is queued
+  void resume_reading();
+  void on_peer_close(std::uint16_t code);
+  void send_control(WsOpcode op, std::string_view payload);
+  void teardown_when_sent();
+  void teardown();
+  void cut_within(std::chrono::steady_clock::duration d);
+  bool may_send() const { return !closed_ && !close_sent_ && !peer_closed_; }
   void reader_ended();
   void maybe_finish();
   bool revoked() const;
@@ -114,7 +126,8 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   std::shared_ptr<void> keep_;
   std::function<void()> on_end_;
   boost::asio::any_io_executor strand_;  // the connection's strand
-  boost::beast::websocket::stream<CorkedStream> ws_;
+  boost::beast::tcp_stream& stream_;  // owned by keep_
+  CorkedStream cork_;                 // everything the session sends goes through it
   WsDeps& deps_;
   // What the admission decided that the connection keeps (not the refusal's fields).
   struct Admitted {
@@ -131,8 +144,8 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   // Made when first needed (most connections never need them): close timeout, badge snapshot
   // wait (released once the snapshot is in), write stall, write blocked.
   std::unique_ptr<boost::asio::steady_timer> kill_, snapshot_wait_, stall_, blocked_;
-  std::array<char, 64> head_;  // the reader's buffer for the first bytes of a message
-  std::string msg_;            // the rest of a longer one, while it is read
+  WsFrameReader frames_;  // what the client sends, parsed (≤ max_frame_bytes per message)
+  std::string in_;        // bytes read and not yet parsed while a blocking frame is answered
   bool reader_done_ = false, registered_ = false, finished_ = false;
   Clock::time_point started_;
   enum class Writer { Idle, Running, Done };
@@ -161,6 +174,11 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   bool behind_ = false;                                         // counted in api::LoadGauge
   std::optional<std::pair<std::uint16_t, std::string>> close_;  // requested close
   bool closed_ = false;
+  bool close_sent_ = false;    // our close frame is buffered or sent: no frame after it
+  bool peer_closed_ = false;   // the client's close came in
+  bool fail_close_ = false;    // closing for a protocol violation: no waiting for the client's close
+  bool teardown_due_ = false;  // tear down once what is buffered has left
+  bool tearing_down_ = false;  // our side shut down: reading (and dropping) until the client's end
   bool ping_due_ = false;
   Clock::time_point last_rx_ = Clock::now(), last_ping_ = Clock::now();
   TokenBucket inbound_;
