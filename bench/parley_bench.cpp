@@ -441,6 +441,7 @@ class Bench {
   Clock::time_point connect_start_, connect_end_, send_start_, send_end_;
   long rss_before_ = -1, rss_after_ = -1;
   double server_cpu0_ = 0, server_cpu1_ = 0, client_cpu0_ = 0, client_cpu1_ = 0;
+  double connect_server_cpu_ = -1, connect_client_cpu_ = -1;  // CPU seconds the sockets' opening took
 
   // Sends (all on thread 0).
   long sent_ = 0, send_failed_ = 0;
@@ -933,6 +934,7 @@ awaitable<void> Bench::main_flow() {
   sockets_wanted_ = n_sockets + (o_.send_via == "ws" ? n_senders : 0);
   receivers_.resize(n_sockets);
   if (server_pid_ > 0) rss_before_ = rss_kib(server_pid_);
+  double server_cpu_before = server_pid_ > 0 ? cpu_seconds(server_pid_) : 0, client_cpu_before = cpu_seconds(0);
   connect_start_ = Clock::now();
   Latch opened(ex, n_sockets);
   auto workers_per_thread = std::max<std::size_t>(1, static_cast<std::size_t>(o_.connect_concurrency) / ctxs_.size());
@@ -941,6 +943,8 @@ awaitable<void> Bench::main_flow() {
       asio::co_spawn(*ctxs_[t], connect_worker(t, opened), asio::detached);
   co_await opened.wait();
   connect_end_ = Clock::now();
+  if (server_pid_ > 0) connect_server_cpu_ = cpu_seconds(server_pid_) - server_cpu_before;
+  connect_client_cpu_ = cpu_seconds(0) - client_cpu_before;
   std::printf("connected: %ld of %zu sockets in %.2f s (%.0f handshakes/s)\n", totals_.connected.load(), n_sockets,
               seconds_between(connect_start_, connect_end_),
               static_cast<double>(totals_.connected.load()) / seconds_between(connect_start_, connect_end_));
@@ -1201,6 +1205,12 @@ int Bench::report() {
            " closed=" + std::to_string(closed) + " rss_before_kib=" + std::to_string(rss_before_) +
            " rss_after_kib=" + std::to_string(rss_after_) + " rss_per_conn_kib=" + fmt("%.2f", per) +
            " connect_s=" + fmt("%.3f", secs) + " handshakes_per_s=" + fmt("%.0f", secs > 0 ? conns / secs : 0);
+    // What one opening costs each side (user + system time over the opening phase): the
+    // figure that says which of the two bounds handshakes/s.
+    if (conns > 0 && connect_server_cpu_ >= 0)
+      line += " server_cpu_us_per_handshake=" + fmt("%.1f", connect_server_cpu_ * 1e6 / static_cast<double>(conns));
+    if (conns > 0 && connect_client_cpu_ >= 0)
+      line += " client_cpu_us_per_handshake=" + fmt("%.1f", connect_client_cpu_ * 1e6 / static_cast<double>(conns));
   } else {
     LatencyHistogram h;
     std::int64_t last = 0;

@@ -281,22 +281,19 @@ TEST(WsFrameReader, SeveralFramesInOneBufferComeOutOneEventPerCall) {
   std::string_view in(all);
   WsFrameReader r(kMax);
   WsEvent ev;
-  EXPECT_EQ(r.next(in, ev), 7u);
-  EXPECT_EQ(ev.kind, Kind::Text);
-  EXPECT_EQ(ev.payload, "a");
-  in.remove_prefix(7);
-  EXPECT_EQ(r.next(in, ev), 8u);
-  EXPECT_EQ(ev.kind, Kind::Binary);
-  EXPECT_EQ(ev.payload, "bc");
-  in.remove_prefix(8);
-  EXPECT_EQ(r.next(in, ev), 6u);
-  EXPECT_EQ(ev.kind, Kind::Ping);
-  EXPECT_EQ(ev.payload, "");
-  in.remove_prefix(6);
-  EXPECT_EQ(r.next(in, ev), 8u);
-  EXPECT_EQ(ev.kind, Kind::Close);
+  struct Want {
+    std::size_t used;
+    Kind kind;
+    std::string_view payload;
+  };
+  for (const Want& w : {Want{7, Kind::Text, "a"}, Want{8, Kind::Binary, "bc"}, Want{6, Kind::Ping, ""},
+                        Want{8, Kind::Close, ""}}) {
+    EXPECT_EQ(r.next(in, ev), w.used);
+    EXPECT_EQ(ev.kind, w.kind);
+    EXPECT_EQ(ev.payload, w.payload);
+    in.remove_prefix(w.used);
+  }
   EXPECT_EQ(ev.code, 1000);
-  in.remove_prefix(8);
   EXPECT_EQ(r.next(in, ev), 0u);
   EXPECT_EQ(ev.kind, Kind::None);
   EXPECT_FALSE(r.failed());
