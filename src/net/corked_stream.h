@@ -51,6 +51,7 @@ class CorkedStream {
   bool write_now();
   bool pending() const { return !buffer_.empty(); }  // bytes buffered, not yet written
   bool busy() const { return busy_; }                // a flush's write is in flight
+  std::size_t buffered() const { return buffer_.size(); }  // bytes waiting (behind the write in flight)
   bool corked() const { return corked_; }
   // Gives the buffers' memory back (they keep the capacity of the largest batch) when nothing
   // is buffered or in flight: an idle connection's (called by the keep-alive sweep).

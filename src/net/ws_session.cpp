@@ -323,7 +323,7 @@ void WsSession::request_close(std::uint16_t code, std::string reason, bool flush
 }
 
 void WsSession::push(const api::OutEventPtr& ev, bool closing_flush) {
-  if (closed_ || (close_ && !closing_flush)) return;
+  if (closed_ || peer_closed_ || (close_ && !closing_flush)) return;
   if (catching_up_) {
     // Typing and the like wait only within the soft bounds: they never make a slow consumer.
     if (ev->cls == api::EventClass::Ephemeral &&
@@ -420,7 +420,7 @@ awaitable<bool> WsSession::page_out(Id room, chat::Seq& cursor, chat::Seq until,
       co_return false;
     }
     for (const auto& m : page) {
-      if (close_ || closed_) co_return false;  // revoked or cut meanwhile: stop replaying
+      if (close_ || !may_send()) co_return false;  // revoked, cut or closed meanwhile: stop replaying
       if (until > 0 && m.seq >= until) co_return true;
       // (A named frame: GCC 12 destroys a conditional's temporary twice inside co_await.)
       std::string frame;
@@ -561,7 +561,9 @@ awaitable<void> WsSession::catch_up_then_write() {
   pending_.clear();
   pending_bytes_ = 0;
   for (const auto& ev : held) push(ev, true);  // a 1001 close flushes what was held too
-  if (!ok) {
+  // (A catch-up cut short by the client's close goes on to the writer, which sends the answer
+  // still buffered and tears down.)
+  if (!ok && !peer_closed_) {
     if (!closed_) hard_close(end_reason_);
     writer_ = Writer::Done;
     co_return;
@@ -576,6 +578,11 @@ awaitable<void> WsSession::writer_loop() {
   bool ok = true, close_sent = false;
   std::vector<api::OutEventPtr> batch;
   while (ok && !closed_) {
+    if (teardown_due_ && !cork_.pending()) {  // the answer to the client's close has left
+      teardown();
+      close_sent = true;
+      break;
+    }
     if (ping_due_) {
       ping_due_ = false;
       if (may_send()) {
@@ -592,11 +599,6 @@ awaitable<void> WsSession::writer_loop() {
       batch.clear();
       queue_changed();
       set_behind(ok && queued() * 4 >= deps_.opts.queue_max_events);
-      if (ok && teardown_due_ && !cork_.pending()) {
-        teardown();
-        close_sent = true;
-        break;
-      }
       continue;
     }
     if (close_ && !close_sent_) {
@@ -624,21 +626,28 @@ awaitable<void> WsSession::writer_loop() {
   if (!closed_ && !close_sent) hard_close(end_reason_);
 }
 
-// The reader is a chain of waits, not a coroutine: an idle connection waits for its socket to
-// become readable, holding no buffer; what is there is then read (until the socket would
-// block) into one buffer per IO thread and parsed at once (net/ws_frames.h). Only a partly
-// read message is kept in the session (WsFrameReader), and the unparsed rest of a read while
-// a blocking frame is answered (in_).
+// The reader is a chain of reads, not a coroutine: an idle connection waits in one read into a
+// 64-byte buffer in the session. Asio's reads are speculative (they try the socket first), so
+// no readiness is ever missed with its edge-triggered epoll — a readiness wait would be: its
+// signal can be taken by another IO thread before the wait is queued. A read that fills the
+// small buffer goes on into one 16 KiB buffer per IO thread until the socket would block.
+// Everything read is parsed at once (net/ws_frames.h); only a partly read message is kept in
+// the session (WsFrameReader), and the unparsed rest of a read while a blocking frame is
+// answered (in_).
 void WsSession::read_next() {
-  stream_.socket().async_wait(asio::ip::tcp::socket::wait_read,
-                              [self = shared_from_this()](const boost::system::error_code& ec) { self->on_readable(ec); });
+  stream_.socket().async_read_some(asio::buffer(head_), [self = shared_from_this()](
+                                                            const boost::system::error_code& ec, std::size_t n) {
+    self->on_read(ec, n);
+  });
 }
 
-void WsSession::on_readable(const boost::system::error_code& ec) {
+void WsSession::on_read(const boost::system::error_code& ec, std::size_t n) {
   if (ec) {
     if (end_reason_ == "closed") end_reason_ = "read: " + ec.message();
     return reader_ended();
   }
+  if (!handle_input(std::string_view(head_.data(), n))) return;
+  if (n < head_.size()) return read_next();  // (most likely all there was: the next read tries first)
   read_available();
 }
 
@@ -647,9 +656,10 @@ void WsSession::read_available() {
   auto& sock = stream_.socket();
   boost::system::error_code ec;
   if (!sock.non_blocking()) sock.non_blocking(true, ec);
-  for (;;) {
+  // Bounded work per turn: a client that sends without pause does not hold the strand (its
+  // timers, its writer) or the IO thread; the rest is read after what else is due.
+  for (int reads = 0; reads < 16; ++reads) {
     std::size_t n = sock.read_some(asio::buffer(buf), ec);
-    // Until the socket would block: the reactor signals readiness only when it changes.
     if (ec == asio::error::would_block || ec == asio::error::try_again) return read_next();
     if (ec) {
       if (end_reason_ == "closed") end_reason_ = "read: " + ec.message();
@@ -657,13 +667,14 @@ void WsSession::read_available() {
     }
     if (!handle_input(std::string_view(buf.data(), n))) return;
   }
+  asio::post(strand_, [self = shared_from_this()] { self->read_available(); });
 }
 
 // Parses and handles what was read. After a violation or once our side is shut down, the
 // rest is dropped (the connection waits for the client's end).
 bool WsSession::handle_input(std::string_view data) {
   while (!data.empty()) {
-    if (tearing_down_ || peer_closed_ || frames_.failed()) return true;
+    if (closed_ || tearing_down_ || peer_closed_ || frames_.failed()) return true;
     WsEvent ev;
     data.remove_prefix(frames_.next(data, ev));
     if (ev.kind == WsEvent::Kind::None) break;
@@ -684,7 +695,10 @@ bool WsSession::handle_input(std::string_view data) {
         spdlog::info("ws protocol error conn={} user={}: {} (close {})", who_.connection_id, adm_.user, ev.payload,
                      ev.code);
         fail_close_ = true;
-        request_close(ev.code, std::string(ev.payload), false);
+        if (close_sent_)  // our close is out already: no other close frame, just the end
+          teardown();
+        else
+          request_close(ev.code, std::string(ev.payload), false);
         break;
       case WsEvent::Kind::Text:
       case WsEvent::Kind::Binary:
@@ -699,7 +713,7 @@ bool WsSession::handle_input(std::string_view data) {
 }
 
 bool WsSession::on_message(const WsEvent& ev) {
-  if (close_) return false;  // closing: answer nothing more
+  if (close_ || closed_) return false;  // closing or cut: answer nothing more
   // Inbound rate: a token bucket per connection, over every data frame (sends included).
   bool limited = !inbound_.take(last_rx_);
   if (ev.kind != WsEvent::Kind::Text) {
@@ -733,6 +747,11 @@ void WsSession::resume_reading() {
 // write (the writer's, woken when idle).
 void WsSession::send_control(WsOpcode op, std::string_view payload) {
   if (!may_send()) return;
+  // A client that pings and does not read: while a write waits, at most kControlBacklog bytes
+  // of pongs wait behind it; the pongs of later pings are not sent (RFC 6455 §5.5.3 lets a
+  // server answer only some of them).
+  constexpr std::size_t kControlBacklog = 4096;
+  if (cork_.busy() && cork_.buffered() >= kControlBacklog) return;
   cork_.append_frame(op, payload);
   if (cork_.busy()) return;  // the flush in flight takes it along
   if (!cork_.write_now() && writer_ == Writer::Idle) wake();

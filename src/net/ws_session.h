@@ -76,7 +76,7 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
  private:
   using Clock = std::chrono::steady_clock;
   void read_next();
-  void on_readable(const boost::system::error_code& ec);
+  void on_read(const boost::system::error_code& ec, std::size_t n);
   void read_available();
   bool handle_input(std::string_view data);  // false: paused (the rest kept in in_) or over
   bool on_message(const WsEvent& ev);        // true: paused until a blocking answer is queued
@@ -144,7 +144,8 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   // Made when first needed (most connections never need them): close timeout, badge snapshot
   // wait (released once the snapshot is in), write stall, write blocked.
   std::unique_ptr<boost::asio::steady_timer> kill_, snapshot_wait_, stall_, blocked_;
-  WsFrameReader frames_;  // what the client sends, parsed (≤ max_frame_bytes per message)
+  std::array<char, 64> head_;  // the waiting read's buffer (most client frames fit)
+  WsFrameReader frames_;       // what the client sends, parsed (≤ max_frame_bytes per message)
   std::string in_;        // bytes read and not yet parsed while a blocking frame is answered
   bool reader_done_ = false, registered_ = false, finished_ = false;
   Clock::time_point started_;

@@ -87,6 +87,23 @@ test('control frames: ping → pong with the same payload; close 1000 → close 
   assert.ok(c.ended, 'TCP ended after the close handshake');
 });
 
+test('frames sent the moment the 101 arrives (before `connected`) are all answered', async () => {
+  // The server starts reading right after its 101; nothing sent in that window may wait for a
+  // later packet (ten rounds, each on a fresh socket).
+  for (let round = 0; round < 10; round++) {
+    const c = await rawConnect(S.url, `/ws?token=${U.token}`);
+    socks.push(c.sock);
+    assert.equal(c.status, 101, c.headText);
+    c.write(Buffer.concat([buildFrame(OP.text, `{"type":"ping","data":{"timestamp":${round}}}`), buildFrame(OP.ping, 'p')]));
+    const deadline = Date.now() + 3000;
+    const answered = () => c.texts().some((t) => t.type === 'pong') && c.frames.some((f) => f.opcode === OP.pong);
+    while (!answered() && Date.now() < deadline) await c.changed(deadline - Date.now());
+    assert.equal(c.texts().find((t) => t.type === 'pong')?.data.timestamp, round, `round ${round}: text ping answered`);
+    assert.equal(c.frames.find((f) => f.opcode === OP.pong)?.payload.toString(), 'p', `round ${round}: ping frame answered`);
+    c.sock.destroy();
+  }
+});
+
 test('unmasked client frame → close 1002', async () => {
   const c = await upgraded();
   await expectClose(c, buildFrame(OP.text, '{"type":"ping","data":{"timestamp":1}}', { mask: false }), 1002, 'unmasked');
