@@ -674,7 +674,7 @@ void WsSession::read_available() {
 // rest is dropped (the connection waits for the client's end).
 bool WsSession::handle_input(std::string_view data) {
   while (!data.empty()) {
-    if (closed_ || tearing_down_ || peer_closed_ || frames_.failed()) return true;
+    if (closed_ || peer_closed_ || frames_.failed()) return true;  // (closed_: also once torn down)
     WsEvent ev;
     data.remove_prefix(frames_.next(data, ev));
     if (ev.kind == WsEvent::Kind::None) break;
@@ -785,8 +785,7 @@ void WsSession::teardown_when_sent() {
 // Our side is done: FIN after the last byte, then the reader drops what still comes until the
 // client's end (or kill_ cuts it), as RFC 6455 §7.1.1 has a server close the TCP connection.
 void WsSession::teardown() {
-  if (tearing_down_ || closed_) return;
-  tearing_down_ = true;
+  if (closed_) return;  // (ended() below: closed_ also marks a teardown done)
   boost::system::error_code ec;
   stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
   cut_within(deps_.opts.handshake_timeout);

@@ -179,7 +179,6 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   bool peer_closed_ = false;   // the client's close came in
   bool fail_close_ = false;    // closing for a protocol violation: no waiting for the client's close
   bool teardown_due_ = false;  // tear down once what is buffered has left
-  bool tearing_down_ = false;  // our side shut down: reading (and dropping) until the client's end
   bool ping_due_ = false;
   Clock::time_point last_rx_ = Clock::now(), last_ping_ = Clock::now();
   TokenBucket inbound_;
