@@ -78,6 +78,15 @@ std::string Metrics::render() const {
        "# TYPE parley_ws_events_sent_total counter\n"
        "parley_ws_events_sent_total "
     << ws_frames_sent_.load() << "\n";
+  {
+    std::array<std::uint64_t, kBatchBuckets.size() + 1> writes{};
+    std::uint64_t n = 0;
+    for (std::size_t i = 0; i < writes.size(); ++i) n += writes[i] = ws_writes_[i].load(std::memory_order_relaxed);
+    o << "# HELP parley_ws_frames_per_write WebSocket data frames handed to a socket in one write.\n"
+         "# TYPE parley_ws_frames_per_write histogram\n";
+    // (The sum is the frames counted with these writes: parley_ws_events_sent_total.)
+    histogram(o, "parley_ws_frames_per_write", kBatchBuckets, writes, static_cast<double>(ws_frames_sent_.load()), n);
+  }
   o << "# HELP parley_ws_queue_high_water_events Largest outbound queue seen, in events.\n"
        "# TYPE parley_ws_queue_high_water_events gauge\n"
        "parley_ws_queue_high_water_events "

@@ -19,7 +19,15 @@ class Metrics {
   void observe_commit(std::size_t jobs);
   void message_stored() { messages_stored_.fetch_add(1, std::memory_order_relaxed); }
   // Per-frame and per-event WebSocket figures: lock-free, they sit on the fan-out hot path.
-  void ws_frame_sent() { ws_frames_sent_.fetch_add(1, std::memory_order_relaxed); }
+  // One hand-over of `frames` data frames to a socket in one write (the kernel may take it in
+  // pieces): counted as frames sent and in the frames-per-write histogram.
+  void ws_write(std::size_t frames) {
+    if (frames == 0) return;
+    ws_frames_sent_.fetch_add(frames, std::memory_order_relaxed);
+    std::size_t i = 0;
+    while (i < kBatchBuckets.size() && static_cast<double>(frames) > kBatchBuckets[i]) ++i;
+    ws_writes_[i].fetch_add(1, std::memory_order_relaxed);
+  }
   void ws_queue_depth(std::uint64_t events) {
     auto cur = ws_queue_high_water_.load(std::memory_order_relaxed);
     while (events > cur && !ws_queue_high_water_.compare_exchange_weak(cur, events, std::memory_order_relaxed)) {
@@ -49,6 +57,7 @@ class Metrics {
   std::uint64_t batch_sum_ = 0, batch_count_ = 0;
   std::atomic<std::uint64_t> messages_stored_{0};
   std::atomic<std::uint64_t> ws_frames_sent_{0};
+  std::array<std::atomic<std::uint64_t>, kBatchBuckets.size() + 1> ws_writes_{};  // by frames per write
   std::atomic<std::uint64_t> ws_queue_high_water_{0};
   std::map<std::string, std::pair<std::string, std::string>> families_;  // family -> (type, help)
   std::map<std::string, double> series_;

@@ -4,12 +4,23 @@
 
 TEST(Metrics, WebSocketFiguresRender) {
   parley::api::Metrics m;
-  m.ws_frame_sent();
-  m.ws_frame_sent();
+  m.ws_write(1);
+  m.ws_write(1);
+  m.ws_write(0);  // no data frame: not a write of any
+  m.ws_write(5);
+  m.ws_write(64);
+  m.ws_write(65);
   m.ws_queue_depth(5);
   m.ws_queue_depth(3);  // a high-water mark never goes down
   auto text = m.render();
-  EXPECT_NE(text.find("\nparley_ws_events_sent_total 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nparley_ws_events_sent_total 136\n"), std::string::npos) << text;
+  // Cumulative buckets of frames per write: 1, 1 | 5 | 64 | 65.
+  EXPECT_NE(text.find("\nparley_ws_frames_per_write_bucket{le=\"1\"} 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nparley_ws_frames_per_write_bucket{le=\"4\"} 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nparley_ws_frames_per_write_bucket{le=\"8\"} 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nparley_ws_frames_per_write_bucket{le=\"64\"} 4\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nparley_ws_frames_per_write_bucket{le=\"128\"} 5\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nparley_ws_frames_per_write_count 5\n"), std::string::npos) << text;
   EXPECT_NE(text.find("\nparley_ws_queue_high_water_events 5\n"), std::string::npos) << text;
 }
 

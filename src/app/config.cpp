@@ -135,6 +135,11 @@ ParseOutcome parse_config(int argc, char** argv, Config& c) {
   serve->add_option("--ws-handshake-timeout-ms", c.ws_handshake_timeout_ms, "WebSocket upgrade and close handshakes")
       ->envname(env("WS_HANDSHAKE_TIMEOUT_MS"))
       ->check(CLI::Range(100, 60000));
+  serve
+      ->add_option("--ws-write-delay-ms", c.ws_write_delay_ms,
+                   "how long a WebSocket event may wait for the next ones to leave in one write (0: none)")
+      ->envname(env("WS_WRITE_DELAY_MS"))
+      ->check(CLI::Range(0, 1000));
   serve->add_option("--presence-grace-ms", c.presence_grace_ms,
                     "how long a user stays online after their last connection closed")
       ->envname(env("PRESENCE_GRACE_MS"))

@@ -47,6 +47,7 @@ struct Config {
   int http_header_timeout_ms = 10000;     // 100 .. 3,600,000 (first byte to the end of the header)
   int ws_max_frame_bytes = 64 * 1024;     // 1 KiB .. 64 KiB
   int ws_handshake_timeout_ms = 10000;    // 100 .. 60,000 (upgrade and close handshakes)
+  int ws_write_delay_ms = 20;             // 0 .. 1,000 (0: every event is handed to its write at once)
   int presence_grace_ms = 5000;           // 100 .. 600,000 (online this long after the last close)
   // Attachments: where their files live (empty: <the SQLite file's directory>/uploads, or
   // ./data/uploads without a SQLite file; with several instances, a directory they share) and

@@ -256,6 +256,7 @@ int serve(const app::Config& cfg) {
   wso.inbound_burst = cfg.ws_inbound_burst;
   wso.max_frame_bytes = static_cast<std::size_t>(cfg.ws_max_frame_bytes);
   wso.handshake_timeout = std::chrono::milliseconds(cfg.ws_handshake_timeout_ms);
+  wso.write_delay = std::chrono::milliseconds(cfg.ws_write_delay_ms);
   api::WsService ws_service(chat, gate, metrics, load);
   hub_opts.interest = [&bus](Id user, bool watch) { watch ? bus.watch_user(user) : bus.unwatch_user(user); };
   hub_opts.room_interest = [&bus](Id room, bool watch) { watch ? bus.watch_room(room) : bus.unwatch_room(room); };
@@ -349,6 +350,9 @@ int serve(const app::Config& cfg) {
   metrics.declare("parley_ws_handshake_failures_total", "counter", "Refused or failed upgrades by reason.");
   metrics.declare("parley_ws_protocol_errors_total", "counter",
                   "Connections closed 1002, 1007 or 1009 for an RFC 6455 violation.");
+  metrics.declare("parley_ws_write_delay_full_total", "counter",
+                  "Events handed to a socket's write before the write delay ended: a write's worth was waiting.");
+  metrics.add("parley_ws_write_delay_full_total", 0);
   metrics.add("parley_ws_connections{endpoint=\"sidebar\"}", 0);
   metrics.add("parley_ws_connections{endpoint=\"chatroom\"}", 0);
   net::HttpOptions http_opts;

@@ -143,6 +143,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     }
   }
 
+  // The write delay (WsOptions::write_delay): nullptr when off.
+  std::unique_ptr<WsWriteDelay> write_delay;
+
   // Open connections, so that shutdown can close the idle ones. Bounded by the number of
   // open sockets (the process's file descriptor limit).
   mutable std::mutex conns_mu;
@@ -196,7 +199,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   }
 
   Impl(asio::io_context& i, asio::thread_pool& p, api::RestApi& a, HttpOptions o, WsDeps* w)
-      : ioc(i), pool(p), api(a), opts(o), ws(w), acceptor(i) {}
+      : ioc(i), pool(p), api(a), opts(o), ws(w), acceptor(i) {
+    if (ws && ws->opts.write_delay.count() > 0) write_delay = std::make_unique<WsWriteDelay>(ioc, ws->opts.write_delay);
+  }
 
   awaitable<void> accept_loop() {
     for (;;) {
@@ -300,7 +305,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     }
     // From here the connection is the WebSocket session's, on a coroutine of its own: the HTTP
     // session's frames and read buffer go as soon as this returns.
-    auto session = std::make_shared<WsSession>(stream, conn, *ws, sweep, std::move(adm),
+    auto session = std::make_shared<WsSession>(stream, conn, *ws, sweep, write_delay.get(), std::move(adm),
                                                api::WsService::new_connection_id(),
                                                [self = shared_from_this(), conn] { self->forget(conn); });
     conn->ws = true;
@@ -693,6 +698,7 @@ void HttpServer::stop() {
     beast::error_code ec;
     self->acceptor.close(ec);
   });
+  if (self->write_delay) self->write_delay->stop();  // what it holds goes now, nothing waits from here
   if (self->ws) self->ws->hub.close_all(1001, "server shutting down");
   // Wake every connection blocked waiting for its next request; one mid-request finishes
   // (keep-alive is off from now on) and then closes.

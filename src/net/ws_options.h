@@ -36,6 +36,9 @@ struct WsOptions {
   std::size_t replay_max = 1000;                       // more missing → resync_required
   int replay_page = 200;                               // messages per storage read of a replay
   std::size_t write_batch = 64;                        // frames taken from the queue per wake-up
+  // How long an event may wait for the next ones to leave in the same write (0: none, each
+  // goes at once). A session with write_batch events waiting writes them without waiting.
+  std::chrono::milliseconds write_delay{0};
 };
 
 // What a session needs from the rest of the process.

@@ -115,13 +115,66 @@ void WsSweep::sweep() {
   }
 }
 
+struct WsWriteDelay::State : std::enable_shared_from_this<WsWriteDelay::State> {
+  State(asio::io_context& ioc, std::chrono::milliseconds d) : timer(ioc), delay(d) {}
+  std::mutex mu;
+  asio::steady_timer timer;  // every call on it under mu
+  std::chrono::milliseconds delay;
+  std::vector<std::shared_ptr<WsSession>> due;  // ≤ the open sessions: each listed once
+  bool armed = false, stopped = false;
+
+  void fire() {
+    std::vector<std::shared_ptr<WsSession>> now;
+    {
+      std::lock_guard g(mu);
+      armed = false;
+      now.swap(due);
+    }
+    for (auto& s : now) s->release_deferred();
+  }
+};
+
+WsWriteDelay::WsWriteDelay(asio::io_context& ioc, std::chrono::milliseconds delay)
+    : st_(std::make_shared<State>(ioc, delay)) {}
+
+// (Sessions still listed go with the state: stop() has handed them over on every shutdown.)
+WsWriteDelay::~WsWriteDelay() = default;
+
+void WsWriteDelay::defer(std::shared_ptr<WsSession> s) {
+  {
+    std::lock_guard g(st_->mu);
+    if (!st_->stopped) {
+      st_->due.push_back(std::move(s));
+      if (!st_->armed) {
+        st_->armed = true;
+        st_->timer.expires_after(st_->delay);
+        st_->timer.async_wait([w = std::weak_ptr<State>(st_)](const boost::system::error_code& ec) {
+          if (ec) return;
+          if (auto st = w.lock()) st->fire();
+        });
+      }
+      return;
+    }
+  }
+  s->release_deferred();
+}
+
+void WsWriteDelay::stop() {
+  {
+    std::lock_guard g(st_->mu);
+    st_->stopped = true;
+    st_->timer.cancel();
+  }
+  st_->fire();
+}
+
 std::chrono::milliseconds WsSession::keepalive_tick(const WsOptions& o) {
   auto t = std::min(o.ping_interval, std::chrono::duration_cast<std::chrono::milliseconds>(o.idle_timeout / 5));
   return std::max(t, std::chrono::milliseconds(1));
 }
 
 WsSession::WsSession(beast::tcp_stream& stream, std::shared_ptr<void> keep, WsDeps& deps, WsSweep& sweep,
-                     api::Admission adm, std::string id, std::function<void()> on_end)
+                     WsWriteDelay* delay, api::Admission adm, std::string id, std::function<void()> on_end)
     : keep_(std::move(keep)),
       on_end_(std::move(on_end)),
       strand_(stream.get_executor()),
@@ -131,6 +184,7 @@ WsSession::WsSession(beast::tcp_stream& stream, std::shared_ptr<void> keep, WsDe
       adm_{adm.user, adm.room, adm.after_seq, adm.token_version, adm.sidebar},
       who_{adm_.user, adm_.sidebar ? 0 : adm_.room, std::move(id)},
       sweep_(sweep),
+      delay_(delay),
       frames_(deps.opts.max_frame_bytes),
       inbound_(deps.opts.inbound_per_sec, deps.opts.inbound_burst) {}
 
@@ -169,11 +223,41 @@ void cancel(const std::unique_ptr<asio::steady_timer>& t) {
 }  // namespace
 
 void WsSession::deliver(const api::OutEventPtr& ev) {
+  bool defer = false, full = false;
   {
     SpinGuard g(inbox_lock_);
     inbox_.push_back(ev);
     if (inbox_posted_) return;  // the posted drain takes it along
+    Clock::time_point now{};
+    if (delay_) {
+      // At most one hand-over per write delay: within it the events wait for the window's
+      // end, unless a write's worth is waiting already. A socket that gets less than one
+      // event per delay never waits.
+      now = Clock::now();
+      if (deferred_) {
+        if (inbox_.size() < deps_.opts.write_batch) return;
+        full = true;
+      } else if (now - last_handover_ < deps_.opts.write_delay) {
+        defer = deferred_ = true;
+      }
+    }
+    if (!defer) {
+      inbox_posted_ = true;
+      last_handover_ = now;
+    }
+  }
+  if (defer) return delay_->defer(shared_from_this());
+  if (full) deps_.metrics.add("parley_ws_write_delay_full_total", 1);
+  asio::post(strand_, [self = shared_from_this()] { self->drain_inbox(); });
+}
+
+void WsSession::release_deferred() {
+  {
+    SpinGuard g(inbox_lock_);
+    deferred_ = false;
+    if (inbox_posted_ || inbox_.empty()) return;  // handed over early, or drained by a kick
     inbox_posted_ = true;
+    last_handover_ = Clock::now();
   }
   asio::post(strand_, [self = shared_from_this()] { self->drain_inbox(); });
 }
@@ -210,9 +294,8 @@ bool WsSession::write_inline() {
   queue_changed();
   cork.cork();
   for (const auto& ev : batch) cork.append_text_frame(ev->payload);
-  auto frames = batch.size();
+  deps_.metrics.ws_write(batch.size());  // written here, or the rest by the writer
   batch.clear();
-  for (std::size_t i = 0; i < frames; ++i) deps_.metrics.ws_frame_sent();  // written here or by the writer
   if (!cork.write_now()) return false;
   set_behind(queued() * 4 >= deps_.opts.queue_max_events);
   return queued() == 0;
@@ -227,6 +310,7 @@ void WsSession::deliver_snapshot(std::vector<api::OutEventPtr> badges) {
 
 void WsSession::kick(std::uint16_t code, std::string reason) {
   asio::post(strand_, [self = shared_from_this(), code, r = std::move(reason)]() mutable {
+    self->drain_inbox();  // events handed over before the kick go first (also those the write delay holds)
     self->request_close(code, std::move(r), code == 1001);
   });
 }
@@ -388,7 +472,7 @@ awaitable<bool> WsSession::write_now(const std::string& frame) {
     if (end_reason_ == "closed") end_reason_ = "write: " + ec.message();
     co_return false;
   }
-  deps_.metrics.ws_frame_sent();
+  deps_.metrics.ws_write(1);
   co_return true;
 }
 
@@ -456,7 +540,7 @@ awaitable<bool> WsSession::write_batch(const std::vector<api::OutEventPtr>& batc
     if (end_reason_ == "closed") end_reason_ = "write: " + ec.message();
     co_return false;
   }
-  for (std::size_t i = 0; i < batch.size(); ++i) deps_.metrics.ws_frame_sent();
+  deps_.metrics.ws_write(batch.size());
   co_return true;
 }
 

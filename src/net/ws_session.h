@@ -45,6 +45,27 @@ class WsSweep {
   std::size_t size_ = 0;
 };
 
+// The write delay (WsOptions::write_delay, `--ws-write-delay-ms`): an event for a session
+// waits up to the delay before the session's strand takes it, so that the events arriving
+// meanwhile (the next messages of a busy room, their badges) leave in one write instead of
+// one write each — the kernel's cost of a write is most of a delivery's. One timer for every
+// session, armed while some wait; a session is listed at most once (WsSession::deferred_),
+// so the list is bounded by the open sessions, and a session whose waiting events reach
+// WsOptions::write_batch is handed over at once without waiting for the timer.
+class WsWriteDelay {
+ public:
+  WsWriteDelay(boost::asio::io_context& ioc, std::chrono::milliseconds delay);
+  ~WsWriteDelay();
+  // Any thread: s's events go to its strand when the current window ends.
+  void defer(std::shared_ptr<WsSession> s);
+  // Hands every waiting session over now; defer() then hands over at once (shutdown).
+  void stop();
+
+ private:
+  struct State;
+  std::shared_ptr<State> st_;
+};
+
 // One WebSocket connection, as transport: a chain of reads and a writer that runs while there
 // is something to write, both on the connection's strand, and a place in the server's
 // keep-alive sweep (WsSweep); idle, it holds no coroutine and no buffer. It frames what it
@@ -57,8 +78,9 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
  public:
   // keep: owns the stream (the HTTP connection); held as long as the session lives.
   using Request = boost::beast::http::request<boost::beast::http::string_body>;
+  // delay: the server's write delay (nullptr: none, every event goes to the strand at once).
   WsSession(boost::beast::tcp_stream& stream, std::shared_ptr<void> keep, WsDeps& deps, WsSweep& sweep,
-            api::Admission adm, std::string id, std::function<void()> on_end);
+            WsWriteDelay* delay, api::Admission adm, std::string id, std::function<void()> on_end);
   ~WsSession() override;
   // Completes the upgrade (the request is released once answered) and starts the reader and the
   // writer; on_end is called once the connection is over (also when the upgrade fails).
@@ -103,6 +125,8 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   OutboundQueue& queue();
   std::size_t queued() const { return queue_ ? queue_->events() : 0; }
   friend class WsSweep;
+  friend class WsWriteDelay;
+  void release_deferred();  // WsWriteDelay's window ended: the waiting events go to the strand
   boost::asio::awaitable<bool> write_now(const std::string& frame);
   boost::asio::awaitable<bool> write_batch(const std::vector<api::OutEventPtr>& batch);
   boost::asio::awaitable<bool> catch_up();  // replay or snapshot; false: close
@@ -139,6 +163,7 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   } adm_;
   api::WsIdentity who_;
   WsSweep& sweep_;
+  WsWriteDelay* delay_;
   WsSession *sweep_prev_ = nullptr, *sweep_next_ = nullptr;  // WsSweep's list, under its mutex
   bool swept_ = false;                                       // in the list
   // Made when first needed (most connections never need them): close timeout, badge snapshot
@@ -159,6 +184,8 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   // applies the queue's bounds to every event of it. Empty, it holds no memory.
   std::atomic_flag inbox_lock_;  // clear; held for a few instructions: spin, then yield
   bool inbox_posted_ = false;    // a drain is posted and has not started
+  bool deferred_ = false;        // listed in WsWriteDelay: its window's end hands the inbox over
+  std::chrono::steady_clock::time_point last_handover_{};  // the last post of a drain (with a write delay)
   std::vector<api::OutEventPtr> inbox_;
 
   // Strand-only state.

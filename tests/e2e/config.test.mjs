@@ -217,6 +217,8 @@ describe('bad configuration → exit 2 with one clear line on stderr', () => {
     ['PARLEY_WS_MAX_FRAME_BYTES=1000', [], { PARLEY_WS_MAX_FRAME_BYTES: '1000' }, /ws-max-frame-bytes/],
     ['--ws-handshake-timeout-ms 99', ['--ws-handshake-timeout-ms', '99'], {}, /ws-handshake-timeout-ms/],
     ['--http-header-timeout-ms 99', ['--http-header-timeout-ms', '99'], {}, /http-header-timeout-ms/],
+    ['--ws-write-delay-ms 1001', ['--ws-write-delay-ms', '1001'], {}, /ws-write-delay-ms/],
+    ['PARLEY_WS_WRITE_DELAY_MS=-1', [], { PARLEY_WS_WRITE_DELAY_MS: '-1' }, /ws-write-delay-ms/],
     ['--trusted-proxy that is not a CIDR', ['--trusted-proxy', '10.0.0.0/33'], {}, /trusted-proxy/],
     ['PARLEY_TRUSTED_PROXY with a host name', [], { PARLEY_TRUSTED_PROXY: 'proxy.example' }, /trusted-proxy/],
     ['--max-connections-per-ip -1', ['--max-connections-per-ip', '-1'], {}, /max-connections-per-ip/],
