@@ -3,12 +3,13 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <csignal>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <algorithm>
@@ -119,6 +120,15 @@ std::string load_jwt_key(const app::Config& c) {
 }
 
 int serve(const app::Config& cfg) {
+  // SIGINT and SIGTERM are taken by one thread waiting for them (sigwait, below), not by a
+  // handler: every thread inherits them blocked from here on. A handler runs on whichever
+  // thread the kernel picks, and a ThreadSanitizer build defers it to that thread's next
+  // intercepted call — which an idle pool thread may never make, so a SIGTERM went unseen.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   auto logger = spdlog::stderr_color_mt("parley");
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
@@ -391,7 +401,6 @@ int serve(const app::Config& cfg) {
   arm_sweep();
 
   // Shutdown: stop accepting, let requests in flight finish (at most 8 s), then stop.
-  boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
   boost::asio::steady_timer drain(ioc);
   auto deadline = std::make_shared<std::chrono::steady_clock::time_point>();
   std::function<void()> poll_drained = [&] {
@@ -402,12 +411,34 @@ int serve(const app::Config& cfg) {
     drain.expires_after(std::chrono::milliseconds(20));
     drain.async_wait([&](const boost::system::error_code&) { poll_drained(); });
   };
-  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
+  bool shutting_down = false;  // on the IO threads
+  auto on_signal = [&](int sig) {
+    if (shutting_down) return;
+    shutting_down = true;
     spdlog::info("signal {}: shutting down", sig);
     *deadline = std::chrono::steady_clock::now() + std::chrono::seconds(8);
     server.stop();
     poll_drained();
+  };
+  // Waits for SIGINT/SIGTERM from the start (one sent before the listening line is taken
+  // too: it stays pending while blocked); ended, on every way out of here, by a signal to
+  // itself.
+  struct SignalThread {
+    std::atomic<bool> done{false};
+    std::thread t;
+    ~SignalThread() {
+      done = true;
+      pthread_kill(t.native_handle(), SIGTERM);
+      t.join();
+    }
+  } signal_thread;
+  signal_thread.t = std::thread([&] {
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&stop_signals, &sig) != 0) continue;
+      if (signal_thread.done) return;
+      boost::asio::post(ioc, [&on_signal, sig] { on_signal(sig); });
+    }
   });
 
   // Signal handling is in place before the listening line, so a script may stop the server
