@@ -16,9 +16,7 @@ void Metrics::observe_request(const std::string& route, const std::string& metho
 
 void Metrics::observe_commit(std::size_t jobs) {
   std::lock_guard g(mu_);
-  std::size_t i = 0;
-  while (i < kBatchBuckets.size() && static_cast<double>(jobs) > kBatchBuckets[i]) ++i;
-  ++batch_[i];
+  ++batch_[batch_bucket(jobs)];
   batch_sum_ += jobs;
   ++batch_count_;
 }

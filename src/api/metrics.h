@@ -24,9 +24,7 @@ class Metrics {
   void ws_write(std::size_t frames) {
     if (frames == 0) return;
     ws_frames_sent_.fetch_add(frames, std::memory_order_relaxed);
-    std::size_t i = 0;
-    while (i < kBatchBuckets.size() && static_cast<double>(frames) > kBatchBuckets[i]) ++i;
-    ws_writes_[i].fetch_add(1, std::memory_order_relaxed);
+    ws_writes_[batch_bucket(frames)].fetch_add(1, std::memory_order_relaxed);
   }
   void ws_queue_depth(std::uint64_t events) {
     auto cur = ws_queue_high_water_.load(std::memory_order_relaxed);
@@ -48,6 +46,11 @@ class Metrics {
   static constexpr std::array<double, 12> kLatencyBuckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                                           0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
   static constexpr std::array<double, 9> kBatchBuckets{1, 2, 4, 8, 16, 32, 64, 128, 256};
+  static std::size_t batch_bucket(std::size_t n) {  // the first bucket n fits in (the last: +Inf)
+    std::size_t i = 0;
+    while (i < kBatchBuckets.size() && static_cast<double>(n) > kBatchBuckets[i]) ++i;
+    return i;
+  }
   mutable std::mutex mu_;
   std::map<std::tuple<std::string, std::string, int>, std::uint64_t> requests_;
   std::array<std::uint64_t, kLatencyBuckets.size() + 1> latency_{};

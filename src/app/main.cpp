@@ -411,18 +411,15 @@ int serve(const app::Config& cfg) {
     drain.expires_after(std::chrono::milliseconds(20));
     drain.async_wait([&](const boost::system::error_code&) { poll_drained(); });
   };
-  bool shutting_down = false;  // on the IO threads
   auto on_signal = [&](int sig) {
-    if (shutting_down) return;
-    shutting_down = true;
     spdlog::info("signal {}: shutting down", sig);
     *deadline = std::chrono::steady_clock::now() + std::chrono::seconds(8);
     server.stop();
     poll_drained();
   };
   // Waits for SIGINT/SIGTERM from the start (one sent before the listening line is taken
-  // too: it stays pending while blocked); ended, on every way out of here, by a signal to
-  // itself.
+  // too: it stays pending while blocked) and hands the first to the IO loop, the later ones
+  // to nobody; ended, on every way out of here, by a signal to itself.
   struct SignalThread {
     std::atomic<bool> done{false};
     std::thread t;
@@ -433,11 +430,12 @@ int serve(const app::Config& cfg) {
     }
   } signal_thread;
   signal_thread.t = std::thread([&] {
-    for (;;) {
+    for (bool posted = false;;) {
       int sig = 0;
       if (sigwait(&stop_signals, &sig) != 0) continue;
       if (signal_thread.done) return;
-      boost::asio::post(ioc, [&on_signal, sig] { on_signal(sig); });
+      if (!posted) boost::asio::post(ioc, [&on_signal, sig] { on_signal(sig); });
+      posted = true;
     }
   });
 

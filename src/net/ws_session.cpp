@@ -115,7 +115,7 @@ void WsSweep::sweep() {
   }
 }
 
-struct WsWriteDelay::State : std::enable_shared_from_this<WsWriteDelay::State> {
+struct WsWriteDelay::State {
   State(asio::io_context& ioc, std::chrono::milliseconds d) : timer(ioc), delay(d) {}
   std::mutex mu;
   asio::steady_timer timer;  // every call on it under mu
@@ -248,6 +248,10 @@ void WsSession::deliver(const api::OutEventPtr& ev) {
   }
   if (defer) return delay_->defer(shared_from_this());
   if (full) deps_.metrics.add("parley_ws_write_delay_full_total", 1);
+  post_drain();
+}
+
+void WsSession::post_drain() {
   asio::post(strand_, [self = shared_from_this()] { self->drain_inbox(); });
 }
 
@@ -259,7 +263,7 @@ void WsSession::release_deferred() {
     inbox_posted_ = true;
     last_handover_ = Clock::now();
   }
-  asio::post(strand_, [self = shared_from_this()] { self->drain_inbox(); });
+  post_drain();
 }
 
 void WsSession::drain_inbox() {

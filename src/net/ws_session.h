@@ -135,6 +135,7 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   boost::asio::awaitable<bool> page_out(Id room, chat::Seq& cursor, chat::Seq until, bool& ok);
   void push(const api::OutEventPtr& ev, bool closing_flush = false);  // on the strand
   void drain_inbox();                                                 // on the strand
+  void post_drain();                                                  // once inbox_posted_ is set
   bool write_inline();                                                // on the strand
   void push_reply(std::string frame);                                 // on the strand
   void queue_changed();
@@ -180,8 +181,9 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   // Events handed over by deliver() (any thread) and not yet pushed: one post to the strand
   // per batch instead of one per event (a fan-out to a socket of its new_message and badge,
   // a burst of sends). Bounded as the posts it replaces were: by what the hub fans out before
-  // the strand runs (HubOptions::max_pending events); drained whole on each run, and push()
-  // applies the queue's bounds to every event of it. Empty, it holds no memory.
+  // the strand runs (HubOptions::max_pending events), and while the write delay holds it by
+  // WsOptions::write_batch; drained whole on each run, and push() applies the queue's bounds
+  // to every event of it. Empty, it holds no memory.
   std::atomic_flag inbox_lock_;  // clear; held for a few instructions: spin, then yield
   bool inbox_posted_ = false;    // a drain is posted and has not started
   bool deferred_ = false;        // listed in WsWriteDelay: its window's end hands the inbox over
